@@ -1,0 +1,16 @@
+# The two entry points of the README; both set up a fresh machine first.
+UV := python3 -m uv
+
+.PHONY: setup pipeline test benchmark
+
+setup:
+	@bash scripts/setup.sh
+
+pipeline: setup
+	$(UV) run dvc repro
+
+test: setup
+	$(UV) run pytest
+
+benchmark: setup
+	$(UV) run python -m benchmarks.downsample_folder

@@ -1,0 +1,175 @@
+"""Stream a raw dataset into fixed-size uint8 arrays, one `.npy` per split, on several cores.
+
+Memory stays flat in the number of source images: items are streamed, a bounded number of
+chunks is in flight in the worker pool, and the output arrays are memory-mapped files.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from latentlab.data.prep import Spec, prepare_chunk
+from latentlab.data.raw import UNLABELED, Item, RawDataset
+from latentlab.data.splits import carve
+from latentlab.errors import UserError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+def plan_routes(raw: RawDataset, val_fraction: float, test_fraction: float, seed: int) -> dict:
+    """For each raw split, the output split index (into SPLITS) of every item.
+
+    The dataset's own val/test splits are kept; missing ones are carved from its train split,
+    stratified by class, with fractions of that train split.
+    """
+    train_labels = raw.splits["train"].labels
+    route = np.zeros(len(train_labels), dtype=np.int8)
+    pool = np.arange(len(train_labels))
+    for split, fraction, offset in (("test", test_fraction, 1), ("val", val_fraction, 2)):
+        if split in raw.splits:
+            continue
+        # Fractions are of the whole train split, so rescale for what is left of it.
+        share = min(1.0, fraction * len(train_labels) / max(len(pool), 1))
+        kept, taken = carve(train_labels[pool], share, seed + offset)
+        route[pool[taken]] = SPLITS.index(split)
+        pool = pool[kept]
+    routes = {"train": route}
+    for split in ("val", "test"):
+        if split in raw.splits:
+            routes[split] = np.full(len(raw.splits[split]), SPLITS.index(split), dtype=np.int8)
+    return routes
+
+
+def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _prepared(items: Iterable[Item], spec: Spec, workers: int, chunk_size: int):
+    """Yield (name, array-or-error) in input order, keeping at most 2×workers chunks in flight."""
+    if workers == 1:
+        for chunk in _chunks(items, chunk_size):
+            yield from prepare_chunk(chunk, spec)
+        return
+    # spawn: the parent may hold TensorFlow's threads (TFDS), which must not be forked.
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        pending: deque = deque()
+        for chunk in _chunks(items, chunk_size):
+            pending.append(pool.apply_async(prepare_chunk, (chunk, spec)))
+            if len(pending) >= 2 * workers:
+                yield from pending.popleft().get()
+        while pending:
+            yield from pending.popleft().get()
+
+
+@dataclass
+class _SplitWriter:
+    path: Path
+    capacity: int
+    spec: Spec
+    count: int = 0
+    labels: list[int] = field(default_factory=list)
+
+    def __post_init__(self):
+        shape = (self.capacity, self.spec.size, self.spec.size, self.spec.channels)
+        self.array = np.lib.format.open_memmap(self.path, mode="w+", dtype=np.uint8, shape=shape)
+
+    def add(self, image: np.ndarray, label: int) -> None:
+        self.array[self.count] = image
+        self.labels.append(label)
+        self.count += 1
+
+    def close(self) -> np.ndarray:
+        """Flush; shrink the file when bad images left rows unused. Returns the labels."""
+        self.array.flush()
+        if self.count < self.capacity:
+            tmp = self.path.with_suffix(".tmp.npy")
+            shape = (self.count, *self.array.shape[1:])
+            exact = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            for start in range(0, self.count, 4096):
+                exact[start: start + 4096] = self.array[start: start + 4096]
+            exact.flush()
+            del exact
+            del self.array
+            tmp.replace(self.path)
+        else:
+            del self.array
+        return np.asarray(self.labels, dtype=np.int64)
+
+
+@dataclass
+class Result:
+    counts: dict[str, int]
+    bad_images: list[tuple[str, str]]
+
+
+def downsample(
+    raw: RawDataset,
+    out_dir: Path,
+    spec: Spec,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    on_bad_image: str,
+    workers: int,
+    chunk_size: int,
+) -> Result:
+    """Write ``{split}_images.npy`` (N, S, S, C) uint8 and ``{split}_labels.npy`` per split."""
+    routes = plan_routes(raw, val_fraction, test_fraction, seed)
+    capacity = {s: sum(int((r == i).sum()) for r in routes.values()) for i, s in enumerate(SPLITS)}
+    writers = [_SplitWriter(out_dir / f"{s}_images.npy", capacity[s], spec) for s in SPLITS]
+    bad: list[tuple[str, str]] = []
+    total = sum(len(r) for r in routes.values())
+    with tqdm(total=total, desc="downsample", unit="img", mininterval=2.0) as progress:
+        for raw_split, route in routes.items():
+            labels = raw.splits[raw_split].labels
+            prepared = _prepared(raw.splits[raw_split].stream(), spec, workers, chunk_size)
+            seen = 0
+            for index, (name, result) in enumerate(prepared):
+                seen += 1
+                progress.update()
+                if isinstance(result, str):
+                    if on_bad_image == "fail":
+                        raise UserError(
+                            f"{name}: cannot be decoded as an image ({result}); fix or remove it, "
+                            "or set data.on_bad_image=skip to leave such files out"
+                        )
+                    bad.append((name, result))
+                    continue
+                writers[route[index]].add(result, int(labels[index]))
+            if seen != len(route):
+                raise UserError(
+                    f"{raw.name}/{raw_split}: streamed {seen} images but listed {len(route)}; "
+                    "the raw data changed since download, rerun it (`dvc repro -f download`)"
+                )
+    for split, writer in zip(SPLITS, writers):
+        np.save(out_dir / f"{split}_labels.npy", writer.close())
+    if bad:
+        log.warning("skipped %d images that could not be decoded, e.g. %s (%s)", len(bad), *bad[0])
+    return Result({s: w.count for s, w in zip(SPLITS, writers)}, bad)
+
+
+def load_split(prepared_dir: Path, split: str, mmap: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The (images, labels) of one prepared split; images memory-mapped by default."""
+    images = np.load(prepared_dir / f"{split}_images.npy", mmap_mode="r" if mmap else None)
+    labels = np.load(prepared_dir / f"{split}_labels.npy")
+    return images, labels
+
+
+def class_counts(labels: np.ndarray, class_names: list[str] | None) -> dict[str, int]:
+    if class_names is None:
+        return {"unlabeled": int((labels == UNLABELED).sum())}
+    counts = np.bincount(labels[labels != UNLABELED], minlength=len(class_names))
+    return {name: int(c) for name, c in zip(class_names, counts)}

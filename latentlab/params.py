@@ -1,0 +1,176 @@
+"""Typed, validated params: one model per block of ``params.yaml``.
+
+Every block forbids unknown keys and checks types strictly, so a typo or a wrong type stops a
+stage before any work, with a message naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from latentlab.errors import UserError
+
+PARAMS_FILE = Path("params.yaml")
+
+SOURCE_FORMS = "fashion_mnist, digits, tfds:<name> (e.g. tfds:oxford_flowers102) or folder"
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class Block(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class BaseBlock(Block):
+    """Settings shared by every stage."""
+
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 42
+
+
+class TfdsSplits(Block):
+    """TFDS split expressions for latentlab's splits ("" = the dataset's own split if it has one)."""
+
+    train: str = "train"
+    val: str = ""
+    test: str = ""
+
+    @field_validator("train")
+    @classmethod
+    def _train_required(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a TFDS split expression, e.g. 'train' or 'train+validation'")
+        return value
+
+
+class DataBlock(Block):
+    """The ``download`` stage: where the images come from."""
+
+    source: str = "fashion_mnist"
+    # The local input directory: the image tree for the folder source, or a directory that may hold
+    # the four Fashion-MNIST IDX files (when it lacks them, Debian's copy and then the canonical
+    # URLs are used). dvc.yaml lists it as a dependency, so a changed folder reruns `download`.
+    local_dir: str = "data/external"
+    on_bad_image: Literal["skip", "fail"] = "skip"
+    download_retries: Annotated[int, Field(ge=0, le=20)] = 4
+    # Base URLs to download the Fashion-MNIST files from; empty = the canonical locations.
+    mirrors: list[str] = []
+    tfds_splits: TfdsSplits = TfdsSplits()
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, value: str) -> str:
+        kind, _, arg = value.partition(":")
+        if value in ("fashion_mnist", "digits", "folder"):
+            return value
+        if kind == "tfds" and arg.strip():
+            return value
+        if kind == "folder":
+            # The folder lives in data.local_dir so that dvc.yaml can track it as a dependency.
+            raise ValueError(
+                f"write the folder as data.local_dir={arg!r} and set data.source=folder, "
+                "so DVC tracks the folder and reruns download when it changes"
+            )
+        raise ValueError(f"unknown source {value!r}; use one of {SOURCE_FORMS}")
+
+    @field_validator("mirrors")
+    @classmethod
+    def _http_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")) or not url.endswith("/"):
+                raise ValueError(f"{url!r} must be an http(s) base URL ending in '/'")
+        return value
+
+    @property
+    def kind(self) -> str:
+        return self.source.partition(":")[0]
+
+    @property
+    def argument(self) -> str:
+        return self.source.partition(":")[2]
+
+
+class DownsampleBlock(Block):
+    """The ``downsample`` stage: size, channels and splits of the prepared arrays."""
+
+    image_size: Annotated[int, Field(ge=8, le=512)] = 28
+    channels: Literal[1, 3] = 1
+    fit: Literal["crop", "pad"] = "crop"
+    val_fraction: Fraction = 0.1
+    test_fraction: Fraction = 0.1
+    workers: Annotated[int, Field(ge=1, le=64)] = 2
+    chunk_size: Annotated[int, Field(ge=1, le=100_000)] = 256
+    grid_size: Annotated[int, Field(ge=1, le=32)] = 8
+
+
+class Params(Block):
+    """The whole ``params.yaml``."""
+
+    base: BaseBlock = BaseBlock()
+    data: DataBlock = DataBlock()
+    downsample: DownsampleBlock = DownsampleBlock()
+
+    def block_hash(self, *names: str) -> str:
+        """A short stable hash of the named blocks, for tagging outputs and runs."""
+        payload = json.dumps({n: getattr(self, n).model_dump() for n in names}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def _describe(error: dict) -> str:
+    where = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        parent = ".".join(str(part) for part in error["loc"][:-1])
+        allowed = _allowed_keys(error["loc"][:-1])
+        scope = f"block {parent!r}" if parent else "params.yaml"
+        return f"{where}: unknown key in {scope}; allowed keys: {', '.join(allowed)}"
+    if error["type"] == "literal_error":
+        return f"{where}: {message} (got {error['input']!r})"
+    return f"{where}: {message} (got {error['input']!r})"
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    model: type[BaseModel] = Params
+    for part in loc:
+        annotation = model.model_fields[str(part)].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def parse_params(raw: object, origin: str = "params.yaml") -> Params:
+    """Validate a decoded params mapping; raise :class:`UserError` listing every problem."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{origin}: expected a mapping of blocks (base, data, ...), got {raw!r}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        problems = "\n  ".join(_describe(e) for e in exc.errors())
+        raise UserError(f"{origin} is invalid:\n  {problems}\nFix these keys and rerun.") from None
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    """Read and validate ``params.yaml``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: params file not found; run from the project root")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({exc})") from None
+    return parse_params(raw, origin=str(path))
+
+
+def save_resolved(params: Params, blocks: list[str], path: Path) -> None:
+    """Write the resolved blocks a stage used next to its outputs."""
+    resolved = {name: getattr(params, name).model_dump() for name in blocks}
+    path.write_text(yaml.safe_dump(resolved, sort_keys=False))

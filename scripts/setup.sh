@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Idempotent set-up of a fresh machine: Python environment from the lockfile, Debian's copy of
+# Fashion-MNIST where apt-get is usable (else the download stage fetches it), and DVC's git repo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! python3 -m uv --version >/dev/null 2>&1; then
+    python3 -m pip install --quiet "uv>=0.9"
+fi
+python3 -m uv sync --frozen --quiet
+
+fmnist=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+if [ ! -f "$fmnist" ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null; } \
+        || echo "setup: could not install dataset-fashion-mnist; the download stage will fetch it" >&2
+fi
+
+# DVC works inside a git repository; a source tarball has none.
+if [ ! -d .git ]; then
+    git init -q && git add -A && git -c user.name=latentlab -c user.email=latentlab@localhost commit -qm "initial import"
+fi

@@ -1,0 +1,32 @@
+"""Stage `download`: fetch the dataset named by `data.source` into `data/raw/`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from latentlab.cli import run_stage
+from latentlab.data import sources
+from latentlab.io import staged_dir
+from latentlab.params import Params, load_params, save_resolved
+
+log = logging.getLogger(__name__)
+
+OUT = Path("data/raw")
+
+
+def run(params: Params, out_dir: Path = OUT) -> dict:
+    """Fetch the source into ``out_dir``, which appears only once everything is verified."""
+    with staged_dir(out_dir) as staging:
+        meta = sources.fetch(params.data, staging)
+        save_resolved(params, ["base", "data"], staging / "params.resolved.yaml")
+    log.info("download: %s ready in %s", params.data.source, out_dir)
+    return meta
+
+
+def main() -> None:
+    run_stage("download", lambda: run(load_params()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Shared fixtures: real image folders on disk, a loopback HTTP server, a temp project copy."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from latentlab.data.fashion_mnist import DEBIAN_DIR
+from latentlab.params import Params, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+needs_debian_fashion_mnist = pytest.mark.skipif(
+    not (DEBIAN_DIR / "train-images-idx3-ubyte.gz").is_file(),
+    reason="Debian's dataset-fashion-mnist is not installed (scripts/setup.sh installs it)",
+)
+
+
+def make_params(**blocks: dict) -> Params:
+    """Params with the given blocks overridden, validated like params.yaml."""
+    return parse_params({name: dict(values) for name, values in blocks.items()}, origin="test")
+
+
+def write_image(path: Path, rng: np.random.Generator, size: tuple[int, int], fmt: str) -> None:
+    """A random but structured picture (a gradient plus a block), saved in ``fmt``."""
+    width, height = size
+    y, x = np.mgrid[0:height, 0:width]
+    base = ((x / width + y / height) * 127).astype(np.uint8)
+    rgb = np.stack([base, np.roll(base, 7, axis=1), 255 - base], axis=-1)
+    top, left = rng.integers(0, height // 2), rng.integers(0, width // 2)
+    rgb[top: top + height // 3, left: left + width // 3] = rng.integers(0, 256, 3, dtype=np.uint8)
+    image = Image.fromarray(rgb)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "GIF":
+        image = image.convert("P")
+    image.save(path, format=fmt)
+
+
+def make_image_folder(
+    root: Path, classes: list[str] | None, per_class: int, seed: int = 0, corrupt: int = 0,
+    formats: tuple[str, ...] = ("JPEG",),
+) -> list[Path]:
+    """Write a folder of real image files (class sub-folders, or flat when classes is None).
+
+    ``corrupt`` files get an image suffix but truncated or garbage bytes. Returns corrupt paths.
+    """
+    rng = np.random.default_rng(seed)
+    suffix = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp", "WEBP": ".webp"}
+    groups = classes or [None]
+    count = 0
+    for cls in groups:
+        folder = root / cls if cls else root
+        for i in range(per_class):
+            fmt = formats[count % len(formats)]
+            size = (int(rng.integers(40, 200)), int(rng.integers(40, 200)))
+            write_image(folder / f"img_{i:05d}{suffix[fmt]}", rng, size, fmt)
+            count += 1
+    bad = []
+    for i in range(corrupt):
+        folder = root / groups[i % len(groups)] if classes else root
+        path = folder / f"broken_{i:03d}.jpg"
+        good = folder / f"img_{i:05d}.jpg"
+        data = good.read_bytes()[: 200] if i % 2 == 0 else b"this is not an image"
+        path.write_bytes(data)
+        bad.append(path)
+    return bad
+
+
+class FileServer:
+    """A real HTTP server on 127.0.0.1 that serves given bytes and can fail on demand."""
+
+    def __init__(self, files: dict[str, bytes]):
+        self.files = dict(files)
+        self.fail_next = 0  # answer this many requests with 503 first
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                server.requests.append(self.path)
+                if server.fail_next > 0:
+                    server.fail_next -= 1
+                    self.send_error(503)
+                    return
+                body = server.files.get(self.path.lstrip("/"))
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def file_server():
+    servers = []
+
+    def start(files: dict[str, bytes]) -> FileServer:
+        servers.append(FileServer(files))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the project's files in a fresh git repo, for running DVC end to end."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
+        capture_output=True, text=True,
+    ).stdout.split()
+    dest = tmp_path / "project"
+    for rel in listed:
+        if (ROOT / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest / rel)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
+    subprocess.run([*git, "commit", "-qm", "copy"], cwd=dest, check=True)
+    return dest

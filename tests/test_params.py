@@ -1,0 +1,100 @@
+"""params.yaml is validated before any work: unknown keys, wrong types, impossible values."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from latentlab.data.splits import labeled_subset
+from latentlab.errors import UserError
+from latentlab.params import Params, load_params, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_project_params_file_is_valid_and_matches_the_defaults():
+    params = load_params(ROOT / "params.yaml")
+    assert params == Params(), "params.yaml and the schema's defaults drifted apart"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"data": {"sorce": "digits"}}, ["data.sorce: unknown key in block 'data'", "source"]),
+        ({"gan": {"epochs": 3}}, ["gan: unknown key in params.yaml", "base, data, downsample"]),
+        ({"downsample": {"image_size": "32"}}, ["downsample.image_size", "valid integer", "'32'"]),
+        ({"downsample": {"image_size": -3}}, ["downsample.image_size", "greater than or equal to 8"]),
+        ({"downsample": {"channels": 2}}, ["downsample.channels", "1 or 3"]),
+        ({"downsample": {"val_fraction": 1.5}}, ["downsample.val_fraction", "less than 1"]),
+        ({"downsample": {"workers": 0}}, ["downsample.workers", "greater than or equal to 1"]),
+        ({"base": {"seed": -1}}, ["base.seed", "greater than or equal to 0"]),
+        ({"base": {"seed": True}}, ["base.seed", "valid integer"]),
+        ({"data": {"source": "kaggle"}}, ["data.source", "unknown source 'kaggle'", "tfds:<name>"]),
+        ({"data": {"source": "tfds:"}}, ["data.source", "unknown source"]),
+        ({"data": {"source": "folder:/pics"}}, ["data.source", "data.local_dir='/pics'"]),
+        ({"data": {"on_bad_image": "ignore"}}, ["data.on_bad_image", "'skip' or 'fail'"]),
+        ({"data": {"mirrors": ["ftp://x/"]}}, ["data.mirrors", "http(s) base URL"]),
+        ({"data": {"tfds_splits": {"train": " "}}}, ["data.tfds_splits.train", "split expression"]),
+        ({"data": {"tfds_splits": {"dev": "x"}}}, ["data.tfds_splits.dev: unknown key", "test"]),
+        ([1, 2], ["expected a mapping of blocks"]),
+    ],
+)
+def test_bad_params_name_the_key_and_what_is_allowed(raw, expected):
+    with pytest.raises(UserError) as caught:
+        parse_params(raw)
+    for fragment in expected:
+        assert fragment in str(caught.value)
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(UserError) as caught:
+        parse_params({"downsample": {"image_size": 3, "fit": "stretch"}, "data": {"x": 1}})
+    message = str(caught.value)
+    assert "downsample.image_size" in message and "downsample.fit" in message and "data.x" in message
+
+
+def test_params_are_frozen_and_hash_by_block():
+    a, b = Params(), parse_params({"downsample": {"image_size": 32}})
+    assert a.block_hash("data") == b.block_hash("data")
+    assert a.block_hash("downsample") != b.block_hash("downsample")
+    with pytest.raises(Exception):
+        a.base.seed = 1  # type: ignore[misc]
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("base: {seed: [")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_params(bad)
+    with pytest.raises(UserError, match="params file not found"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_more_labels_per_class_than_exist_is_rejected():
+    labels = np.array([0] * 50 + [1] * 7 + [2] * 30)
+    with pytest.raises(UserError, match=r"labels_per_class=8: class 1 has only 7 .* at most 7"):
+        labeled_subset(labels, 8, seed=0)
+    with pytest.raises(UserError, match="positive"):
+        labeled_subset(labels, -1, seed=0)
+    with pytest.raises(UserError, match="unlabeled"):
+        labeled_subset(np.full(10, -1), 1, seed=0)
+
+
+@pytest.mark.parametrize("stage", ["download", "downsample"])
+def test_a_stage_with_bad_params_exits_non_zero_before_any_work(tmp_path, stage):
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump({"downsample": {"image_size": 0}, "data": {"source": "digits"}})
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", f"stages.{stage}"], cwd=tmp_path, capture_output=True, text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 2
+    assert "downsample.image_size" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"], "stage wrote something"
