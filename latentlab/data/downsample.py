@@ -99,7 +99,8 @@ class _SplitWriter:
             shape = (self.count, *self.array.shape[1:])
             exact = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
             for start in range(0, self.count, 4096):
-                exact[start: start + 4096] = self.array[start: start + 4096]
+                stop = min(start + 4096, self.count)
+                exact[start:stop] = self.array[start:stop]
             exact.flush()
             del exact
             del self.array

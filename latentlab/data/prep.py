@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from latentlab.data.raw import Item, Payload
+from latentlab.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,11 @@ def prepare(payload: Payload, spec: Spec) -> np.ndarray:
         if image.size != (spec.size, spec.size):
             image = image.resize((spec.size, spec.size), Image.Resampling.LANCZOS, reducing_gap=3.0)
         array = np.asarray(image, dtype=np.uint8)
+    except FileNotFoundError:
+        raise UserError(
+            f"{payload}: the file is gone since `download` indexed the folder; rerun "
+            "`dvc repro` so that download indexes it again"
+        ) from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise BadImage(str(exc) or type(exc).__name__) from None
     return array[..., None] if spec.channels == 1 else array

@@ -1,0 +1,186 @@
+"""downsample: resizing, squaring, channels, seeded stratified splits, bad images, the card."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from latentlab.data import sources
+from latentlab.data.downsample import load_split, plan_routes
+from latentlab.data.prep import BadImage, Spec, prepare
+from latentlab.data.raw import RawDataset, RawSplit
+from latentlab.data.splits import carve, labeled_subset
+from latentlab.errors import UserError
+from stages import download, downsample
+from tests.conftest import make_image_folder, make_params
+
+
+def test_crop_keeps_the_center_and_pad_keeps_everything():
+    # A wide image: left third red, middle green, right third blue.
+    image = np.zeros((30, 90, 3), dtype=np.uint8)
+    image[:, :30, 0] = image[:, 30:60, 1] = image[:, 60:, 2] = 255
+    cropped = prepare(image, Spec(16, 3, "crop"))
+    assert cropped.shape == (16, 16, 3)
+    assert cropped[..., 1].mean() > 250 and cropped[..., [0, 2]].mean() < 5
+    padded = prepare(image, Spec(18, 3, "pad"))
+    assert padded.shape == (18, 18, 3)
+    middle_row = padded[9]
+    assert middle_row[1, 0] > 200 and middle_row[9, 1] > 200 and middle_row[-2, 2] > 200
+    assert padded[0].max() == 0 and padded[-1].max() == 0, "pad bands are black"
+
+
+def test_channels_and_transparency():
+    rgb = np.full((20, 20, 3), (255, 0, 0), dtype=np.uint8)
+    gray = prepare(rgb, Spec(10, 1, "crop"))
+    assert gray.shape == (10, 10, 1) and abs(int(gray[0, 0, 0]) - 76) <= 1  # ITU-R 601-2 luma
+    assert prepare(np.zeros((8, 8), np.uint8), Spec(8, 3, "crop")).shape == (8, 8, 3)
+    sprite = Image.new("RGBA", (12, 12), (0, 0, 0, 0))
+    sprite.putpixel((6, 6), (0, 0, 255, 255))
+    import io
+
+    buffer = io.BytesIO()
+    sprite.save(buffer, format="PNG")
+    out = prepare(buffer.getvalue(), Spec(12, 3, "crop"))
+    assert tuple(out[0, 0]) == (255, 255, 255), "transparent pixels become white"
+    assert tuple(out[6, 6]) == (0, 0, 255)
+
+
+def test_undecodable_payload_raises_bad_image(tmp_path):
+    path = tmp_path / "x.jpg"
+    path.write_bytes(b"nope")
+    with pytest.raises(BadImage):
+        prepare(str(path), Spec(8, 1, "crop"))
+
+
+def test_carve_is_seeded_stratified_and_disjoint():
+    labels = np.repeat(np.arange(4), [100, 50, 30, 20])
+    kept, taken = carve(labels, 0.2, seed=3)
+    assert np.array_equal(np.bincount(labels[taken]), [20, 10, 6, 4])
+    assert len(np.intersect1d(kept, taken)) == 0 and len(kept) + len(taken) == 200
+    again = carve(labels, 0.2, seed=3)
+    assert np.array_equal(again[1], taken)
+    assert not np.array_equal(carve(labels, 0.2, seed=4)[1], taken)
+
+
+def test_labeled_subsets_are_stratified_and_nested():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 2000)
+    small, large = labeled_subset(labels, 10, seed=1), labeled_subset(labels, 50, seed=1)
+    assert np.bincount(labels[small]).tolist() == [10] * 10
+    assert np.bincount(labels[large]).tolist() == [50] * 10
+    assert set(small) <= set(large)
+    assert not np.array_equal(small, labeled_subset(labels, 10, seed=2))
+
+
+def _raw(train_labels, test_labels=None) -> RawDataset:
+    def split(labels):
+        return RawSplit(np.asarray(labels), lambda: iter([]))
+
+    splits = {"train": split(train_labels)}
+    if test_labels is not None:
+        splits["test"] = split(test_labels)
+    return RawDataset("t", ["a", "b"], splits, {})
+
+
+def test_routes_keep_the_sources_test_split_and_carve_the_rest():
+    with_test = plan_routes(_raw([0, 1] * 50, [0, 1] * 10), 0.1, 0.3, seed=0)
+    assert (with_test["test"] == 2).all()
+    assert np.bincount(with_test["train"], minlength=3).tolist() == [90, 10, 0]
+    train_only = plan_routes(_raw([0, 1] * 50), 0.1, 0.2, seed=0)
+    counts = np.bincount(train_only["train"], minlength=3).tolist()
+    assert counts == [70, 10, 20], "fractions are of the whole train split"
+
+
+def _prepare(tmp_path, data: dict, downsample_block: dict):
+    params = make_params(data=data, downsample=downsample_block)
+    raw, prepared, card = tmp_path / "raw", tmp_path / "prepared", tmp_path / "card"
+    download.run(params, raw)
+    meta = downsample.run(params, raw, prepared, card)
+    return params, prepared, card, meta
+
+
+def test_digits_end_to_end_into_arrays_and_a_card(tmp_path):
+    _, prepared, card, meta = _prepare(
+        tmp_path, {"source": "digits"}, {"image_size": 16, "val_fraction": 0.1, "test_fraction": 0.2}
+    )
+    train, train_labels = load_split(prepared, "train")
+    test, test_labels = load_split(prepared, "test")
+    assert train.shape[1:] == (16, 16, 1) and train.dtype == np.uint8
+    val_count = meta["counts"]["val"]
+    assert meta["counts"] == {"train": len(train), "val": val_count, "test": len(test)}
+    assert len(train) + val_count + len(test) == 1797
+    assert abs(val_count - 180) <= 5 and abs(len(test) - 359) <= 5  # rounded per class
+    # Stratified: every class has about the same share in every split.
+    shares = np.bincount(test_labels, minlength=10) / np.bincount(train_labels, minlength=10)
+    assert shares.min() > 0.25 and shares.max() < 0.33
+    card_json = json.loads((card / "card.json").read_text())
+    assert card_json["splits"]["val"]["count"] == val_count
+    assert sum(card_json["splits"]["test"]["class_counts"].values()) == len(test)
+    for split in ("train", "val", "test"):
+        grid = Image.open(card / f"{split}_samples.png")
+        assert grid.size[0] > 100
+    assert "| **total** |" in (card / "card.md").read_text()
+
+
+def test_same_seed_same_arrays_other_seed_other_split(tmp_path):
+    a = _prepare(tmp_path / "a", {"source": "digits"}, {"image_size": 8})[1]
+    b = _prepare(tmp_path / "b", {"source": "digits"}, {"image_size": 8})[1]
+    for name in ("train_images.npy", "val_labels.npy", "test_images.npy"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    params = make_params(base={"seed": 7}, data={"source": "digits"}, downsample={"image_size": 8})
+    downsample.run(params, tmp_path / "a" / "raw", tmp_path / "c", tmp_path / "c_card")
+    assert (tmp_path / "c" / "val_labels.npy").read_bytes() != (a / "val_labels.npy").read_bytes()
+
+
+def test_folder_with_corrupt_images_skips_and_counts_them(tmp_path):
+    root = tmp_path / "animals"
+    bad = make_image_folder(root, ["cat", "dog"], per_class=30, corrupt=4)
+    _, prepared, card, meta = _prepare(
+        tmp_path, {"source": "folder", "local_dir": str(root)},
+        {"image_size": 32, "channels": 3, "workers": 2, "chunk_size": 7},
+    )
+    total = sum(meta["counts"].values())
+    assert total == 60 and meta["skipped"]["undecodable"] == 4
+    assert sorted(meta["undecodable_files"]) == sorted(str(p) for p in bad)
+    images, _ = load_split(prepared, "train")
+    assert images.shape[1:] == (32, 32, 3) and len(images) == meta["counts"]["train"]
+    assert json.loads((card / "card.json").read_text())["skipped"]["undecodable"] == 4
+
+
+def test_workers_do_not_change_the_result(tmp_path):
+    root = tmp_path / "pics"
+    make_image_folder(root, ["a", "b"], per_class=15, corrupt=2)
+    one = _prepare(tmp_path / "one", {"source": "folder", "local_dir": str(root)},
+                   {"image_size": 24, "channels": 3, "workers": 1})[1]
+    two = _prepare(tmp_path / "two", {"source": "folder", "local_dir": str(root)},
+                   {"image_size": 24, "channels": 3, "workers": 2, "chunk_size": 3})[1]
+    for split in ("train", "val", "test"):
+        for kind in ("images", "labels"):
+            name = f"{split}_{kind}.npy"
+            assert (one / name).read_bytes() == (two / name).read_bytes(), name
+
+
+def test_a_corrupt_image_fails_when_asked_and_leaves_no_output(tmp_path):
+    root = tmp_path / "animals"
+    make_image_folder(root, ["cat", "dog"], per_class=5, corrupt=1)
+    params = make_params(data={"source": "folder", "local_dir": str(root), "on_bad_image": "fail"})
+    download.run(params, tmp_path / "raw")
+    with pytest.raises(UserError, match=r"broken_000.jpg: cannot be decoded"):
+        downsample.run(params, tmp_path / "raw", tmp_path / "prepared", tmp_path / "card")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["animals", "raw"]
+
+
+def test_a_folder_that_changed_since_download_is_an_error(tmp_path):
+    root = tmp_path / "pics"
+    make_image_folder(root, None, per_class=6)
+    params = make_params(data={"source": "folder", "local_dir": str(root)})
+    download.run(params, tmp_path / "raw")
+    raw = sources.open_raw(tmp_path / "raw")
+    assert len(list(raw.splits["train"].stream())) == 6
+    sorted(root.iterdir())[0].unlink()
+    with pytest.raises(UserError, match="img_00000.jpg: the file is gone since `download`"):
+        downsample.run(params, tmp_path / "raw", tmp_path / "prepared", tmp_path / "card")
+    assert not (tmp_path / "prepared").exists() and not (tmp_path / "card").exists()
