@@ -48,7 +48,7 @@ def write_image(path: Path, rng: np.random.Generator, size: tuple[int, int], fmt
 
 def make_image_folder(
     root: Path, classes: list[str] | None, per_class: int, seed: int = 0, corrupt: int = 0,
-    formats: tuple[str, ...] = ("JPEG",),
+    formats: tuple[str, ...] = ("JPEG",), sizes: tuple[int, int] = (40, 200),
 ) -> list[Path]:
     """Write a folder of real image files (class sub-folders, or flat when classes is None).
 
@@ -62,7 +62,7 @@ def make_image_folder(
         folder = root / cls if cls else root
         for i in range(per_class):
             fmt = formats[count % len(formats)]
-            size = (int(rng.integers(40, 200)), int(rng.integers(40, 200)))
+            size = (int(rng.integers(*sizes)), int(rng.integers(*sizes)))
             write_image(folder / f"img_{i:05d}{suffix[fmt]}", rng, size, fmt)
             count += 1
     bad = []

@@ -1,11 +1,13 @@
 """Stream a raw dataset into fixed-size uint8 arrays, one `.npy` per split, on several cores.
 
 Memory stays flat in the number of source images: items are streamed, a bounded number of
-chunks is in flight in the worker pool, and the output arrays are memory-mapped files.
+chunks is in flight in the worker pool, and images are appended to the output files
+as they arrive.
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
 import multiprocessing
@@ -74,8 +76,17 @@ def _prepared(items: Iterable[Item], spec: Spec, workers: int, chunk_size: int):
             yield from pending.popleft().get()
 
 
+def _npy_header(shape: tuple[int, ...]) -> bytes:
+    buffer = io.BytesIO()
+    header = {"descr": "|u1", "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue()
+
+
 @dataclass
 class _SplitWriter:
+    """Appends uint8 images to a `.npy` file with plain writes: nothing of it stays in memory."""
+
     path: Path
     capacity: int
     spec: Spec
@@ -83,31 +94,40 @@ class _SplitWriter:
     labels: list[int] = field(default_factory=list)
 
     def __post_init__(self):
-        shape = (self.capacity, self.spec.size, self.spec.size, self.spec.channels)
-        self.array = np.lib.format.open_memmap(self.path, mode="w+", dtype=np.uint8, shape=shape)
+        self.row_shape = (self.spec.size, self.spec.size, self.spec.channels)
+        self.header = _npy_header((self.capacity, *self.row_shape))
+        self.file = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+        self.file.write(self.header)
 
     def add(self, image: np.ndarray, label: int) -> None:
-        self.array[self.count] = image
+        self.file.write(np.ascontiguousarray(image, dtype=np.uint8).tobytes())
         self.labels.append(label)
         self.count += 1
 
     def close(self) -> np.ndarray:
-        """Flush; shrink the file when bad images left rows unused. Returns the labels."""
-        self.array.flush()
+        """Write the final row count into the header (skipped images leave fewer rows)."""
+        self.file.close()
         if self.count < self.capacity:
-            tmp = self.path.with_suffix(".tmp.npy")
-            shape = (self.count, *self.array.shape[1:])
-            exact = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-            for start in range(0, self.count, 4096):
-                stop = min(start + 4096, self.count)
-                exact[start:stop] = self.array[start:stop]
-            exact.flush()
-            del exact
-            del self.array
-            tmp.replace(self.path)
-        else:
-            del self.array
+            header = _npy_header((self.count, *self.row_shape))
+            if len(header) == len(self.header):
+                with open(self.path, "r+b") as f:
+                    f.write(header)
+                    f.truncate(len(header) + self.count * int(np.prod(self.row_shape)))
+            else:
+                self._rewrite(header)
         return np.asarray(self.labels, dtype=np.int64)
+
+    def _rewrite(self, header: bytes) -> None:
+        tmp = self.path.with_suffix(".tmp.npy")
+        remaining = self.count * int(np.prod(self.row_shape))
+        with open(self.path, "rb") as src, open(tmp, "wb") as dst:
+            src.seek(len(self.header))
+            dst.write(header)
+            while remaining:
+                block = src.read(min(remaining, 1 << 24))
+                dst.write(block)
+                remaining -= len(block)
+        tmp.replace(self.path)
 
 
 @dataclass
