@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -27,3 +28,13 @@ def staged_dir(target: Path) -> Iterator[Path]:
     if target.exists():
         shutil.rmtree(target)
     staging.rename(target)
+
+
+def digest(*paths: Path) -> str:
+    """A short sha256 of the contents of ``paths``, in order (to key checkpoints and runs)."""
+    sha = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 22):
+                sha.update(block)
+    return sha.hexdigest()[:16]

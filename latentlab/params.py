@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from latentlab.errors import UserError
 
@@ -109,12 +116,94 @@ class DownsampleBlock(Block):
     grid_size: Annotated[int, Field(ge=1, le=32)] = 8
 
 
+Rate = Annotated[float, Field(gt=0.0, le=1.0)]
+Epochs = Annotated[int, Field(ge=1, le=10_000)]
+BatchSize = Annotated[int, Field(ge=1, le=65_536)]
+Units = Annotated[int, Field(ge=1, le=65_536)]
+
+
+class PretrainBlock(Block):
+    """The ``pretrain`` stage: an autoencoder trained on unlabeled images."""
+
+    architecture: Literal["dense", "conv", "recurrent"] = "conv"
+    codings: Units = 30
+    hidden_units: list[Units] = [100]          # dense: layers between the input and the codings
+    conv_filters: list[Units] = [32, 64]       # conv: one strided 3x3 conv per entry
+    recurrent_units: Units = 100               # recurrent: the outer LSTM's width
+    activation: Literal["relu", "selu", "elu", "tanh"] = "relu"
+    # auto = sigmoid when a sparsity penalty is on (activations in (0, 1)), else linear.
+    codings_activation: Literal["auto", "linear", "relu", "sigmoid", "selu", "tanh"] = "auto"
+    tied_weights: bool = False                 # dense: decoder reuses the encoder's kernels, transposed
+    layerwise: bool = False                    # dense: greedy layer-wise training, then the whole stack
+    noise: Literal["none", "gaussian", "dropout"] = "none"
+    noise_level: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+    sparsity: Literal["none", "l1", "kl"] = "none"
+    sparsity_weight: Annotated[float, Field(ge=0.0)] = 0.05
+    sparsity_target: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
+    epochs: Epochs = 5
+    batch_size: BatchSize = 128
+    learning_rate: Annotated[float, Field(gt=0.0, le=10.0)] = 1e-3
+    patience: Annotated[int, Field(ge=1, le=1000)] = 3
+    max_train_images: Annotated[int, Field(ge=0)] = 0  # 0 = the whole train split
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PretrainBlock:
+        if self.architecture != "dense":
+            for key in ("tied_weights", "layerwise"):
+                if getattr(self, key):
+                    raise ValueError(
+                        f"pretrain.{key}=true needs pretrain.architecture=dense "
+                        f"(got {self.architecture!r}); set {key}=false or architecture=dense"
+                    )
+        if self.sparsity == "kl" and self.codings_activation not in ("auto", "sigmoid"):
+            raise ValueError(
+                "pretrain.sparsity=kl needs codings in (0, 1): set pretrain.codings_activation "
+                f"to sigmoid or auto (got {self.codings_activation!r})"
+            )
+        return self
+
+    @property
+    def codings_act(self) -> str:
+        if self.codings_activation != "auto":
+            return self.codings_activation
+        return "sigmoid" if self.sparsity != "none" else "linear"
+
+
+class FinetuneBlock(Block):
+    """The ``finetune`` stage: classifiers on small labeled subsets, pretrained vs scratch."""
+
+    # Points of the label-efficiency curve, in labels per class; 0 = every labeled train image.
+    labels_per_class: list[Annotated[int, Field(ge=0)]] = [10, 50, 100]
+    seeds: Annotated[int, Field(ge=1, le=100)] = 3
+    head_units: Annotated[int, Field(ge=0, le=65_536)] = 64  # 0 = softmax right on the codings
+    head_epochs: Epochs = 30          # encoder frozen
+    finetune_epochs: Epochs = 30      # encoder unfrozen, learning rate × finetune_lr_factor
+    learning_rate: Annotated[float, Field(gt=0.0, le=10.0)] = 1e-3
+    finetune_lr_factor: Rate = 0.1
+    batch_size: BatchSize = 32
+    # Small subsets are repeated so that an epoch sees at least this many images.
+    min_epoch_images: Annotated[int, Field(ge=1, le=1_000_000)] = 1024
+    augment: Literal["none", "shift", "shift_flip"] = "shift_flip"  # training-time only
+    augment_shift: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.1
+
+    @field_validator("labels_per_class")
+    @classmethod
+    def _curve(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("list at least one label count, e.g. [10, 100]")
+        if len(set(value)) != len(value):
+            raise ValueError("each label count may appear once")
+        return value
+
+
 class Params(Block):
     """The whole ``params.yaml``."""
 
     base: BaseBlock = BaseBlock()
     data: DataBlock = DataBlock()
     downsample: DownsampleBlock = DownsampleBlock()
+    pretrain: PretrainBlock = PretrainBlock()
+    finetune: FinetuneBlock = FinetuneBlock()
 
     def block_hash(self, *names: str) -> str:
         """A short stable hash of the named blocks, for tagging outputs and runs."""
@@ -130,8 +219,9 @@ def _describe(error: dict) -> str:
         allowed = _allowed_keys(error["loc"][:-1])
         scope = f"block {parent!r}" if parent else "params.yaml"
         return f"{where}: unknown key in {scope}; allowed keys: {', '.join(allowed)}"
-    if error["type"] == "literal_error":
-        return f"{where}: {message} (got {error['input']!r})"
+    if isinstance(error["input"], dict):
+        # A whole-block check: its message names the keys involved.
+        return f"{where}: {message}"
     return f"{where}: {message} (got {error['input']!r})"
 
 

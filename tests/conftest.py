@@ -144,3 +144,15 @@ def project(tmp_path: Path) -> Path:
     subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
     subprocess.run([*git, "commit", "-qm", "copy"], cwd=dest, check=True)
     return dest
+
+
+@pytest.fixture(scope="session")
+def digits_prepared(tmp_path_factory) -> Path:
+    """scikit-learn's digits, downloaded and prepared (8×8×1) once per test session."""
+    from stages import download, downsample
+
+    root = tmp_path_factory.mktemp("digits")
+    params = make_params(data={"source": "digits"}, downsample={"image_size": 8, "workers": 1})
+    download.run(params, root / "raw")
+    downsample.run(params, root / "raw", root / "prepared", root / "card")
+    return root / "prepared"

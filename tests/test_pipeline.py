@@ -37,13 +37,21 @@ def set_params(project: Path, **blocks: dict) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+STAGES = ("download", "downsample", "pretrain", "finetune")
+TINY = {
+    "pretrain": {"codings": 8, "conv_filters": [8, 16], "epochs": 2, "batch_size": 64},
+    "finetune": {"labels_per_class": [3], "seeds": 1, "head_units": 8, "head_epochs": 1,
+                 "finetune_epochs": 1, "min_epoch_images": 64, "augment": "none"},
+}
+
+
 def ran(proc: subprocess.CompletedProcess) -> set[str]:
     out = proc.stdout + proc.stderr
-    return {s for s in ("download", "downsample") if f"Running stage '{s}'" in out}
+    return {s for s in STAGES if f"Running stage '{s}'" in out}
 
 
 def test_repro_caches_and_reruns_only_what_changed(project):
-    set_params(project, data={"source": "digits"}, downsample={"image_size": 8})
+    set_params(project, data={"source": "digits"}, downsample={"image_size": 8}, **TINY)
     subprocess.run(["git", "commit", "-qam", "digits", "--author", "t <t@localhost>"],
                    cwd=project, check=True, env={**os.environ, "GIT_COMMITTER_NAME": "t",
                                                  "GIT_COMMITTER_EMAIL": "t@localhost"})
@@ -51,14 +59,21 @@ def test_repro_caches_and_reruns_only_what_changed(project):
     images = np.load(project / "data/prepared/train_images.npy")
     assert images.shape[1:] == (8, 8, 1)
     assert (project / "reports/data/train_samples.png").is_file()
+    assert ran(dvc(project, "repro")) == {"pretrain", "finetune"}
+    assert (project / "models/pretrain/encoder.keras").is_file()
+    metrics = dvc(project, "metrics", "show", "--json").stdout
+    assert "val_mse" in metrics and "pretrained_mean" in metrics
 
     second = dvc(project, "repro")
     assert ran(second) == set(), second.stdout
     assert "didn't change, skipping" in second.stdout
 
     changed = dvc(project, "exp", "run", "-S", "downsample.image_size=12")
-    assert ran(changed) == {"downsample"}, changed.stdout
+    assert ran(changed) == {"downsample", "pretrain", "finetune"}, changed.stdout
     assert np.load(project / "data/prepared/train_images.npy").shape[1:] == (12, 12, 1)
+
+    only_finetune = dvc(project, "exp", "run", "-S", "finetune.seeds=2")
+    assert ran(only_finetune) == {"finetune"}, only_finetune.stdout
 
 
 def test_a_changed_image_folder_reruns_download(project, tmp_path):
@@ -66,10 +81,10 @@ def test_a_changed_image_folder_reruns_download(project, tmp_path):
     make_image_folder(root, ["a", "b"], per_class=10)
     set_params(project, data={"source": "folder", "local_dir": str(root)},
                downsample={"image_size": 16, "channels": 3})
-    assert ran(dvc(project, "repro")) == {"download", "downsample"}
-    assert ran(dvc(project, "repro")) == set()
+    assert ran(dvc(project, "repro", "downsample")) == {"download", "downsample"}
+    assert ran(dvc(project, "repro", "downsample")) == set()
     Image.new("RGB", (64, 64), (9, 9, 9)).save(root / "a" / "new.png")
-    rerun = dvc(project, "repro")
+    rerun = dvc(project, "repro", "downsample")
     assert ran(rerun) == {"download", "downsample"}, rerun.stdout
     counts = yaml.safe_load((project / "data/prepared/meta.json").read_text())["counts"]
     assert sum(counts.values()) == 21

@@ -23,6 +23,7 @@ from latentlab.data.prep import Spec, prepare_chunk
 from latentlab.data.raw import UNLABELED, Item, RawDataset
 from latentlab.data.splits import carve
 from latentlab.errors import UserError
+from latentlab.io import digest
 
 log = logging.getLogger(__name__)
 
@@ -194,3 +195,9 @@ def class_counts(labels: np.ndarray, class_names: list[str] | None) -> dict[str,
         return {"unlabeled": int((labels == UNLABELED).sum())}
     counts = np.bincount(labels[labels != UNLABELED], minlength=len(class_names))
     return {name: int(c) for name, c in zip(class_names, counts)}
+
+
+
+def fingerprint(prepared_dir: Path, splits: tuple[str, ...] = SPLITS) -> str:
+    """A short content hash of prepared splits, to key checkpoints and tag runs by their data."""
+    return digest(*(prepared_dir / f"{s}_{kind}.npy" for s in splits for kind in ("images", "labels")))

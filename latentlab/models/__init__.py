@@ -1,0 +1,1 @@
+"""Pure model builders: functions from params to Keras models."""

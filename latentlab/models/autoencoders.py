@@ -1,0 +1,149 @@
+"""Autoencoders: dense (optionally tied, layer-wise), convolutional and recurrent.
+
+Every encoder maps an image batch (N, S, S, C) in [0, 1] to a flat codings vector through a final
+Dense layer of ``codings`` units, which carries the sparsity penalty; every decoder maps codings
+back to images through a sigmoid. Input noise (denoising) sits between the input and the encoder
+of the training model only, and is active in training alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import keras
+
+from latentlab.models.layers import DenseTranspose, Sparsity
+from latentlab.params import PretrainBlock
+
+
+@dataclass
+class Autoencoder:
+    encoder: keras.Model
+    decoder: keras.Model
+    model: keras.Model  # input → [noise] → encoder → decoder, what is trained
+    # Dense, layer-wise training: (encoder layer, decoder layer) pairs from the input inwards.
+    layer_pairs: list[tuple[keras.layers.Layer, keras.layers.Layer]]
+
+
+def codings_layer(block: PretrainBlock) -> keras.layers.Dense:
+    regularizer = None
+    if block.sparsity != "none":
+        regularizer = Sparsity(block.sparsity, block.sparsity_weight, block.sparsity_target)
+    return keras.layers.Dense(
+        block.codings, activation=block.codings_act, activity_regularizer=regularizer,
+        name="codings",
+    )
+
+
+def noise_layer(block: PretrainBlock) -> keras.layers.Layer | None:
+    if block.noise == "gaussian":
+        return keras.layers.GaussianNoise(block.noise_level, name="input_noise")
+    if block.noise == "dropout":
+        return keras.layers.Dropout(block.noise_level, name="input_noise")
+    return None
+
+
+def build_autoencoder(block: PretrainBlock, image_shape: tuple[int, int, int]) -> Autoencoder:
+    """The autoencoder ``block`` describes, for images of ``image_shape`` (S, S, C)."""
+    builders = {"dense": _dense, "conv": _conv, "recurrent": _recurrent}
+    encoder, decoder, pairs = builders[block.architecture](block, tuple(image_shape))
+    inputs = keras.Input(shape=image_shape, name="image")
+    noise = noise_layer(block)
+    x = noise(inputs) if noise is not None else inputs
+    model = keras.Model(inputs, decoder(encoder(x)), name=f"{block.architecture}_autoencoder")
+    return Autoencoder(encoder, decoder, model, pairs)
+
+
+def _dense(block: PretrainBlock, shape: tuple[int, int, int]):
+    size = math.prod(shape)
+    encoder_layers = [
+        keras.layers.Dense(units, activation=block.activation, name=f"dense_{i}")
+        for i, units in enumerate(block.hidden_units)
+    ] + [codings_layer(block)]
+    widths = [size, *block.hidden_units]  # what each decoder layer maps back to
+    activations = ["sigmoid"] + [block.activation] * len(block.hidden_units)
+    decoder_layers = []
+    for i, (dense, width, activation) in enumerate(zip(encoder_layers, widths, activations)):
+        if block.tied_weights:
+            decoder_layers.append(DenseTranspose(dense, activation, name=f"tied_{i}"))
+        else:
+            decoder_layers.append(keras.layers.Dense(width, activation=activation, name=f"out_{i}"))
+
+    inputs = keras.Input(shape=shape)
+    x = keras.layers.Flatten()(inputs)
+    for layer in encoder_layers:
+        x = layer(x)
+    encoder = keras.Model(inputs, x, name="encoder")
+
+    codings = keras.Input(shape=(block.codings,))
+    x = codings
+    for layer in reversed(decoder_layers):
+        x = layer(x)
+    decoder = keras.Model(codings, keras.layers.Reshape(shape)(x), name="decoder")
+    return encoder, decoder, list(zip(encoder_layers, decoder_layers))
+
+
+def _conv(block: PretrainBlock, shape: tuple[int, int, int]):
+    size, _, channels = shape
+    inputs = keras.Input(shape=shape)
+    x = inputs
+    side = size
+    for i, filters in enumerate(block.conv_filters):
+        x = keras.layers.Conv2D(filters, 3, strides=2, padding="same",
+                                activation=block.activation, name=f"conv_{i}")(x)
+        side = math.ceil(side / 2)
+    x = keras.layers.Flatten()(x)
+    encoder = keras.Model(inputs, codings_layer(block)(x), name="encoder")
+
+    codings = keras.Input(shape=(block.codings,))
+    last = block.conv_filters[-1]
+    x = keras.layers.Dense(side * side * last, activation=block.activation)(codings)
+    x = keras.layers.Reshape((side, side, last))(x)
+    for i, filters in enumerate(reversed(block.conv_filters[:-1])):
+        x = keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="same",
+                                         activation=block.activation, name=f"deconv_{i}")(x)
+    x = keras.layers.Conv2DTranspose(channels, 3, strides=2, padding="same",
+                                     activation="sigmoid", name="deconv_out")(x)
+    extra = side * 2 ** len(block.conv_filters) - size  # ceil-halving overshoots odd sizes
+    if extra:
+        x = keras.layers.Cropping2D(((0, extra), (0, extra)))(x)
+    return encoder, keras.Model(codings, x, name="decoder"), []
+
+
+def _recurrent(block: PretrainBlock, shape: tuple[int, int, int]):
+    size, _, channels = shape
+    inputs = keras.Input(shape=shape)
+    x = keras.layers.Reshape((size, size * channels))(inputs)  # rows as a sequence
+    x = keras.layers.LSTM(block.recurrent_units, return_sequences=True)(x)
+    x = keras.layers.LSTM(block.recurrent_units)(x)
+    encoder = keras.Model(inputs, codings_layer(block)(x), name="encoder")
+
+    codings = keras.Input(shape=(block.codings,))
+    x = keras.layers.RepeatVector(size)(codings)
+    x = keras.layers.LSTM(block.recurrent_units, return_sequences=True)(x)
+    x = keras.layers.Dense(size * channels, activation="sigmoid")(x)
+    decoder = keras.Model(codings, keras.layers.Reshape(shape)(x), name="decoder")
+    return encoder, decoder, []
+
+
+def untie(decoder: keras.Model) -> keras.Model:
+    """A copy of ``decoder`` with every DenseTranspose replaced by an equal plain Dense layer.
+
+    The copy computes the same function and saves in Keras' native format on its own.
+    """
+
+    def clone(layer):
+        if isinstance(layer, DenseTranspose):
+            return keras.layers.Dense(layer.dense.kernel.shape[0],
+                                      activation=layer.activation, name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    plain = keras.models.clone_model(decoder, clone_function=clone)
+    for source, target in zip(decoder.layers, plain.layers):
+        if isinstance(source, DenseTranspose):
+            kernel = keras.ops.convert_to_numpy(source.dense.kernel).T
+            target.set_weights([kernel, keras.ops.convert_to_numpy(source.bias)])
+        else:
+            target.set_weights(source.get_weights())
+    return plain

@@ -1,0 +1,1 @@
+"""Shared training helpers: seeding, resumable fits with checkpoints and early stopping."""

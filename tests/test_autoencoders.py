@@ -1,0 +1,192 @@
+"""Autoencoder builders and resumable training, on real digits (8×8×1)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from keras.ops import convert_to_numpy as to_numpy
+
+from latentlab.data.downsample import load_split
+from latentlab.models.autoencoders import build_autoencoder, untie
+from latentlab.models.classifier import build_classifier
+from latentlab.models.layers import DenseTranspose
+from latentlab.training.fit import as_float, fit_resumable, seed_everything
+from tests.conftest import make_params
+
+
+@pytest.fixture(scope="module")
+def digits(digits_prepared):
+    images, labels = load_split(digits_prepared, "train")
+    return as_float(images), labels
+
+
+def block(**values):
+    return make_params(pretrain={"codings": 6, "hidden_units": [16], "conv_filters": [8, 16],
+                                 "recurrent_units": 12, **values}).pretrain
+
+
+def weights(model: keras.Model) -> list[np.ndarray]:
+    return [np.array(w) for w in model.get_weights()]
+
+
+VARIANTS = [
+    {},
+    {"noise": "gaussian"},
+    {"noise": "dropout"},
+    {"sparsity": "l1"},
+    {"sparsity": "kl"},
+]
+
+
+@pytest.mark.parametrize("architecture", ["dense", "conv", "recurrent"])
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(v.values()) or "plain")
+def test_every_architecture_and_variant_builds_and_trains_a_step(digits, architecture, variant):
+    x = digits[0][:64]
+    ae = build_autoencoder(block(architecture=architecture, **variant), x.shape[1:])
+    assert ae.encoder.output_shape == (None, 6)
+    assert ae.decoder.output_shape == (None, *x.shape[1:])
+    ae.model.compile(keras.optimizers.Adam(1e-2), loss="mse")
+    before = weights(ae.model)
+    loss = ae.model.train_on_batch(x, x)
+    assert np.isfinite(loss)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, weights(ae.model)))
+
+
+@pytest.mark.parametrize("extra", [{"tied_weights": True}, {"layerwise": True}, {}])
+def test_dense_options_build_and_train(digits, extra):
+    x = digits[0][:64]
+    ae = build_autoencoder(block(architecture="dense", **extra), x.shape[1:])
+    ae.model.compile("adam", loss="mse")
+    assert np.isfinite(ae.model.train_on_batch(x, x))
+    assert len(ae.layer_pairs) == 2  # (input → 16 units, 16 → 6 codings)
+
+
+def test_tied_weights_share_the_encoders_kernels(digits):
+    x = digits[0][:128]
+    tied = build_autoencoder(block(architecture="dense", tied_weights=True), x.shape[1:])
+    untied = build_autoencoder(block(architecture="dense"), x.shape[1:])
+    transposes = [layer for layer in tied.decoder.layers if isinstance(layer, DenseTranspose)]
+    assert len(transposes) == 2
+    for layer in transposes:
+        assert layer.dense.kernel is not None and layer.dense in tied.encoder.layers
+    # Only the biases are the decoder's own: the kernels are counted once.
+    kernels = 64 * 16 + 16 * 6
+    assert untied.model.count_params() - tied.model.count_params() == kernels
+
+    tied.model.compile(keras.optimizers.Adam(1e-2), loss="mse")
+    tied.model.fit(x, x, epochs=2, verbose=0)
+    encoder_kernel = to_numpy(tied.encoder.get_layer("dense_0").kernel)
+    # A trained encoder kernel is what the decoder applies, transposed: the export proves it.
+    plain = untie(tied.decoder)
+    assert np.allclose(to_numpy(plain.get_layer("tied_0").kernel), encoder_kernel.T)
+    codings = tied.encoder.predict(x, verbose=0)
+    assert np.allclose(plain.predict(codings, verbose=0), tied.decoder.predict(codings, verbose=0),
+                       atol=1e-6)
+
+
+def test_sparsity_lowers_the_mean_coding_activation(digits):
+    x = digits[0]
+    means = {}
+    for sparsity in ("none", "kl", "l1"):
+        seed_everything(0)
+        b = block(architecture="dense", codings=16, sparsity=sparsity, sparsity_weight=0.5,
+                  codings_activation="sigmoid")
+        ae = build_autoencoder(b, x.shape[1:])
+        ae.model.compile(keras.optimizers.Adam(1e-2), loss="mse")
+        ae.model.fit(x, x, epochs=15, batch_size=64, verbose=0)
+        means[sparsity] = float(ae.encoder.predict(x, verbose=0).mean())
+    assert means["kl"] < 0.6 * means["none"], means
+    assert means["l1"] < 0.6 * means["none"], means
+    assert abs(means["kl"] - 0.1) < 0.08, means  # KL pulls towards the 0.1 target
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "dropout"])
+def test_denoising_noise_is_only_active_in_training(digits, noise):
+    x = digits[0][:32]
+    ae = build_autoencoder(block(architecture="conv", noise=noise, noise_level=0.5), x.shape[1:])
+    clean = to_numpy(ae.decoder(ae.encoder(x)))
+    inference = to_numpy(ae.model(x, training=False))
+    assert np.allclose(inference, clean, atol=1e-6)
+    assert np.allclose(to_numpy(ae.model(x, training=False)), inference)
+    training = to_numpy(ae.model(x, training=True))
+    assert not np.allclose(training, clean, atol=1e-4)
+
+
+def test_freezing_the_encoder_freezes_it_and_unfreezing_trains_it(digits):
+    x, y = digits[0][:128], digits[1][:128]
+    ae = build_autoencoder(block(architecture="conv"), x.shape[1:])
+    model = build_classifier(ae.encoder, 10, head_units=8)
+    ae.encoder.trainable = False
+    model.compile("adam", loss="sparse_categorical_crossentropy")
+    encoder_before, model_before = weights(ae.encoder), weights(model)
+    model.fit(x, y, epochs=1, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(encoder_before, weights(ae.encoder)))
+    head_changed = [not np.array_equal(a, b) for a, b in zip(model_before, weights(model))]
+    assert sum(head_changed) == 4  # hidden and output kernels and biases of the head
+
+    ae.encoder.trainable = True
+    model.compile("adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, verbose=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(encoder_before, weights(ae.encoder)))
+
+
+class StopAfter(keras.callbacks.Callback):
+    """Simulates a kill: raises once ``epochs`` epochs have ended (after they were checkpointed)."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs, self.seen = epochs, []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen.append(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if len(self.seen) == self.epochs:
+            raise KeyboardInterrupt
+
+
+def _model(x):
+    seed_everything(0)
+    ae = build_autoencoder(block(architecture="dense"), x.shape[1:])
+    ae.model.compile(keras.optimizers.Adam(1e-3), loss="mse")
+    return ae.model
+
+
+def test_an_interrupted_fit_resumes_from_the_last_epoch(digits, tmp_path):
+    x = digits[0][:256]
+    common = dict(directory=tmp_path / "ck", key="k1", epochs=5, batch_size=32,
+                  validation_data=(x[:64], x[:64]))
+    first = StopAfter(2)
+    with pytest.raises(KeyboardInterrupt):
+        fit_resumable(_model(x), x, x, callbacks=(first,), **common)
+    assert first.seen == [0, 1]
+
+    model = _model(x)
+    second = StopAfter(99)
+    history = fit_resumable(model, x, x, callbacks=(second,), **common)
+    assert second.seen == [2, 3, 4]  # continues at the third epoch, not from scratch
+    assert len(history["loss"]) == len(history["val_loss"]) == 5
+    assert history["loss"][2] < history["loss"][0]
+    # The optimizer state came back too: Adam's step counter counts all five epochs.
+    assert int(to_numpy(model.optimizer.iterations)) == 5 * 8
+
+    # A finished fit is not repeated, and another key (other params or data) starts afresh.
+    third = StopAfter(99)
+    fit_resumable(_model(x), x, x, callbacks=(third,), **common)
+    assert third.seen == []
+    fresh = StopAfter(99)
+    fit_resumable(_model(x), x, x, callbacks=(fresh,), **{**common, "key": "k2"})
+    assert fresh.seen == [0, 1, 2, 3, 4]
+
+
+def test_early_stopping_ends_on_the_best_weights(digits, tmp_path):
+    x = digits[0][:256]
+    model = _model(x)
+    model.compile(keras.optimizers.Adam(5.0), loss="mse")  # diverges after the first epoch
+    history = fit_resumable(model, x, x, directory=tmp_path / "ck", key="k", epochs=20,
+                            batch_size=32, validation_data=(x[:64], x[:64]), patience=2)
+    assert len(history["val_loss"]) < 20
+    best = min(history["val_loss"])
+    assert model.evaluate(x[:64], x[:64], verbose=0) == pytest.approx(best, rel=1e-4)

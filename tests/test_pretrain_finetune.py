@@ -1,0 +1,132 @@
+"""Stages `pretrain` and `finetune` on real digits, with tiny params."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from latentlab.data.downsample import load_split
+from latentlab.errors import UserError
+from latentlab.training.fit import as_float
+from stages import finetune, pretrain
+from tests.conftest import make_params
+
+PRETRAIN = {"architecture": "conv", "codings": 8, "conv_filters": [8, 16], "epochs": 8,
+            "batch_size": 32, "learning_rate": 0.003}
+FINETUNE = {"labels_per_class": [2, 5], "seeds": 2, "head_units": 8, "head_epochs": 5,
+            "finetune_epochs": 5, "min_epoch_images": 256, "augment": "none", "learning_rate": 0.01}
+
+
+def paths(root):
+    return {
+        "pretrain": dict(models_dir=root / "models/pretrain", checkpoints=root / "ck/pretrain",
+                         metrics_path=root / "metrics/pretrain.json",
+                         history_path=root / "plots/pretrain_history.csv"),
+        "finetune": dict(encoder_path=root / "models/pretrain/encoder.keras",
+                         models_dir=root / "models/finetune", checkpoints=root / "ck/finetune",
+                         metrics_path=root / "metrics/finetune.json",
+                         curve_path=root / "plots/finetune_curve.csv",
+                         runs_path=root / "plots/finetune_runs.csv"),
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(digits_prepared, tmp_path_factory):
+    root = tmp_path_factory.mktemp("stages")
+    params = make_params(pretrain=PRETRAIN, finetune=FINETUNE)
+    metrics = pretrain.run(params, digits_prepared, **paths(root)["pretrain"])
+    return root, params, metrics
+
+
+def test_pretrain_writes_models_metrics_and_history(trained, digits_prepared):
+    root, _, metrics = trained
+    assert set(metrics) >= {"val_mse", "mean_coding_activation", "near_zero_coding_fraction"}
+    val = as_float(load_split(digits_prepared, "val")[0])
+    mean_image_mse = float(np.mean((val - as_float(load_split(digits_prepared, "train")[0]).mean(0)) ** 2))
+    assert 0 < metrics["val_mse"] < 0.8 * mean_image_mse  # it learned more than the average digit
+    encoder = keras.models.load_model(root / "models/pretrain/encoder.keras")
+    decoder = keras.models.load_model(root / "models/pretrain/decoder.keras")
+    mse = float(np.mean((decoder.predict(encoder.predict(val, verbose=0), verbose=0) - val) ** 2))
+    assert mse == pytest.approx(metrics["val_mse"], rel=1e-4)  # the saved models are the measured ones
+    with open(root / "plots/pretrain_history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert len(rows) == metrics["epochs_trained"]
+    assert float(rows[-1]["val_loss"]) < float(rows[0]["val_loss"])
+    assert json.loads((root / "metrics/pretrain.json").read_text()) == metrics
+
+
+def test_pretrain_is_repeatable_with_one_seed(trained, digits_prepared, tmp_path):
+    root, params, metrics = trained
+    again = pretrain.run(params, digits_prepared, **paths(tmp_path)["pretrain"])
+    assert again["val_mse"] == metrics["val_mse"]
+
+
+def test_tied_layerwise_sparse_denoising_dense_pretrain(digits_prepared, tmp_path):
+    params = make_params(pretrain={"architecture": "dense", "hidden_units": [24], "codings": 12,
+                                   "tied_weights": True, "layerwise": True, "noise": "gaussian",
+                                   "sparsity": "kl", "epochs": 2})
+    metrics = pretrain.run(params, digits_prepared, **paths(tmp_path)["pretrain"])
+    assert (tmp_path / "ck/pretrain/layer_0/state.json").is_file()
+    assert (tmp_path / "ck/pretrain/layer_1/state.json").is_file()
+    assert 0 < metrics["mean_coding_activation"] < 1  # sigmoid codings
+
+
+def test_finetune_curve_pretrained_scratch_and_probe(trained, digits_prepared):
+    root, params, _ = trained
+    metrics = finetune.run(params, digits_prepared, **paths(root)["finetune"])
+    assert list(metrics) == ["labels_20", "labels_50"]
+    for entry in metrics.values():
+        for kind in finetune.KINDS:
+            assert 0.3 < entry[f"{kind}_mean"] <= 1.0, metrics  # chance is 0.1
+    with open(root / "plots/finetune_runs.csv") as f:
+        runs = list(csv.DictReader(f))
+    assert len(runs) == 4 and {r["seed"] for r in runs} == {"0", "1"}
+    curve = (root / "plots/finetune_curve.csv").read_text().splitlines()
+    assert curve[0].startswith("labels,pretrained,scratch,probe")
+    classifier = keras.models.load_model(root / "models/finetune/classifier.keras")
+    assert classifier.output_shape == (None, 10)
+
+
+def test_finetune_resumes_without_retraining_finished_points(trained, digits_prepared, caplog):
+    root, params, _ = trained
+    first = finetune.run(params, digits_prepared, **paths(root)["finetune"])
+    results = root / "ck/finetune/results.jsonl"
+    lines = results.read_text().splitlines()
+    results.write_text("\n".join(lines[:2]) + "\n")  # as if killed after two points
+    with caplog.at_level("INFO", logger="stages.finetune"):
+        second = finetune.run(params, digits_prepared, **paths(root)["finetune"])
+    trained_now = [r for r in caplog.messages if "labels, seed" in r]
+    assert len(trained_now) == 2  # only the two missing points were trained
+    assert second == first
+
+
+def test_finetune_rejects_more_labels_than_a_class_has_before_training(trained, digits_prepared):
+    root, _, _ = trained
+    params = make_params(pretrain=PRETRAIN, finetune={**FINETUNE, "labels_per_class": [5, 500]})
+    with pytest.raises(UserError, match="labels_per_class=500: class .* has only"):
+        finetune.run(params, digits_prepared, **paths(root / "bad")["finetune"])
+    assert not (root / "bad").exists()
+
+
+def test_finetune_needs_a_pretrained_encoder(digits_prepared, tmp_path):
+    params = make_params(finetune=FINETUNE)
+    with pytest.raises(UserError, match="run `dvc repro pretrain` first"):
+        finetune.run(params, digits_prepared, **paths(tmp_path)["finetune"])
+
+
+def test_pretrain_without_a_val_split_is_a_clear_error(tmp_path, digits_prepared):
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    for split in ("train", "val", "test"):
+        images, labels = load_split(digits_prepared, split, mmap=False)
+        if split == "val":
+            images, labels = images[:0], labels[:0]
+        np.save(prepared / f"{split}_images.npy", images)
+        np.save(prepared / f"{split}_labels.npy", labels)
+    with pytest.raises(UserError, match="downsample.val_fraction > 0"):
+        pretrain.run(make_params(pretrain=PRETRAIN), prepared, **paths(tmp_path)["pretrain"])
