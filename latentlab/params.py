@@ -196,6 +196,62 @@ class FinetuneBlock(Block):
         return value
 
 
+
+LearningRate = Annotated[float, Field(gt=0.0, le=10.0)]
+
+
+class VaeBlock(Block):
+    """The ``train_vae`` stage: a variational autoencoder."""
+
+    architecture: Literal["dense", "conv"] = "dense"
+    latent: Units = 10
+    hidden_units: list[Units] = [150, 100]     # dense: from the input inwards
+    conv_filters: list[Units] = [32, 64]       # conv
+    activation: Literal["relu", "selu", "elu", "tanh"] = "selu"
+    beta: Annotated[float, Field(ge=0.0)] = 1.0  # weight of the KL term
+    epochs: Epochs = 10
+    batch_size: BatchSize = 128
+    learning_rate: LearningRate = 1e-3
+    max_train_images: Annotated[int, Field(ge=0)] = 0  # 0 = the whole train split
+    grid_size: Annotated[int, Field(ge=1, le=32)] = 8
+
+
+class GanBlock(Block):
+    """The ``train_gan`` stage: a DCGAN (or dense GAN) and its training remedies."""
+
+    architecture: Literal["dcgan", "dense"] = "dcgan"
+    latent: Units = 100
+    filters: list[Units] = [64, 128]           # dcgan: discriminator convs; generator mirrors them
+    hidden_units: list[Units] = [100, 150]     # dense: generator from the noise outwards
+    loss: Literal["nonsaturating", "wgan_gp"] = "nonsaturating"
+    gp_weight: Annotated[float, Field(ge=0.0)] = 10.0
+    d_steps: Annotated[int, Field(ge=1, le=20)] = 1  # discriminator updates per generator update
+    conditional: bool = False                  # class-conditioned G and D (labeled data only)
+    replay: bool = False                       # experience replay: a pool of past fakes for D
+    replay_pool_size: Annotated[int, Field(ge=1, le=100_000)] = 50
+    minibatch: Literal["none", "discrimination", "stddev"] = "none"
+    minibatch_kernels: Units = 50
+    minibatch_kernel_dim: Units = 5
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.0  # real label = 1 − this
+    label_flip: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.0       # chance of a flipped D label
+    instance_noise: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0   # start std, decays to 0
+    epochs: Epochs = 3
+    batch_size: BatchSize = 32
+    learning_rate: LearningRate = 2e-4
+    beta_1: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
+    max_train_images: Annotated[int, Field(ge=0)] = 0
+    grid_size: Annotated[int, Field(ge=1, le=32)] = 8
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GanBlock:
+        if self.loss == "wgan_gp" and (self.label_smoothing or self.label_flip):
+            raise ValueError(
+                "train_gan.label_smoothing and label_flip apply to the nonsaturating loss; "
+                "set them to 0 with loss=wgan_gp"
+            )
+        return self
+
+
 class Params(Block):
     """The whole ``params.yaml``."""
 
@@ -204,6 +260,8 @@ class Params(Block):
     downsample: DownsampleBlock = DownsampleBlock()
     pretrain: PretrainBlock = PretrainBlock()
     finetune: FinetuneBlock = FinetuneBlock()
+    train_vae: VaeBlock = VaeBlock()
+    train_gan: GanBlock = GanBlock()
 
     def block_hash(self, *names: str) -> str:
         """A short stable hash of the named blocks, for tagging outputs and runs."""

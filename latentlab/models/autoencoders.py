@@ -84,31 +84,64 @@ def _dense(block: PretrainBlock, shape: tuple[int, int, int]):
     return encoder, decoder, list(zip(encoder_layers, decoder_layers))
 
 
-def _conv(block: PretrainBlock, shape: tuple[int, int, int]):
-    size, _, channels = shape
-    inputs = keras.Input(shape=shape)
-    x = inputs
-    side = size
-    for i, filters in enumerate(block.conv_filters):
-        x = keras.layers.Conv2D(filters, 3, strides=2, padding="same",
-                                activation=block.activation, name=f"conv_{i}")(x)
+def conv_encoder_body(x, filters: list[int], activation: str, kernel: int = 3,
+                      batchnorm: bool = False):
+    """Strided convolutions, each halving the side (rounding up). Returns (output, last side)."""
+    side = x.shape[1]
+    for i, f in enumerate(filters):
+        x = keras.layers.Conv2D(f, kernel, strides=2, padding="same", name=f"conv_{i}")(x)
+        if batchnorm and i:
+            x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.Activation(activation)(x)
         side = math.ceil(side / 2)
-    x = keras.layers.Flatten()(x)
-    encoder = keras.Model(inputs, codings_layer(block)(x), name="encoder")
+    return x, side
 
-    codings = keras.Input(shape=(block.codings,))
-    last = block.conv_filters[-1]
-    x = keras.layers.Dense(side * side * last, activation=block.activation)(codings)
-    x = keras.layers.Reshape((side, side, last))(x)
-    for i, filters in enumerate(reversed(block.conv_filters[:-1])):
-        x = keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="same",
-                                         activation=block.activation, name=f"deconv_{i}")(x)
-    x = keras.layers.Conv2DTranspose(channels, 3, strides=2, padding="same",
-                                     activation="sigmoid", name="deconv_out")(x)
-    extra = side * 2 ** len(block.conv_filters) - size  # ceil-halving overshoots odd sizes
+
+def conv_decoder(inputs, filters: list[int], shape: tuple[int, int, int], activation: str,
+                 output_activation: str = "sigmoid", kernel: int = 3,
+                 batchnorm: bool = False):
+    """The mirror of `conv_encoder_body` from a flat vector: Dense → Reshape → transposed convs,
+    cropped to ``shape`` where ceil-halving overshot an odd side."""
+    size, _, channels = shape
+    side = size
+    for _ in filters:
+        side = math.ceil(side / 2)
+    x = keras.layers.Dense(side * side * filters[-1])(inputs)
+    if batchnorm:
+        x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Activation(activation)(x)
+    x = keras.layers.Reshape((side, side, filters[-1]))(x)
+    for i, f in enumerate(reversed(filters[:-1])):
+        x = keras.layers.Conv2DTranspose(f, kernel, strides=2, padding="same", name=f"deconv_{i}")(x)
+        if batchnorm:
+            x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.Activation(activation)(x)
+    x = keras.layers.Conv2DTranspose(channels, kernel, strides=2, padding="same",
+                                     activation=output_activation, name="deconv_out")(x)
+    extra = side * 2 ** len(filters) - size
     if extra:
         x = keras.layers.Cropping2D(((0, extra), (0, extra)))(x)
-    return encoder, keras.Model(codings, x, name="decoder"), []
+    return x
+
+
+def dense_decoder(inputs, hidden: list[int], shape: tuple[int, int, int], activation: str,
+                  output_activation: str = "sigmoid"):
+    """Dense layers (``hidden`` read from the codings outwards) to a flat image, reshaped."""
+    x = inputs
+    for units in hidden:
+        x = keras.layers.Dense(units, activation=activation)(x)
+    x = keras.layers.Dense(math.prod(shape), activation=output_activation)(x)
+    return keras.layers.Reshape(shape)(x)
+
+
+def _conv(block: PretrainBlock, shape: tuple[int, int, int]):
+    inputs = keras.Input(shape=shape)
+    x, _ = conv_encoder_body(inputs, block.conv_filters, block.activation)
+    x = keras.layers.Flatten()(x)
+    encoder = keras.Model(inputs, codings_layer(block)(x), name="encoder")
+    codings = keras.Input(shape=(block.codings,))
+    decoded = conv_decoder(codings, block.conv_filters, shape, block.activation)
+    return encoder, keras.Model(codings, decoded, name="decoder"), []
 
 
 def _recurrent(block: PretrainBlock, shape: tuple[int, int, int]):

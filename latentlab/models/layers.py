@@ -55,3 +55,76 @@ class DenseTranspose(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.dense.kernel.shape[0])
+
+
+@keras.saving.register_keras_serializable("latentlab")
+class Sampling(keras.layers.Layer):
+    """z = mean + exp(log_var / 2) · ε, ε ~ N(0, I): the reparameterisation trick.
+
+    Samples in training and at inference alike (a VAE's encoder is stochastic).
+    """
+
+    def __init__(self, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs):
+        mean, log_var = inputs
+        epsilon = keras.random.normal(ops.shape(mean), seed=self.seed_generator)
+        return mean + ops.exp(0.5 * log_var) * epsilon
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable("latentlab")
+class MinibatchStdDev(keras.layers.Layer):
+    """ProGAN's minibatch standard deviation: the mean over features of the per-feature std
+    across the batch, appended as one more feature (a constant channel for image inputs).
+
+    A batch of near-identical samples (mode collapse) gives ~0 here, which D can learn to spot.
+    """
+
+    def call(self, inputs):
+        std = ops.sqrt(ops.var(inputs, axis=0) + 1e-8)
+        stat = ops.mean(std)
+        extra = ops.ones_like(inputs[..., :1]) * stat
+        return ops.concatenate([inputs, extra], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
+
+@keras.saving.register_keras_serializable("latentlab")
+class MinibatchDiscrimination(keras.layers.Layer):
+    """Salimans et al. (2016): for each sample, how close it is to the others of its batch.
+
+    Features f (N, A) are projected by a learned tensor to M (N, B, C); for kernel b,
+    o_b(i) = Σ_{j≠i} exp(−‖M_ib − M_jb‖₁). The B closeness scores are appended to f.
+    """
+
+    def __init__(self, kernels: int = 50, kernel_dim: int = 5, **kwargs):
+        super().__init__(**kwargs)
+        self.kernels, self.kernel_dim = kernels, kernel_dim
+
+    def build(self, input_shape):
+        self.tensor = self.add_weight(
+            name="tensor", shape=(input_shape[-1], self.kernels * self.kernel_dim),
+            initializer=keras.initializers.RandomNormal(stddev=0.05),
+        )
+
+    def call(self, inputs):
+        m = ops.reshape(ops.matmul(inputs, self.tensor), (-1, self.kernels, self.kernel_dim))
+        distances = ops.sum(ops.abs(ops.expand_dims(m, 0) - ops.expand_dims(m, 1)), axis=-1)
+        closeness = ops.sum(ops.exp(-distances), axis=1) - 1.0  # minus exp(0) for j = i
+        return ops.concatenate([inputs, closeness], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + self.kernels)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "kernels": self.kernels, "kernel_dim": self.kernel_dim}

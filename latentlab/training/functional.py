@@ -1,0 +1,202 @@
+"""Functional training state for custom loops (VAE, GAN), the same on every backend.
+
+A model and its optimizer become a state (trainable, non-trainable and optimizer variables) that
+step functions take and return; `shim` says what a state is on each backend, differentiates and
+compiles. The state is written back into the Keras variables to save or export the models, and
+saved whole (both networks, both optimizers, loop extras) as one checkpoint per epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from latentlab.errors import UserError
+from latentlab.training import shim
+
+log = logging.getLogger(__name__)
+
+KINDS = ("trainable", "non_trainable", "optimizer")
+
+
+@dataclass
+class Net:
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer | None = None
+
+    def variables(self) -> dict[str, list]:
+        if self.optimizer is not None and not self.optimizer.built:
+            self.optimizer.build(self.model.trainable_variables)
+        return {
+            "trainable": list(self.model.trainable_variables),
+            "non_trainable": list(self.model.non_trainable_variables),
+            "optimizer": list(self.optimizer.variables) if self.optimizer is not None else [],
+        }
+
+
+def initial_state(nets: dict[str, Net]) -> dict:
+    """Every net's state (see `shim`): what the pure step functions take and return."""
+    return {name: shim.state_of(net.variables()) for name, net in nets.items()}
+
+
+def write_back(nets: dict[str, Net], state: dict) -> None:
+    """Put the values in ``state`` into the nets' Keras variables (to save or export them)."""
+    if not shim.functional():
+        return  # the state is the variables
+    for name, net in nets.items():
+        for kind, variables in net.variables().items():
+            for variable, value in zip(variables, state[name][kind]):
+                variable.assign(keras.ops.copy(value))
+
+
+call = shim.call
+apply_gradients = shim.apply_gradients
+
+
+# ---- checkpoints -----------------------------------------------------------------------------
+
+def _flatten(state: dict) -> dict[str, np.ndarray]:
+    return {
+        f"{name}/{kind}/{i}": keras.ops.convert_to_numpy(value)
+        for name, kinds in state.items()
+        for kind, values in kinds.items()
+        for i, value in enumerate(values)
+    }
+
+
+def _unflatten(arrays, template: dict) -> dict:
+    return {
+        name: shim.restore(kinds, {kind: [arrays[f"{name}/{kind}/{i}"] for i in range(len(values))]
+                                   for kind, values in kinds.items()})
+        for name, kinds in template.items()
+    }
+
+
+@dataclass
+class Progress:
+    """What a loop carries between epochs besides the weights."""
+
+    key: str
+    epoch: int = -1  # last completed epoch, -1 = none
+    history: dict[str, list[float]] = field(default_factory=dict)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. the replay pool
+
+
+def save_checkpoint(directory: Path, state: dict, progress: Progress) -> None:
+    """Write state + progress as one checkpoint; the previous one stays until this one is whole."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / "tmp.npz"
+    with open(tmp, "wb") as f:
+        np.savez(f, **_flatten(state), **{f"extra/{k}": v for k, v in progress.extra.items()})
+    meta = {"key": progress.key, "epoch": progress.epoch, "history": progress.history}
+    (directory / "tmp.json").write_text(json.dumps(meta))
+    # The arrays are renamed first and the json last: a json always describes whole arrays.
+    os.replace(tmp, directory / "state.npz")
+    os.replace(directory / "tmp.json", directory / "state.json")
+
+
+def load_checkpoint(directory: Path, key: str, template: dict) -> tuple[dict, Progress] | None:
+    """The checkpoint in ``directory`` if it was made under ``key``; else clear it, None."""
+    meta_path, arrays_path = directory / "state.json", directory / "state.npz"
+    if meta_path.is_file() and arrays_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if meta["key"] == key:
+            with np.load(arrays_path) as arrays:
+                state = _unflatten(arrays, template)
+                extra = {k[len("extra/"):]: arrays[k] for k in arrays.files if k.startswith("extra/")}
+            return state, Progress(key, meta["epoch"], meta["history"], extra)
+        log.info("%s: checkpoint is for other params or data; starting afresh", directory)
+    shutil.rmtree(directory, ignore_errors=True)
+    return None
+
+
+class Diverged(UserError):
+    """A loss became NaN or infinite."""
+
+
+def check_finite(logs: dict[str, float], epoch: int, step: int, directory: Path, last_good: int) -> None:
+    bad = [name for name, value in logs.items() if not math.isfinite(value)]
+    if bad:
+        kept = f"epoch {last_good + 1}" if last_good >= 0 else "none yet"
+        raise Diverged(
+            f"training diverged at epoch {epoch + 1}, step {step}: {', '.join(bad)} became "
+            f"{logs[bad[0]]}; the last good checkpoint ({kept}) is kept in {directory}. "
+            "Lower the learning rate, or try another loss (e.g. wgan_gp) or remedy"
+        )
+
+
+class EpochLogs:
+    """Averages a loop's per-step logs; checks them for NaN/inf every ``every`` steps (each check
+    waits for the device, so not every step)."""
+
+    def __init__(self, epoch: int, directory: Path, last_good: int, every: int = 50):
+        self.epoch, self.directory, self.last_good, self.every = epoch, directory, last_good, every
+        self.pending: list[dict] = []
+        self.totals: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, logs: dict, step: int) -> None:
+        self.pending.append(logs)
+        if len(self.pending) >= self.every:
+            self._flush(step)
+
+    def _flush(self, step: int) -> None:
+        for logs in self.pending:
+            values = {k: float(keras.ops.convert_to_numpy(v)) for k, v in logs.items()}
+            check_finite(values, self.epoch, step, self.directory, self.last_good)
+            for k, v in values.items():
+                self.totals[k] = self.totals.get(k, 0.0) + v
+            self.count += 1
+        self.pending = []
+
+    def means(self, step: int) -> dict[str, float]:
+        self._flush(step)
+        return {k: v / max(self.count, 1) for k, v in self.totals.items()}
+
+
+def run_epochs(
+    *,
+    epochs: int,
+    directory: Path,
+    state: dict,
+    progress: Progress,
+    run_epoch: Callable[[int, dict, Progress], tuple[dict, dict[str, float]]],
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> tuple[dict, Progress]:
+    """Run epochs ``progress.epoch + 1 .. epochs - 1``, checkpointing after each.
+
+    ``run_epoch(epoch, state, progress)`` returns the new state and the epoch's mean logs; it may
+    update ``progress.extra``. A checkpoint is written only after an epoch completes, so a crash or
+    a divergence loses at most the epoch in progress.
+    """
+    for epoch in range(progress.epoch + 1, epochs):
+        state, logs = run_epoch(epoch, state, progress)
+        check_finite(logs, epoch, -1, directory, progress.epoch)
+        for name, value in logs.items():
+            progress.history.setdefault(name, []).append(float(value))
+        progress.epoch = epoch
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, state)
+        save_checkpoint(directory, state, progress)
+        log.info("epoch %d/%d: %s", epoch + 1, epochs,
+                 "  ".join(f"{k} {v:.4f}" for k, v in logs.items()))
+    return state, progress
+
+
+def resume(directory: Path, key: str, template: dict) -> tuple[dict, Progress]:
+    """The checkpointed state and progress under ``key``, or ``template`` and a fresh start."""
+    loaded = load_checkpoint(directory, key, template)
+    if loaded is None:
+        return template, Progress(key)
+    state, progress = loaded
+    log.info("resuming from the checkpoint after epoch %d in %s", progress.epoch + 1, directory)
+    return state, progress

@@ -1,0 +1,215 @@
+"""GAN training: one pure step per backend-neutral design, compiled by `shim`.
+
+Each step trains the discriminator (``d_steps`` times) on real vs generated images, then the
+generator through the frozen discriminator: only the network being trained is differentiated
+and updated. Host-side numpy supplies every random draw (noise, label flips, instance noise,
+interpolation weights), seeded per epoch, so runs repeat exactly and resume deterministically.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import ops
+
+from latentlab.models.gan import Gan
+from latentlab.params import GanBlock
+from latentlab.training import shim
+from latentlab.training.functional import (
+    Net,
+    Progress,
+    apply_gradients,
+    call,
+    EpochLogs,
+    initial_state,
+)
+from latentlab.training.replay import ImagePool
+
+log = logging.getLogger(__name__)
+
+CHECK_EVERY = 50  # steps between NaN checks (each check waits for the device)
+
+
+def to_gan_range(images: np.ndarray) -> np.ndarray:
+    return images.astype(np.float32) / 127.5 - 1.0
+
+
+def from_gan_range(images) -> np.ndarray:
+    images = np.asarray(keras.ops.convert_to_numpy(images))
+    return np.clip((images + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
+
+
+class GanTrainer:
+    def __init__(self, gan: Gan, block: GanBlock, seed: int):
+        self.gan, self.block, self.seed = gan, block, seed
+        self.nets = {
+            "generator": Net(gan.generator, keras.optimizers.Adam(block.learning_rate, beta_1=block.beta_1)),
+            "discriminator": Net(gan.discriminator,
+                                 keras.optimizers.Adam(block.learning_rate, beta_1=block.beta_1)),
+        }
+        self.fused_step = shim.jit(self._fused_step)
+        self.generate = shim.jit(self._generate, updates_state=False)
+        self.d_update = shim.jit(self._d_update)
+        self.g_update = shim.jit(self._g_update)
+        self.sample = shim.jit(self._sample, updates_state=False)
+
+    def initial_state(self) -> dict:
+        return initial_state(self.nets)
+
+    # ---- pure functions of (state, batch) -----------------------------------------------------
+
+    def _inputs(self, images, labels):
+        return [images, labels] if self.gan.n_classes else images
+
+    def _generate(self, state, noise, labels):
+        fake, _ = call(self.gan.generator, state["generator"], self._inputs(noise, labels), True)
+        return fake
+
+    def _sample(self, state, noise, labels):
+        fake, _ = call(self.gan.generator, state["generator"], self._inputs(noise, labels), False)
+        return fake
+
+    def _d_loss(self, d_trainable, d_state, batch, fake, fake_labels):
+        d_state = {**d_state, "trainable": d_trainable}
+        real = batch["real"]
+        if "noise_real" in batch:  # instance noise, its scale set per epoch
+            real = real + batch["noise_real"]
+            fake = fake + batch["noise_fake"]
+        real_logit, d_state = call(self.gan.discriminator, d_state,
+                                   self._inputs(real, batch.get("real_labels")), True)
+        fake_logit, d_state = call(self.gan.discriminator, d_state,
+                                   self._inputs(fake, fake_labels), True)
+        if self.block.loss == "wgan_gp":
+            eps = batch["eps"]
+            mixed = eps * batch["real"] + (1.0 - eps) * fake
+
+            def critic(x):
+                return call(self.gan.discriminator, d_state,
+                            self._inputs(x, batch.get("real_labels")), True)[0]
+
+            grads = shim.input_gradient(critic, mixed)
+            norms = ops.sqrt(ops.sum(ops.square(grads), axis=(1, 2, 3)) + 1e-12)
+            penalty = ops.mean(ops.square(norms - 1.0))
+            loss = ops.mean(fake_logit) - ops.mean(real_logit) + self.block.gp_weight * penalty
+        else:
+            loss = (ops.mean(ops.binary_crossentropy(batch["target_real"], real_logit, from_logits=True))
+                    + ops.mean(ops.binary_crossentropy(batch["target_fake"], fake_logit, from_logits=True)))
+        return loss, (d_state["non_trainable"], ops.mean(real_logit), ops.mean(fake_logit))
+
+    def _d_update(self, state, batch, fake, fake_labels):
+        d_state = state["discriminator"]
+        (loss, (non_trainable, real_score, fake_score)), grads = shim.value_and_grad(self._d_loss)(
+            d_state["trainable"], d_state, batch, fake, fake_labels)
+        d_state = apply_gradients(self.nets["discriminator"].optimizer,
+                                  {**d_state, "non_trainable": non_trainable}, grads)
+        logs = {"d_loss": loss, "d_real": real_score, "d_fake": fake_score}
+        return {**state, "discriminator": d_state}, logs
+
+    def _g_loss(self, g_trainable, g_state, d_state, noise, labels):
+        g_state = {**g_state, "trainable": g_trainable}
+        fake, g_state = call(self.gan.generator, g_state, self._inputs(noise, labels), True)
+        # D runs in training mode but its values are not differentiated nor updated here.
+        logit, _ = call(self.gan.discriminator, d_state, self._inputs(fake, labels), True)
+        if self.block.loss == "wgan_gp":
+            loss = -ops.mean(logit)
+        else:  # non-saturating: maximise log D(G(z))
+            loss = ops.mean(ops.binary_crossentropy(ops.ones_like(logit), logit, from_logits=True))
+        return loss, g_state["non_trainable"]
+
+    def _g_update(self, state, noise, labels):
+        g_state = state["generator"]
+        (loss, non_trainable), grads = shim.value_and_grad(self._g_loss)(
+            g_state["trainable"], g_state, state["discriminator"], noise, labels)
+        g_state = apply_gradients(self.nets["generator"].optimizer,
+                                  {**g_state, "non_trainable": non_trainable}, grads)
+        return {**state, "generator": g_state}, loss
+
+    def _fused_step(self, state, batch):
+        fake_labels = batch.get("fake_labels_d")
+        for i in range(self.block.d_steps):
+            labels = fake_labels[i] if fake_labels is not None else None
+            fake = self._generate(state, batch["noise_d"][i], labels)
+            state, logs = self._d_update(state, batch, fake, labels)
+        state, g_loss = self._g_update(state, batch["noise_g"], batch.get("fake_labels_g"))
+        return state, {**logs, "g_loss": g_loss}
+
+    # ---- host side ----------------------------------------------------------------------------
+
+    def host_batch(self, rng: np.random.Generator, real: np.ndarray, labels: np.ndarray | None,
+                   noise_std: float) -> dict:
+        """Every random input of one step, drawn from ``rng``."""
+        b, block, n = len(real), self.block, self.gan.n_classes
+        batch = {
+            "real": real,
+            "noise_d": rng.standard_normal((block.d_steps, b, block.latent), dtype=np.float32),
+            "noise_g": rng.standard_normal((b, block.latent), dtype=np.float32),
+        }
+        if n:
+            eye = np.eye(n, dtype=np.float32)
+            batch["real_labels"] = eye[labels]
+            batch["fake_labels_d"] = eye[rng.integers(0, n, (block.d_steps, b))]
+            batch["fake_labels_g"] = eye[rng.integers(0, n, b)]
+        if block.loss == "wgan_gp":
+            batch["eps"] = rng.random((b, 1, 1, 1), dtype=np.float32)
+        else:
+            target_real = np.full((b, 1), 1.0 - block.label_smoothing, dtype=np.float32)
+            target_fake = np.zeros((b, 1), dtype=np.float32)
+            if block.label_flip:
+                flip = rng.random((b, 1)) < block.label_flip
+                target_real[flip] = 0.0
+                flip = rng.random((b, 1)) < block.label_flip
+                target_fake[flip] = 1.0 - block.label_smoothing
+            batch["target_real"], batch["target_fake"] = target_real, target_fake
+        if noise_std > 0:
+            batch["noise_real"] = noise_std * rng.standard_normal(real.shape, dtype=np.float32)
+            batch["noise_fake"] = noise_std * rng.standard_normal(real.shape, dtype=np.float32)
+        return batch
+
+    def replay_step(self, state, batch, pool: ImagePool, rng: np.random.Generator):
+        """A step with experience replay: fakes go through the pool before D sees them."""
+        n = self.gan.n_classes
+        for i in range(self.block.d_steps):
+            labels_oh = batch["fake_labels_d"][i] if n else None
+            fake = from_device(self.generate(state, batch["noise_d"][i], labels_oh))
+            labels = labels_oh.argmax(axis=1) if n else np.zeros(len(fake), dtype=np.int64)
+            mixed, mixed_labels = pool.query(fake, labels, rng)
+            mixed_oh = np.eye(n, dtype=np.float32)[mixed_labels] if n else None
+            state, logs = self.d_update(state, batch, mixed, mixed_oh)
+        state, g_loss = self.g_update(state, batch["noise_g"], batch.get("fake_labels_g"))
+        return state, {**logs, "g_loss": g_loss}
+
+    def epoch_runner(self, images: np.ndarray, labels: np.ndarray, epochs: int,
+                     directory: Path) -> Callable:
+        """``run_epoch`` for `functional.run_epochs`: full batches in a seeded shuffled order."""
+        block = self.block
+        steps = len(images) // block.batch_size
+
+        def run_epoch(epoch: int, state: dict, progress: Progress):
+            rng = np.random.default_rng([self.seed, epoch])
+            order = rng.permutation(len(images))
+            noise_std = block.instance_noise * (1.0 - epoch / epochs)  # linear decay
+            pool = ImagePool.restore(block.replay_pool_size, progress.extra) if block.replay else None
+            epoch_logs = EpochLogs(epoch, directory, progress.epoch, CHECK_EVERY)
+            for step in range(steps):
+                index = np.sort(order[step * block.batch_size:(step + 1) * block.batch_size])
+                real = to_gan_range(images[index])
+                batch = self.host_batch(rng, real, labels[index] if self.gan.n_classes else None,
+                                        noise_std)
+                if pool is not None:
+                    state, logs = self.replay_step(state, batch, pool, rng)
+                else:
+                    state, logs = self.fused_step(state, batch)
+                epoch_logs.add(logs, step + 1)
+            if pool is not None:
+                progress.extra = pool.state()
+            return state, epoch_logs.means(steps)
+
+        return run_epoch
+
+
+def from_device(x) -> np.ndarray:
+    return np.asarray(keras.ops.convert_to_numpy(x))

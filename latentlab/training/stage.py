@@ -1,0 +1,46 @@
+"""What the generative stages share: their training data, epoch frames and output files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from latentlab.data.downsample import load_split
+from latentlab.errors import UserError
+from latentlab.galleries import save_grid
+from latentlab.training.fit import write_history
+
+
+def train_and_val(prepared: Path, stage: str, max_train_images: int, seed: int):
+    """(train images, train labels, val images), uint8; a seeded sample of train if asked."""
+    train, labels = load_split(prepared, "train")
+    val, _ = load_split(prepared, "val")
+    if len(val) == 0:
+        raise UserError(f"{stage} needs a val split: set downsample.val_fraction > 0")
+    if max_train_images and max_train_images < len(train):
+        keep = np.sort(np.random.default_rng(seed).choice(len(train), max_train_images, False))
+        train, labels = train[keep], labels[keep]
+    return train, labels, val
+
+
+def save_frame(images: np.ndarray, frames: Path, epoch: int, columns: int) -> None:
+    """One epoch's sample grid (uint8 images), named so frames sort in epoch order."""
+    frames.mkdir(parents=True, exist_ok=True)
+    save_grid(images, frames / f"epoch_{epoch + 1:03d}.png", columns)
+
+
+def copy_frames(frames: Path, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    for frame in sorted(frames.glob("epoch_*.png")):
+        shutil.copy2(frame, dest / frame.name)
+
+
+def write_outputs(metrics: dict, metrics_path: Path, history: dict[str, list[float]],
+                  history_path: Path) -> None:
+    for path in (metrics_path, history_path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_history(history, history_path)

@@ -1,0 +1,97 @@
+"""Stage `train_gan`: a DCGAN (or dense GAN) with switchable training remedies."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from latentlab.cli import run_stage
+from latentlab.data.downsample import fingerprint
+from latentlab.data.raw import UNLABELED, read_json
+from latentlab.errors import UserError
+from latentlab.io import staged_dir
+from latentlab.models.gan import build_gan
+from latentlab.params import Params, load_params, save_resolved
+from latentlab.training.fit import seed_everything
+from latentlab.training.functional import resume, run_epochs, write_back
+from latentlab.training.gan import GanTrainer, from_gan_range
+from latentlab.training.stage import copy_frames, save_frame, train_and_val, write_outputs
+
+log = logging.getLogger(__name__)
+
+PREPARED = Path("data/prepared")
+MODELS = Path("models/gan")
+CHECKPOINTS = Path("checkpoints/train_gan")
+METRICS = Path("metrics/gan.json")
+HISTORY = Path("plots/gan_history.csv")
+SAMPLES = Path("reports/gan")
+
+
+def fixed_inputs(latent: int, grid: int, n_classes: int, seed: int):
+    """The noise (and, conditional, the labels: one class per row) behind every epoch's grid."""
+    noise = np.random.default_rng(seed).standard_normal((grid * grid, latent)).astype(np.float32)
+    if not n_classes:
+        return noise, None
+    labels = np.repeat(np.arange(grid) % n_classes, grid)
+    return noise, np.eye(n_classes, dtype=np.float32)[labels]
+
+
+def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
+        checkpoints: Path = CHECKPOINTS, metrics_path: Path = METRICS,
+        history_path: Path = HISTORY, samples_dir: Path = SAMPLES) -> dict:
+    block, seed = params.train_gan, params.base.seed
+    seed_everything(seed)
+    train, labels, _ = train_and_val(prepared, "train_gan", block.max_train_images, seed)
+    if len(train) < block.batch_size:
+        raise UserError(f"train_gan.batch_size={block.batch_size} exceeds the {len(train)} train "
+                        "images; lower it")
+    n_classes = 0
+    if block.conditional:
+        class_names = read_json(prepared / "meta.json").get("class_names")
+        if not class_names or (labels == UNLABELED).any():
+            raise UserError("train_gan.conditional=true needs a labeled dataset; this one has no "
+                            "labels: set train_gan.conditional=false")
+        n_classes = len(class_names)
+    shape = tuple(train.shape[1:])
+    gan = build_gan(block, shape, n_classes)
+    trainer = GanTrainer(gan, block, seed)
+    key = f"{params.block_hash('base', 'train_gan')}-{fingerprint(prepared, ('train',))}"
+    state, progress = resume(checkpoints, key, trainer.initial_state())
+    noise, noise_labels = fixed_inputs(block.latent, block.grid_size, n_classes, seed)
+
+    def on_epoch_end(epoch: int, state: dict) -> None:
+        save_frame(from_gan_range(trainer.sample(state, noise, noise_labels)),
+                   checkpoints / "frames", epoch, block.grid_size)
+
+    start, first_epoch = time.perf_counter(), progress.epoch + 1
+    state, progress = run_epochs(
+        epochs=block.epochs, directory=checkpoints, state=state, progress=progress,
+        run_epoch=trainer.epoch_runner(train, labels, block.epochs, checkpoints),
+        on_epoch_end=on_epoch_end)
+    seconds = time.perf_counter() - start
+    trained_images = (block.epochs - first_epoch) * (len(train) // block.batch_size) * block.batch_size
+    write_back(trainer.nets, state)
+    metrics = {
+        **{f"final_{k}": v[-1] for k, v in progress.history.items()},
+        "epochs_trained": progress.epoch + 1,
+        "images_per_second": round(trained_images / seconds, 1) if trained_images else None,
+    }
+    with staged_dir(models_dir) as staging, staged_dir(samples_dir) as samples:
+        gan.generator.save(staging / "generator.keras")
+        gan.discriminator.save(staging / "discriminator.keras")
+        save_resolved(params, ["base", "train_gan"], staging / "params.resolved.yaml")
+        copy_frames(checkpoints / "frames", samples / "progress")
+    write_outputs(metrics, metrics_path, progress.history, history_path)
+    log.info("train_gan: %s", metrics)
+    return metrics
+
+
+def main() -> None:
+    run_stage("train_gan", lambda: run(load_params()))
+
+
+if __name__ == "__main__":
+    main()

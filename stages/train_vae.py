@@ -1,0 +1,85 @@
+"""Stage `train_vae`: a variational autoencoder on the prepared images (labels unused)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from latentlab.cli import run_stage
+from latentlab.data.downsample import fingerprint
+from latentlab.io import staged_dir
+from latentlab.models.vae import build_vae
+from latentlab.params import Params, load_params, save_resolved
+from latentlab.training.fit import seed_everything
+from latentlab.training.functional import resume, run_epochs, write_back
+from latentlab.training.stage import copy_frames, save_frame, train_and_val, write_outputs
+from latentlab.training.vae import VaeTrainer
+
+log = logging.getLogger(__name__)
+
+PREPARED = Path("data/prepared")
+MODELS = Path("models/vae")
+CHECKPOINTS = Path("checkpoints/train_vae")
+METRICS = Path("metrics/vae.json")
+HISTORY = Path("plots/vae_history.csv")
+SAMPLES = Path("reports/vae")
+GERON_VAL_LOSS = 0.0311  # Fashion-MNIST, chapter-17 notebook, same loss scaling
+
+
+def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
+        checkpoints: Path = CHECKPOINTS, metrics_path: Path = METRICS,
+        history_path: Path = HISTORY, samples_dir: Path = SAMPLES) -> dict:
+    block, seed = params.train_vae, params.base.seed
+    seed_everything(seed)
+    train, _, val = train_and_val(prepared, "train_vae", block.max_train_images, seed)
+    shape = tuple(train.shape[1:])
+    vae = build_vae(block, shape, seed)
+    trainer = VaeTrainer(vae, block, shape, seed)
+    key = f"{params.block_hash('base', 'train_vae')}-{fingerprint(prepared, ('train', 'val'))}"
+    state, progress = resume(checkpoints, key, trainer.initial_state())
+    prior = np.random.default_rng(seed).standard_normal((block.grid_size**2, block.latent))
+    prior = prior.astype(np.float32)
+
+    def on_epoch_end(epoch: int, state: dict) -> None:
+        write_back(trainer.nets, state)
+        samples = vae.decoder.predict(prior, verbose=0)
+        save_frame((samples * 255).round().astype(np.uint8), checkpoints / "frames", epoch,
+                   block.grid_size)
+
+    start = time.perf_counter()
+    state, progress = run_epochs(epochs=block.epochs, directory=checkpoints, state=state,
+                                 progress=progress,
+                                 run_epoch=trainer.epoch_runner(train, val, checkpoints),
+                                 on_epoch_end=on_epoch_end)
+    seconds = time.perf_counter() - start
+    write_back(trainer.nets, state)
+    final = trainer.evaluate(state, val)
+    metrics = {
+        "val_loss": final["loss"],
+        "val_reconstruction_mse": final["reconstruction"],
+        "val_kl": final["kl"],
+        "geron_val_loss": GERON_VAL_LOSS,
+        "epochs_trained": progress.epoch + 1,
+        "train_seconds_this_run": round(seconds, 1),
+    }
+    with staged_dir(models_dir) as staging, staged_dir(samples_dir) as samples:
+        vae.encoder.save(staging / "encoder.keras")
+        vae.decoder.save(staging / "decoder.keras")
+        save_resolved(params, ["base", "train_vae"], staging / "params.resolved.yaml")
+        copy_frames(checkpoints / "frames", samples / "prior_by_epoch")
+    write_outputs(metrics, metrics_path, progress.history, history_path)
+    log.info("train_vae: val loss %.4f (Géron: %.4f), reconstruction MSE %.4f, KL %.2f",
+             metrics["val_loss"], GERON_VAL_LOSS, metrics["val_reconstruction_mse"],
+             metrics["val_kl"])
+    return metrics
+
+
+def main() -> None:
+    run_stage("train_vae", lambda: run(load_params()))
+
+
+if __name__ == "__main__":
+    main()
