@@ -6,12 +6,25 @@ import http.server
 import os
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
-import numpy as np
-import pytest
-from PIL import Image
+
+class _NoTensorflow:
+    """Makes `import tensorflow` fail, to prove the jax backend does not need it."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "tensorflow_datasets"):
+            raise ImportError(f"{name} is blocked: the jax backend must run without tensorflow")
+
+
+if os.environ.get("LATENTLAB_BLOCK_TENSORFLOW") == "1":
+    sys.meta_path.insert(0, _NoTensorflow())
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from latentlab.data.fashion_mnist import DEBIAN_DIR
 from latentlab.params import Params, parse_params

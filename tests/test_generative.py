@@ -1,0 +1,260 @@
+"""VAE and GAN models and training steps, on real digits. Run under both Keras backends:
+`tests/test_backends.py` reruns this file with KERAS_BACKEND=jax and tensorflow blocked."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import yaml
+
+from latentlab.data.downsample import load_split
+from latentlab.errors import UserError
+from latentlab.models.gan import build_gan
+from latentlab.models.layers import MinibatchDiscrimination, MinibatchStdDev
+from latentlab.models.vae import build_vae
+from latentlab.training import shim
+from latentlab.training.functional import Diverged, Progress, run_epochs, save_checkpoint
+from latentlab.training.gan import GanTrainer, to_gan_range
+from latentlab.training.replay import ImagePool
+from latentlab.training.vae import VaeTrainer
+from stages import train_gan, train_vae
+from tests.conftest import ROOT, make_params
+
+SHAPE = (8, 8, 1)
+TINY_GAN = {"filters": [8, 16], "latent": 8, "hidden_units": [16, 32], "batch_size": 16,
+            "epochs": 2, "grid_size": 4, "minibatch_kernels": 4, "minibatch_kernel_dim": 3}
+TINY_VAE = {"latent": 4, "hidden_units": [32, 16], "conv_filters": [8, 16], "epochs": 2,
+            "batch_size": 64, "grid_size": 4}
+
+
+def gan_block(**values):
+    return make_params(train_gan={**TINY_GAN, **values}).train_gan
+
+
+def numpy_state(net_state: dict) -> dict:
+    return {kind: [np.array(keras.ops.convert_to_numpy(v)) for v in vs]
+            for kind, vs in net_state.items()}
+
+
+def changed(before: dict, after: dict, kind: str = "trainable") -> list[bool]:
+    return [not np.array_equal(a, b) for a, b in zip(before[kind], after[kind])]
+
+
+@pytest.fixture(scope="module")
+def digits(digits_prepared):
+    images, labels = load_split(digits_prepared, "train")
+    return np.asarray(images), labels
+
+
+@pytest.mark.parametrize("architecture", ["dense", "conv"])
+def test_vae_shapes_and_sampling_noise_in_training_and_generation(digits, architecture):
+    block = make_params(train_vae={**TINY_VAE, "architecture": architecture}).train_vae
+    vae = build_vae(block, SHAPE, seed=0)
+    x = digits[0][:16].astype("float32") / 255
+    mean, log_var, z = vae.encoder(x)
+    assert mean.shape == log_var.shape == z.shape == (16, 4)
+    assert vae.decoder(z).shape == (16, *SHAPE)
+    # The sampling noise stays on outside training: two encodings of one image differ.
+    z1 = keras.ops.convert_to_numpy(vae.encoder(x, training=False)[2])
+    z2 = keras.ops.convert_to_numpy(vae.encoder(x, training=False)[2])
+    assert not np.allclose(z1, z2)
+
+
+def test_vae_step_lowers_the_loss(digits):
+    block = make_params(train_vae=TINY_VAE).train_vae
+    trainer = VaeTrainer(build_vae(block, SHAPE, 0), block, SHAPE, 0)
+    state = trainer.initial_state()
+    before = trainer.evaluate(state, digits[0][:256])
+    for _ in range(30):
+        state, logs = trainer.train_step(state, digits[0][:256].astype("float32") / 255)
+    after = trainer.evaluate(state, digits[0][:256])
+    assert after["loss"] < before["loss"]
+    assert after["loss"] == pytest.approx(after["reconstruction"] + after["kl"] / 64, rel=1e-4)
+
+
+@pytest.mark.parametrize("architecture", ["dcgan", "dense"])
+@pytest.mark.parametrize("conditional", [0, 10])
+def test_gan_shapes(architecture, conditional):
+    gan = build_gan(gan_block(architecture=architecture), SHAPE, conditional)
+    noise = keras.ops.zeros((5, 8))
+    labels = keras.ops.convert_to_tensor(np.eye(10, dtype="float32")[:5])
+    g_in = [noise, labels] if conditional else noise
+    fake = gan.generator(g_in)
+    assert fake.shape == (5, *SHAPE)
+    assert gan.discriminator([fake, labels] if conditional else fake).shape == (5, 1)
+
+
+def _batch(trainer, digits, rng):
+    images, labels = digits
+    index = np.arange(trainer.block.batch_size)
+    return trainer.host_batch(rng, to_gan_range(images[index]), labels[index], 0.0)
+
+
+@pytest.mark.parametrize("loss", ["nonsaturating", "wgan_gp"])
+def test_a_step_trains_d_then_g_each_with_the_other_frozen(digits, loss):
+    block = gan_block(loss=loss)
+    trainer = GanTrainer(build_gan(block, SHAPE), block, seed=0)
+    state = trainer.initial_state()
+    batch = _batch(trainer, digits, np.random.default_rng(0))
+
+    g0, d0 = numpy_state(state["generator"]), numpy_state(state["discriminator"])
+    fake = trainer.generate(state, batch["noise_d"][0], None)
+    state, logs = trainer.d_update(state, batch, fake, None)
+    g1, d1 = numpy_state(state["generator"]), numpy_state(state["discriminator"])
+    d_changed = changed(d0, d1)
+    if loss == "wgan_gp":  # the critic's output bias cancels in E[D(fake)] − E[D(real)]
+        assert d_changed[-1] is False
+        d_changed = d_changed[:-1]
+    assert all(d_changed) and not any(changed(g0, g1))
+
+    state, g_loss = trainer.g_update(state, batch["noise_g"], None)
+    g2, d2 = numpy_state(state["generator"]), numpy_state(state["discriminator"])
+    assert all(changed(g1, g2)) and not any(changed(d1, d2))
+    assert np.isfinite(float(keras.ops.convert_to_numpy(g_loss)))
+
+
+def test_replay_pool_fills_then_swaps_half_the_time():
+    rng = np.random.default_rng(0)
+    pool = ImagePool(size=4)
+    first = np.arange(4, dtype=np.float32).reshape(4, 1)
+    out, labels = pool.query(first, np.arange(4), rng)
+    assert np.array_equal(out, first) and len(pool) == 4  # filling: returned as given
+    returned_old = 0
+    for step in range(50):
+        new = np.full((4, 1), 100.0 + step, dtype=np.float32)
+        out, labels = pool.query(new, np.full(4, 7), rng)
+        assert len(pool) == 4
+        old = out[:, 0] != 100.0 + step
+        returned_old += int(old.sum())
+        # Whatever came back from the pool, its label came with it.
+        assert np.all((labels == 7) == (out[:, 0] >= 100) | ~old)
+    assert 60 < returned_old < 140  # about half of 200
+    restored = ImagePool.restore(4, pool.state())
+    assert np.array_equal(restored.images, pool.images)
+
+
+@pytest.mark.parametrize("layer", [MinibatchStdDev(), MinibatchDiscrimination(6, 3)])
+def test_minibatch_layers_see_a_batch_without_diversity(layer):
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((8, 12)).astype("float32")
+    same = np.repeat(features[:1], 8, axis=0)
+    diverse_out = keras.ops.convert_to_numpy(layer(features))
+    same_out = keras.ops.convert_to_numpy(layer(same))
+    # The first sample is identical in both batches; only its batch-mates differ.
+    assert np.allclose(diverse_out[0, :12], same_out[0, :12])
+    assert not np.allclose(diverse_out[0, 12:], same_out[0, 12:])
+
+
+@pytest.mark.parametrize("minibatch", ["stddev", "discrimination"])
+def test_minibatch_layers_change_what_d_says_of_a_collapsed_batch(digits, minibatch):
+    block = gan_block(minibatch=minibatch)
+    d = build_gan(block, SHAPE).discriminator
+    plain = build_gan(gan_block(), SHAPE).discriminator
+    images = to_gan_range(digits[0][:8])
+    collapsed = np.repeat(images[:1], 8, axis=0)
+    with_layer = [keras.ops.convert_to_numpy(d(b))[0, 0] for b in (images, collapsed)]
+    without = [keras.ops.convert_to_numpy(plain(b))[0, 0] for b in (images, collapsed)]
+    assert abs(with_layer[0] - with_layer[1]) > 1e-4
+    assert abs(without[0] - without[1]) < 1e-5
+
+
+def test_a_nan_stops_training_and_keeps_the_last_good_checkpoint(digits, tmp_path):
+    block = gan_block()
+    trainer = GanTrainer(build_gan(block, SHAPE), block, seed=0)
+    images, labels = digits
+    runner = trainer.epoch_runner(images[:128], labels[:128], 3, tmp_path)
+
+    def poisoned(epoch, state, progress):
+        if epoch == 1:  # the generator's weights blow up during the second epoch
+            arrays = numpy_state(state["generator"])
+            arrays["trainable"][0][:] = np.nan
+            state = {**state, "generator": shim.restore(state["generator"], arrays)}
+        return runner(epoch, state, progress)
+
+    with pytest.raises(Diverged, match="diverged at epoch 2.*epoch 1\\) is kept"):
+        run_epochs(epochs=3, directory=tmp_path, state=trainer.initial_state(),
+                   progress=Progress("k"), run_epoch=poisoned)
+    assert json.loads((tmp_path / "state.json").read_text())["epoch"] == 0
+    assert issubclass(Diverged, UserError)  # a clear message and exit status 2 from a stage
+
+
+def test_a_checkpoint_is_replaced_only_when_whole(tmp_path):
+    block = gan_block()
+    trainer = GanTrainer(build_gan(block, SHAPE), block, seed=0)
+    state = trainer.initial_state()
+    save_checkpoint(tmp_path, state, Progress("k", 0, {"d_loss": [1.0]}))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "state.npz"]
+
+
+def _stage_project(tmp_path, digits_prepared, **gan):
+    (tmp_path / "data").mkdir()
+    os.symlink(digits_prepared, tmp_path / "data" / "prepared")
+    params = {"train_gan": {**TINY_GAN, **gan}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+def test_kill_9_mid_training_resumes_losing_at_most_one_epoch(digits_prepared, tmp_path):
+    project = _stage_project(tmp_path, digits_prepared, epochs=6)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "stages.train_gan"]
+    proc = subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    state = project / "checkpoints/train_gan/state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if state.is_file() and json.loads(state.read_text())["epoch"] >= 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = json.loads(state.read_text())["epoch"] + 1
+    assert 2 <= done < 6
+
+    rerun = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resuming from the checkpoint after epoch {done}" in rerun.stderr
+    assert f"epoch {done + 1}/6" in rerun.stderr and f"epoch {done}/6" not in rerun.stderr
+    metrics = json.loads((project / "metrics/gan.json").read_text())
+    assert metrics["epochs_trained"] == 6
+    history = (project / "plots/gan_history.csv").read_text().splitlines()
+    assert len(history) == 1 + 6
+    frames = sorted(p.name for p in (project / "reports/gan/progress").iterdir())
+    assert frames == [f"epoch_{i:03d}.png" for i in range(1, 7)]
+
+
+def test_train_gan_stage_variants_and_errors(digits_prepared, tmp_path):
+    params = make_params(train_gan={**TINY_GAN, "conditional": True, "replay": True,
+                                    "minibatch": "stddev", "label_smoothing": 0.1,
+                                    "label_flip": 0.05, "instance_noise": 0.1, "epochs": 1})
+    out = {k: tmp_path / k for k in ("models", "ck", "m.json", "h.csv", "samples")}
+    metrics = train_gan.run(params, digits_prepared, *out.values())
+    assert np.isfinite(metrics["final_d_loss"]) and np.isfinite(metrics["final_g_loss"])
+    generator = keras.models.load_model(out["models"] / "generator.keras")
+    assert generator.output_shape == (None, *SHAPE)
+    assert np.load(out["ck"] / "state.npz")["extra/pool_images"].shape == (50, *SHAPE)
+
+    too_big = make_params(train_gan={**TINY_GAN, "batch_size": 10_000})
+    with pytest.raises(UserError, match="exceeds the .* train images"):
+        train_gan.run(too_big, digits_prepared, *(tmp_path / "bad" / k for k in out))
+    assert not (tmp_path / "bad").exists()
+
+
+def test_train_vae_stage_writes_models_samples_and_metrics(digits_prepared, tmp_path):
+    params = make_params(train_vae={**TINY_VAE, "architecture": "conv"})
+    out = [tmp_path / k for k in ("models", "ck", "m.json", "h.csv", "samples")]
+    metrics = train_vae.run(params, digits_prepared, *out)
+    assert metrics["epochs_trained"] == 2
+    assert metrics["val_loss"] == pytest.approx(
+        metrics["val_reconstruction_mse"] + metrics["val_kl"] / 64, rel=1e-4)
+    assert len(list((tmp_path / "samples/prior_by_epoch").glob("epoch_*.png"))) == 2
+    keras.models.load_model(tmp_path / "models/decoder.keras")
