@@ -13,4 +13,8 @@ test: setup
 	$(UV) run pytest
 
 benchmark: setup
+	$(UV) run dvc repro downsample
 	$(UV) run python -m benchmarks.downsample_folder
+	$(UV) run python -m benchmarks.autoencoders
+	$(UV) run python -m benchmarks.gan_throughput
+	$(UV) run python -m benchmarks.gan_modes

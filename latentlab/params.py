@@ -140,7 +140,7 @@ class PretrainBlock(Block):
     sparsity: Literal["none", "l1", "kl"] = "none"
     sparsity_weight: Annotated[float, Field(ge=0.0)] = 0.05
     sparsity_target: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
-    epochs: Epochs = 5
+    epochs: Epochs = 10
     batch_size: BatchSize = 128
     learning_rate: Annotated[float, Field(gt=0.0, le=10.0)] = 1e-3
     patience: Annotated[int, Field(ge=1, le=1000)] = 3
@@ -176,14 +176,14 @@ class FinetuneBlock(Block):
     labels_per_class: list[Annotated[int, Field(ge=0)]] = [10, 50, 100]
     seeds: Annotated[int, Field(ge=1, le=100)] = 3
     head_units: Annotated[int, Field(ge=0, le=65_536)] = 64  # 0 = softmax right on the codings
-    head_epochs: Epochs = 30          # encoder frozen
-    finetune_epochs: Epochs = 30      # encoder unfrozen, learning rate × finetune_lr_factor
+    head_epochs: Epochs = 10          # encoder frozen
+    finetune_epochs: Epochs = 10      # encoder unfrozen, learning rate × finetune_lr_factor
     learning_rate: Annotated[float, Field(gt=0.0, le=10.0)] = 1e-3
     finetune_lr_factor: Rate = 0.1
     batch_size: BatchSize = 32
     # Small subsets are repeated so that an epoch sees at least this many images.
     min_epoch_images: Annotated[int, Field(ge=1, le=1_000_000)] = 1024
-    augment: Literal["none", "shift", "shift_flip"] = "shift_flip"  # training-time only
+    augment: Literal["none", "shift", "shift_flip"] = "none"  # training-time only
     augment_shift: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.1
 
     @field_validator("labels_per_class")

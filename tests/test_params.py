@@ -13,6 +13,7 @@ import yaml
 from latentlab.data.splits import labeled_subset
 from latentlab.errors import UserError
 from latentlab.params import Params, load_params, parse_params
+from tests.conftest import ROOT
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,3 +99,7 @@ def test_a_stage_with_bad_params_exits_non_zero_before_any_work(tmp_path, stage)
     assert "downsample.image_size" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"], "stage wrote something"
+
+
+def test_params_yaml_spells_out_the_schema_defaults():
+    assert load_params(ROOT / "params.yaml") == Params()

@@ -37,3 +37,19 @@ def without_penalties(encoder: keras.Model) -> keras.Model:
 def fresh_copy(encoder: keras.Model) -> keras.Model:
     """The same architecture, newly initialised (the from-scratch baseline)."""
     return keras.models.clone_model(encoder)
+
+
+def build_evaluator(image_shape: tuple[int, int, int], n_classes: int) -> keras.Model:
+    """A small CNN for the domain: trained on the full labeled train split, it classifies generated
+    samples (mode coverage) and supplies the feature space of the generation metrics."""
+    inputs = keras.Input(shape=image_shape, name="image")
+    x = inputs
+    for i, filters in enumerate((32, 64)):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPooling2D(padding="same")(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dropout(0.3)(x)
+    features = keras.layers.Dense(128, activation="relu", name="features")(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="classes")(features)
+    return keras.Model(inputs, outputs, name="evaluator")

@@ -1,0 +1,92 @@
+"""Every metric on cases with a known answer, on real data (digits) where it matters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from latentlab import metrics
+from latentlab.data.downsample import load_split
+from latentlab.training.fit import as_float
+
+
+@pytest.fixture(scope="module")
+def digits(digits_prepared):
+    train, labels = load_split(digits_prepared, "train")
+    return as_float(train), labels
+
+
+def test_reconstruction_of_itself_is_perfect_and_noise_degrades_it(digits):
+    x = digits[0][:200]
+    same = metrics.reconstruction(x, x)
+    assert same["mse"] == 0 and same["ssim"] == pytest.approx(1.0) and same["psnr"] >= 99
+    noisy = np.clip(x + np.random.default_rng(0).normal(0, 0.2, x.shape), 0, 1)
+    worse = metrics.reconstruction(x, noisy)
+    assert 0 < worse["mse"] < 0.04 and worse["ssim"] < 0.9 and 10 < worse["psnr"] < 30
+    # PSNR of noise of known variance: 10·log10(1/σ²) ≈ 14 dB for σ = 0.2 before clipping.
+    assert metrics.reconstruction(x, x + 0.2)["psnr"] == pytest.approx(10 * np.log10(1 / 0.04))
+
+
+def test_denoising_gain_is_positive_only_when_output_is_closer(digits):
+    x = digits[0][:100]
+    noisy = np.clip(x + np.random.default_rng(0).normal(0, 0.2, x.shape), 0, 1)
+    assert metrics.denoising(x, noisy, x)["denoising_gain_db"] > 50
+    assert metrics.denoising(x, noisy, noisy)["denoising_gain_db"] == pytest.approx(0)
+
+
+def test_frechet_distance_known_answers():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((4000, 8))
+    b = rng.standard_normal((4000, 8))
+    assert metrics.frechet_distance(a, a)["frechet_distance"] == pytest.approx(0, abs=1e-6)
+    same = metrics.frechet_distance(a, b)["frechet_distance"]
+    assert same < 0.05
+    # A shift of 2 in every one of 8 dimensions adds ‖μ‖² = 32.
+    shifted = metrics.frechet_distance(a, b + 2.0)["frechet_distance"]
+    assert shifted == pytest.approx(32 + same, rel=0.02)
+    # Scaling by s changes the covariance term: Tr(I + s²I − 2sI) = 8(1 − s)².
+    assert metrics.frechet_distance(a, 3 * b)["frechet_distance"] == pytest.approx(32, rel=0.05)
+
+
+def test_kid_is_unbiased_near_zero_for_one_distribution_and_grows_with_a_shift():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2000, 16)), rng.standard_normal((2000, 16))
+    same = metrics.kid(a, b, subsets=5, subset_size=500)
+    assert abs(same["kid"]) < 3 * same["kid_std"] + 1e-3
+    assert metrics.kid(a, b + 0.5, subsets=5, subset_size=500)["kid"] > 10 * abs(same["kid"]) + 0.01
+
+
+def test_precision_recall_known_answers():
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((1000, 4))
+    assert metrics.precision_recall(real, rng.standard_normal((1000, 4))) == pytest.approx(
+        {"precision": 1.0, "recall": 1.0}, abs=0.1)
+    far = metrics.precision_recall(real, rng.standard_normal((1000, 4)) + 100)
+    assert far == {"precision": 0.0, "recall": 0.0}
+    # A generator covering only one half of the data: precise, but recalls about half.
+    half = real[real[:, 0] > 0]
+    partial = metrics.precision_recall(real, half + rng.normal(0, 0.01, half.shape))
+    assert partial["precision"] > 0.9 and 0.3 < partial["recall"] < 0.7
+
+
+def test_mode_coverage_collapsed_and_uniform(digits):
+    labels = digits[1]
+    collapsed = metrics.mode_coverage(np.full(1000, 3), 10)
+    assert collapsed["classes_covered"] == 1
+    assert collapsed["kl_to_reference"] == pytest.approx(np.log(10))
+    real = metrics.mode_coverage(labels, 10, reference=np.bincount(labels, minlength=10))
+    assert real["classes_covered"] == 10 and real["kl_to_reference"] == pytest.approx(0, abs=1e-9)
+
+
+def test_memorization_spots_copies_of_training_images(digits):
+    x = digits[0]
+    train, test = x[:1000], x[1000:1300]
+    copies = metrics.memorization(train[:200], train, test)
+    assert copies["exact_copies"] == 200 and copies["memorization_ratio"] < 1e-6
+    fresh = metrics.memorization(x[1300:1400], train, test)
+    assert fresh["exact_copies"] == 0 and 0.7 < fresh["memorization_ratio"] < 1.3
+
+
+def test_every_metric_is_registered():
+    assert set(metrics.REGISTRY) == {"reconstruction", "denoising", "frechet_distance", "kid",
+                                     "precision_recall", "mode_coverage", "memorization"}
