@@ -9,7 +9,8 @@ setup:
 pipeline: setup
 	$(UV) run dvc repro
 
-test: setup
+test:
+	@bash scripts/setup.sh test
 	$(UV) run pytest
 
 benchmark: setup

@@ -29,3 +29,85 @@ def image_grid(images: np.ndarray, columns: int, min_cell: int = 48, gap: int = 
 
 def save_grid(images: np.ndarray, path: Path, columns: int) -> None:
     image_grid(images, columns).save(path)
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Float images in [0, 1] → uint8."""
+    return (np.clip(images, 0, 1) * 255).round().astype(np.uint8)
+
+
+def save_gif(frames: list[Path], path: Path, millis: int = 400) -> None:
+    """An animated GIF of PNG frames (e.g. the GAN's samples epoch by epoch)."""
+    images = [Image.open(frame).convert("P", palette=Image.Palette.ADAPTIVE) for frame in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=millis, loop=0)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def line_plot(series: dict[str, tuple[list, list]], path: Path, title: str, xlabel: str,
+              ylabel: str, errors: dict[str, list] | None = None, logy: bool = False) -> None:
+    """Lines (``name → (x, y)``), optional error bars, one PNG."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for name, (x, y) in series.items():
+        if errors and name in errors:
+            ax.errorbar(x, y, yerr=errors[name], label=name, marker="o", capsize=3)
+        else:
+            ax.plot(x, y, label=name, marker="o" if len(x) < 30 else None)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def heatmap(values: np.ndarray, path: Path, title: str, xlabel: str, ylabel: str) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    shown = ax.imshow(values, aspect="auto", cmap="viridis", interpolation="nearest")
+    fig.colorbar(shown, ax=ax)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def scatter_map(points: np.ndarray, labels: np.ndarray, images: np.ndarray, path: Path,
+                title: str, class_names: list[str] | None, thumbnails: int) -> None:
+    """A 2-D map coloured by class, with image thumbnails spread over it (Géron's figure)."""
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 8), dpi=100)
+    points = (points - points.min(0)) / np.maximum(np.ptp(points, 0), 1e-12)
+    scatter = ax.scatter(points[:, 0], points[:, 1], c=labels, s=8, cmap="tab10")
+    if class_names:
+        handles, _ = scatter.legend_elements(num=len(class_names))
+        present = sorted(set(int(v) for v in labels))
+        ax.legend(handles, [class_names[i] for i in present], loc="best", fontsize=8)
+    shown = np.empty((0, 2))
+    cmap = None if images.shape[-1] == 3 else "binary"
+    for index in range(len(points)):
+        if len(shown) >= thumbnails:
+            break
+        if len(shown) and np.min(((shown - points[index]) ** 2).sum(1)) < 0.004:
+            continue  # keep thumbnails from piling up
+        shown = np.vstack([shown, points[index]])
+        image = images[index][..., 0] if images.shape[-1] == 1 else images[index]
+        box = AnnotationBbox(OffsetImage(image, cmap=cmap, zoom=0.9), points[index],
+                             frameon=False)
+        ax.add_artist(box)
+    ax.set(title=title, xticks=[], yticks=[])
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -252,6 +252,37 @@ class GanBlock(Block):
         return self
 
 
+
+class EvaluatorBlock(Block):
+    """The ``evaluator`` stage: a classifier on the full labeled train split (the feature space)."""
+
+    epochs: Epochs = 3
+    batch_size: BatchSize = 128
+
+
+class EvaluateBlock(Block):
+    """The ``evaluate`` stage: reconstruction and generation metrics."""
+
+    samples: Annotated[int, Field(ge=50, le=100_000)] = 5000  # generated / real images compared
+    k: Annotated[int, Field(ge=1, le=50)] = 3                  # precision/recall neighbourhoods
+    kid_subsets: Annotated[int, Field(ge=1, le=100)] = 10
+    kid_subset_size: Annotated[int, Field(ge=10, le=10_000)] = 1000
+    memorization_samples: Annotated[int, Field(ge=10, le=100_000)] = 1000
+    noise_std: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2  # denoising: Gaussian noise added
+
+
+class RenderBlock(Block):
+    """The ``render`` stage: galleries and the report."""
+
+    grid_size: Annotated[int, Field(ge=2, le=32)] = 8
+    map_method: Literal["tsne", "pca"] = "tsne"
+    map_points: Annotated[int, Field(ge=20, le=20_000)] = 1000
+    map_thumbnails: Annotated[int, Field(ge=0, le=2000)] = 120
+    interpolation_steps: Annotated[int, Field(ge=3, le=32)] = 10
+    traversal_range: Annotated[float, Field(gt=0.0, le=10.0)] = 3.0
+    neighbours: Annotated[int, Field(ge=1, le=16)] = 5
+
+
 class Params(Block):
     """The whole ``params.yaml``."""
 
@@ -262,6 +293,9 @@ class Params(Block):
     finetune: FinetuneBlock = FinetuneBlock()
     train_vae: VaeBlock = VaeBlock()
     train_gan: GanBlock = GanBlock()
+    evaluator: EvaluatorBlock = EvaluatorBlock()
+    evaluate: EvaluateBlock = EvaluateBlock()
+    render: RenderBlock = RenderBlock()
 
     def block_hash(self, *names: str) -> str:
         """A short stable hash of the named blocks, for tagging outputs and runs."""

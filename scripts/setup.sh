@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a fresh machine: Python environment from the lockfile, Debian's copy of
 # Fashion-MNIST where apt-get is usable (else the download stage fetches it), and DVC's git repo.
+# `setup.sh test` also installs what the tests use: headless Chromium and its WebDriver.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,10 +10,22 @@ if ! python3 -m uv --version >/dev/null 2>&1; then
 fi
 python3 -m uv sync --frozen --quiet
 
+can_apt() { command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; }
+apt_updated=
+apt_install() {
+    [ -n "$apt_updated" ] || { apt-get update -qq && apt_updated=1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
 fmnist=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
-if [ ! -f "$fmnist" ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null; } \
+if [ ! -f "$fmnist" ] && can_apt; then
+    apt_install dataset-fashion-mnist \
         || echo "setup: could not install dataset-fashion-mnist; the download stage will fetch it" >&2
+fi
+
+if [ "${1:-}" = test ] && ! command -v chromedriver >/dev/null && can_apt; then
+    apt_install chromium chromium-driver \
+        || echo "setup: could not install chromium; the browser test of the report will skip" >&2
 fi
 
 # DVC works inside a git repository; a source tarball has none.

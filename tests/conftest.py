@@ -140,14 +140,13 @@ def file_server():
         server.close()
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
+def copy_project(where: Path) -> Path:
     """A copy of the project's files in a fresh git repo, for running DVC end to end."""
     listed = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
         capture_output=True, text=True,
     ).stdout.split()
-    dest = tmp_path / "project"
+    dest = where / "project"
     for rel in listed:
         if (ROOT / rel).is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -157,6 +156,11 @@ def project(tmp_path: Path) -> Path:
     subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
     subprocess.run([*git, "commit", "-qm", "copy"], cwd=dest, check=True)
     return dest
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return copy_project(tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -169,3 +173,41 @@ def digits_prepared(tmp_path_factory) -> Path:
     download.run(params, root / "raw")
     downsample.run(params, root / "raw", root / "prepared", root / "card")
     return root / "prepared"
+
+
+# Params that run the whole DAG on digits (8×8) in about a minute.
+TINY_PIPELINE = {
+    "data": {"source": "digits"},
+    "downsample": {"image_size": 8},
+    "pretrain": {"codings": 8, "conv_filters": [8, 16], "epochs": 2, "batch_size": 64},
+    "finetune": {"labels_per_class": [3], "seeds": 1, "head_units": 8, "head_epochs": 1,
+                 "finetune_epochs": 1, "min_epoch_images": 64},
+    "train_vae": {"latent": 4, "hidden_units": [32], "epochs": 2, "batch_size": 64},
+    "train_gan": {"filters": [8, 16], "latent": 8, "epochs": 2, "batch_size": 32, "grid_size": 4},
+    "evaluator": {"epochs": 1},
+    "evaluate": {"samples": 200, "kid_subsets": 3, "kid_subset_size": 100,
+                 "memorization_samples": 100},
+    "render": {"map_points": 100, "map_thumbnails": 20, "grid_size": 4},
+}
+
+
+def set_params(project: Path, **blocks: dict) -> None:
+    """Update blocks of the project's params.yaml."""
+    import yaml
+
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for block, values in blocks.items():
+        params[block].update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def dvc(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run DVC in ``project`` with this interpreter on PATH (the stages run `python -m ...`)."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, env=env,
+                          capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
