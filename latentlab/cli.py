@@ -8,24 +8,32 @@ import sys
 from collections.abc import Callable
 
 from latentlab.errors import UserError
+from latentlab.params import Params, load_params
 
 log = logging.getLogger("latentlab")
 
 EXIT_USER_ERROR = 2
 
 
-def run_stage(name: str, body: Callable[[], object]) -> None:
-    """Run a stage body; a UserError becomes one clear line on stderr and exit status 2."""
+def run_stage(name: str, body: Callable[[Params], object],
+              track: Callable[[Params], object] | None = None) -> None:
+    """Load params and run a stage body; then ``track`` it (MLflow; it never raises).
+
+    A UserError becomes one clear line on stderr and exit status 2.
+    """
     logging.basicConfig(
         level=os.environ.get("LATENTLAB_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
     try:
-        body()
+        params = load_params()
+        body(params)
     except UserError as exc:
         log.error("stage %s failed: %s", name, exc)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         log.error("stage %s interrupted", name)
         sys.exit(130)
+    if track is not None:
+        track(params)

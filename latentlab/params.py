@@ -209,7 +209,7 @@ class VaeBlock(Block):
     conv_filters: list[Units] = [32, 64]       # conv
     activation: Literal["relu", "selu", "elu", "tanh"] = "selu"
     beta: Annotated[float, Field(ge=0.0)] = 1.0  # weight of the KL term
-    epochs: Epochs = 10
+    epochs: Epochs = 25
     batch_size: BatchSize = 128
     learning_rate: LearningRate = 1e-3
     max_train_images: Annotated[int, Field(ge=0)] = 0  # 0 = the whole train split

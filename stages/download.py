@@ -8,7 +8,8 @@ from pathlib import Path
 from latentlab.cli import run_stage
 from latentlab.data import sources
 from latentlab.io import staged_dir
-from latentlab.params import Params, load_params, save_resolved
+from latentlab.params import Params, save_resolved
+from latentlab.tracking import track_stage
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,8 @@ def run(params: Params, out_dir: Path = OUT) -> dict:
 
 
 def main() -> None:
-    run_stage("download", lambda: run(load_params()))
+    run_stage("download", run, lambda p: track_stage("download", p, ["data"],
+                                                 artifacts=[OUT / "source.json"]))
 
 
 if __name__ == "__main__":

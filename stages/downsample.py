@@ -8,11 +8,12 @@ from pathlib import Path
 from latentlab.cli import run_stage
 from latentlab.data import sources
 from latentlab.data.card import write_card
-from latentlab.data.downsample import downsample
+from latentlab.data.downsample import downsample, fingerprint
 from latentlab.data.prep import Spec
 from latentlab.data.raw import write_json
 from latentlab.io import staged_dir
-from latentlab.params import Params, load_params, save_resolved
+from latentlab.params import Params, save_resolved
+from latentlab.tracking import track_stage
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,9 @@ def run(params: Params, raw_dir: Path = RAW, out_dir: Path = OUT, card_dir: Path
 
 
 def main() -> None:
-    run_stage("downsample", lambda: run(load_params()))
+    run_stage("downsample", run, lambda p: track_stage(
+        "downsample", p, ["base", "downsample"], artifacts=[CARD, OUT / "meta.json"],
+        data_hash=fingerprint(OUT)))
 
 
 if __name__ == "__main__":

@@ -16,10 +16,11 @@ import numpy as np
 
 from latentlab import metrics as m
 from latentlab.cli import run_stage
-from latentlab.data.downsample import load_split
+from latentlab.data.downsample import fingerprint, load_split
 from latentlab.errors import UserError
 from latentlab.models.sampling import gan_samples, pixel_gaussian_samples, vae_samples
-from latentlab.params import EvaluateBlock, Params, load_params
+from latentlab.params import EvaluateBlock, Params
+from latentlab.tracking import track_stage
 from latentlab.training.fit import as_float, seed_everything
 from stages.evaluator import MODEL_FILE
 
@@ -132,7 +133,9 @@ def _rounded(value):
 
 
 def main() -> None:
-    run_stage("evaluate", lambda: run(load_params()))
+    run_stage("evaluate", run, lambda p: track_stage(
+        "evaluate", p, ["base", "evaluate"], metrics_files=sorted(OUT.glob("*.json")),
+        data_hash=fingerprint(PREPARED)))
 
 
 if __name__ == "__main__":

@@ -15,11 +15,12 @@ from pathlib import Path
 import keras
 
 from latentlab.cli import run_stage
-from latentlab.data.downsample import load_split
+from latentlab.data.downsample import fingerprint, load_split
 from latentlab.data.raw import UNLABELED, read_json
 from latentlab.io import staged_dir
 from latentlab.models.classifier import build_evaluator
-from latentlab.params import Params, load_params, save_resolved
+from latentlab.params import Params, save_resolved
+from latentlab.tracking import ModelSpec, track_stage
 from latentlab.training.fit import as_float, seed_everything
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,9 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
 
 
 def main() -> None:
-    run_stage("evaluator", lambda: run(load_params()))
+    run_stage("evaluator", run, lambda p: track_stage(
+        "evaluator", p, ["base", "evaluator"], metrics_files=[METRICS],
+        models=[ModelSpec(str(MODELS / MODEL_FILE), "evaluator")], data_hash=fingerprint(PREPARED)))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ from latentlab.data.splits import labeled_subset
 from latentlab.errors import UserError
 from latentlab.io import digest, staged_dir
 from latentlab.models.classifier import build_classifier, fresh_copy, without_penalties
-from latentlab.params import FinetuneBlock, Params, load_params, save_resolved
+from latentlab.params import FinetuneBlock, Params, save_resolved
+from latentlab.tracking import ModelSpec, track_stage
 from latentlab.training.fit import as_float, seed_everything
 
 log = logging.getLogger(__name__)
@@ -219,7 +220,10 @@ def run(params: Params, prepared: Path = PREPARED, encoder_path: Path = ENCODER,
 
 
 def main() -> None:
-    run_stage("finetune", lambda: run(load_params()))
+    run_stage("finetune", run, lambda p: track_stage(
+        "finetune", p, ["base", "finetune"], metrics_files=[METRICS], artifacts=[CURVE, RUNS],
+        models=[ModelSpec(str(MODELS / "classifier.keras"), "classifier", "latentlab-classifier")],
+        data_hash=fingerprint(PREPARED)))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ from latentlab.data.downsample import fingerprint, load_split
 from latentlab.errors import UserError
 from latentlab.io import staged_dir
 from latentlab.models.autoencoders import Autoencoder, build_autoencoder, untie
-from latentlab.params import Params, PretrainBlock, load_params, save_resolved
+from latentlab.params import Params, PretrainBlock, save_resolved
+from latentlab.tracking import ModelSpec, track_stage
 from latentlab.training.fit import as_float, fit_resumable, seed_everything, write_history
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,11 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
 
 
 def main() -> None:
-    run_stage("pretrain", lambda: run(load_params()))
+    run_stage("pretrain", run, lambda p: track_stage(
+        "pretrain", p, ["base", "pretrain"], metrics_files=[METRICS], histories=[HISTORY],
+        models=[ModelSpec(str(MODELS / "encoder.keras"), "encoder"),
+                ModelSpec(str(MODELS / "decoder.keras"), "decoder")],
+        data_hash=fingerprint(PREPARED)))
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ from latentlab.galleries import (
 from latentlab.io import staged_dir
 from latentlab.metrics import _pairwise
 from latentlab.models.sampling import gan_samples, vae_samples
-from latentlab.params import Params, RenderBlock, load_params
+from latentlab.params import Params, RenderBlock
 from latentlab.report import git_revision, read_metrics, write_report
+from latentlab.tracking import track_stage
 from latentlab.training.fit import as_float, seed_everything
 
 log = logging.getLogger(__name__)
@@ -184,7 +185,9 @@ def run(params: Params, prepared: Path = PREPARED, models: Path = MODELS, metric
 
 
 def main() -> None:
-    run_stage("render", lambda: run(load_params()))
+    run_stage("render", run, lambda p: track_stage(
+        "render", p, ["base", "render"],
+        artifacts=[REPORTS / "galleries", REPORTS / "index.html", REPORTS / "summary.md"]))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ from latentlab.data.raw import UNLABELED, read_json
 from latentlab.errors import UserError
 from latentlab.io import staged_dir
 from latentlab.models.gan import build_gan
-from latentlab.params import Params, load_params, save_resolved
+from latentlab.params import Params, save_resolved
+from latentlab.tracking import ModelSpec, track_stage
 from latentlab.training.fit import seed_everything
 from latentlab.training.functional import resume, run_epochs, write_back
 from latentlab.training.gan import GanTrainer, from_gan_range
@@ -90,7 +91,11 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
 
 
 def main() -> None:
-    run_stage("train_gan", lambda: run(load_params()))
+    run_stage("train_gan", run, lambda p: track_stage(
+        "train_gan", p, ["base", "train_gan"], metrics_files=[METRICS], histories=[HISTORY],
+        artifacts=[SAMPLES],
+        models=[ModelSpec(str(MODELS / "generator.keras"), "generator", "latentlab-gan-generator")],
+        data_hash=fingerprint(PREPARED)))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from latentlab.cli import run_stage
 from latentlab.data.downsample import fingerprint
 from latentlab.io import staged_dir
 from latentlab.models.vae import build_vae
-from latentlab.params import Params, load_params, save_resolved
+from latentlab.params import Params, save_resolved
+from latentlab.tracking import ModelSpec, track_stage
 from latentlab.training.fit import seed_everything
 from latentlab.training.functional import resume, run_epochs, write_back
 from latentlab.training.stage import copy_frames, save_frame, train_and_val, write_outputs
@@ -78,7 +79,12 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
 
 
 def main() -> None:
-    run_stage("train_vae", lambda: run(load_params()))
+    run_stage("train_vae", run, lambda p: track_stage(
+        "train_vae", p, ["base", "train_vae"], metrics_files=[METRICS], histories=[HISTORY],
+        artifacts=[SAMPLES],
+        models=[ModelSpec(str(MODELS / "encoder.keras"), "encoder"),
+                ModelSpec(str(MODELS / "decoder.keras"), "decoder", "latentlab-vae-decoder")],
+        data_hash=fingerprint(PREPARED)))
 
 
 if __name__ == "__main__":

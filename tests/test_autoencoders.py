@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-
 from keras.ops import convert_to_numpy as to_numpy
 
 from latentlab.data.downsample import load_split

@@ -13,7 +13,6 @@ import yaml
 from latentlab.data.splits import labeled_subset
 from latentlab.errors import UserError
 from latentlab.params import Params, load_params, parse_params
-from tests.conftest import ROOT
 
 ROOT = Path(__file__).resolve().parents[1]
 

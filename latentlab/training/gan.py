@@ -20,11 +20,11 @@ from latentlab.models.gan import Gan
 from latentlab.params import GanBlock
 from latentlab.training import shim
 from latentlab.training.functional import (
+    EpochLogs,
     Net,
     Progress,
     apply_gradients,
     call,
-    EpochLogs,
     initial_state,
 )
 from latentlab.training.replay import ImagePool

@@ -17,15 +17,15 @@ from keras import ops
 from latentlab.models.vae import Vae
 from latentlab.params import VaeBlock
 from latentlab.training import shim
+from latentlab.training.fit import as_float
 from latentlab.training.functional import (
+    EpochLogs,
     Net,
     Progress,
     apply_gradients,
     call,
-    EpochLogs,
     initial_state,
 )
-from latentlab.training.fit import as_float
 
 EVAL_BATCH = 1000
 
