@@ -79,10 +79,19 @@ class GanTrainer:
         if "noise_real" in batch:  # instance noise, its scale set per epoch
             real = real + batch["noise_real"]
             fake = fake + batch["noise_fake"]
-        real_logit, d_state = call(self.gan.discriminator, d_state,
-                                   self._inputs(real, batch.get("real_labels")), True)
-        fake_logit, d_state = call(self.gan.discriminator, d_state,
-                                   self._inputs(fake, fake_labels), True)
+        if self.block.minibatch == "none":
+            # One pass over real and fake together: larger, faster kernels.
+            labels = None
+            if self.gan.n_classes:
+                labels = ops.concatenate([batch["real_labels"], fake_labels])
+            logits, d_state = call(self.gan.discriminator, d_state,
+                                   self._inputs(ops.concatenate([real, fake]), labels), True)
+            real_logit, fake_logit = logits[:len(real)], logits[len(real):]
+        else:  # minibatch features must see real and fake batches apart
+            real_logit, d_state = call(self.gan.discriminator, d_state,
+                                       self._inputs(real, batch.get("real_labels")), True)
+            fake_logit, d_state = call(self.gan.discriminator, d_state,
+                                       self._inputs(fake, fake_labels), True)
         if self.block.loss == "wgan_gp":
             eps = batch["eps"]
             mixed = eps * batch["real"] + (1.0 - eps) * fake

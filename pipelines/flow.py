@@ -1,0 +1,158 @@
+"""Prefect 3 flows over the DVC pipeline.
+
+`pipeline` runs every DVC stage as one task, in the order DVC's own graph gives, each task calling
+`dvc repro --single-item <stage>` so that `dvc.lock` and the cache stay the source of truth.
+`sweep` runs a grid of params overrides as DVC experiments and returns the MLflow comparison.
+
+    python -m pipelines.flow                                   # ephemeral Prefect, whole pipeline
+    python -m pipelines.flow -S train_gan.epochs=5             # with overrides
+    python -m pipelines.flow --sweep train_gan.replay=true,false train_gan.minibatch=none,stddev
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+from prefect.tasks import exponential_backoff
+
+from latentlab.cli import EXIT_USER_ERROR
+from latentlab.params import parse_params
+
+TRANSIENT_STAGES = {"download"}  # network fetches: worth retrying
+
+
+class StageFailed(RuntimeError):
+    def __init__(self, stage: str, code: int, output: str):
+        super().__init__(f"stage {stage} failed with exit status {code}:\n{output[-4000:]}")
+        self.code = code
+
+
+def stage_order(project: Path) -> list[str]:
+    """The DVC stages in dependency order, as DVC's graph gives them."""
+    import networkx as nx
+    from dvc.repo import Repo
+
+    with Repo(str(project)) as repo:
+        graph = repo.index.graph  # edges point from a stage to the stages it depends on
+        return [stage.addressing for stage in reversed(list(nx.topological_sort(graph)))]
+
+
+def _dvc(project: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    venv_bin = str(Path(sys.executable).parent)
+    env = {**os.environ, **(env or {}), "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}"}
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, env=env,
+                          capture_output=True, text=True)
+
+
+def _not_a_user_error(task, task_run, state) -> bool:
+    """Retry only what may pass next time: not bad params or bad data (exit status 2)."""
+    try:
+        state.result()
+    except StageFailed as exc:
+        return exc.code != EXIT_USER_ERROR
+    except Exception:  # noqa: BLE001
+        return True
+    return False
+
+
+@task(task_run_name="{stage}")
+def run_stage(stage: str, project: str, pipeline_id: str) -> str:
+    proc = _dvc(Path(project), "repro", "--single-item", stage,
+                env={"LATENTLAB_PIPELINE_ID": pipeline_id})
+    get_run_logger().info("%s\n%s", stage, proc.stdout[-2000:])
+    if proc.returncode != 0:
+        raise StageFailed(stage, proc.returncode, proc.stdout + proc.stderr)
+    return stage
+
+
+run_transient_stage = run_stage.with_options(
+    retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_condition_fn=_not_a_user_error)
+
+
+def with_overrides(project: Path, overrides: dict[str, Any]) -> dict:
+    """params.yaml with ``overrides`` (dotted keys) applied, validated: bad ones fail here."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    for key, value in overrides.items():
+        node = params
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    parse_params(params, origin=f"params.yaml with overrides {overrides}")
+    return params
+
+
+def apply_overrides(project: Path, overrides: dict[str, Any]) -> None:
+    params = with_overrides(project, overrides)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@flow(name="latentlab-pipeline", log_prints=True)
+def pipeline(overrides: dict[str, Any] | None = None, project: str = ".") -> dict:
+    """Every DVC stage, in DVC's order; returns the final metrics of the run."""
+    root = Path(project).resolve()
+    if overrides:
+        apply_overrides(root, overrides)
+    pipeline_id = f"prefect-{flow_run.get_id() or os.getpid()}"
+    for stage in stage_order(root):
+        runner = run_transient_stage if stage in TRANSIENT_STAGES else run_stage
+        runner(stage, str(root), pipeline_id)
+    metrics = _dvc(root, "metrics", "show", "--json")
+    return yaml.safe_load(metrics.stdout) if metrics.returncode == 0 else {}
+
+
+def grid_runs(grid: dict[str, list]) -> list[dict[str, Any]]:
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+@flow(name="latentlab-sweep", log_prints=True)
+def sweep(grid: dict[str, list], project: str = ".") -> list[dict]:
+    """Each combination of ``grid`` as a DVC experiment, then the MLflow comparison table."""
+    from latentlab.compare import compare
+
+    root = Path(project).resolve()
+    runs = grid_runs(grid)
+    for overrides in runs:  # every point is checked before any runs
+        with_overrides(root, overrides)
+    sweep_id = f"prefect-{flow_run.get_id() or os.getpid()}"
+    for i, overrides in enumerate(runs):
+        args = [arg for k, v in overrides.items() for arg in ("-S", f"{k}={json.dumps(v)}")]
+        proc = _dvc(root, "exp", "run", *args, env={"LATENTLAB_PIPELINE_ID": f"{sweep_id}-{i}"})
+        if proc.returncode != 0:
+            raise StageFailed(f"experiment {overrides}", proc.returncode, proc.stdout + proc.stderr)
+    tables = compare(last=len(runs))
+    markdown = "\n\n".join(f"## {stage}\n\n{table.to_markdown(index=False)}"
+                           for stage, table in tables.items())
+    create_markdown_artifact(markdown or "no runs", key="sweep-comparison")
+    return [{"stage": stage, **row} for stage, table in tables.items()
+            for row in table.to_dict(orient="records")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the latentlab pipeline as a Prefect flow.")
+    parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--sweep", nargs="+", metavar="KEY=V1,V2", help="a grid of overrides")
+    args = parser.parse_args()
+    if args.sweep:
+        grid = {k: [yaml.safe_load(v) for v in values.split(",")]
+                for k, values in (item.split("=", 1) for item in args.sweep)}
+        sweep(grid)
+    else:
+        pipeline({k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)})
+
+
+if __name__ == "__main__":
+    main()
