@@ -19,3 +19,4 @@ benchmark: setup
 	$(UV) run python -m benchmarks.autoencoders
 	$(UV) run python -m benchmarks.gan_throughput
 	$(UV) run python -m benchmarks.gan_modes
+	$(UV) run python -m benchmarks.prefect_overhead

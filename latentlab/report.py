@@ -93,7 +93,8 @@ pre { background: #f6f6f6; padding: 0.8rem; overflow-x: auto; font-size: 0.8rem;
 
 
 def write_report(out_dir: Path, dataset: str, revision: str, metrics: dict,
-                 galleries: list[tuple[str, str]], params_text: str) -> None:
+                 galleries: list[tuple[str, str]], params_text: str,
+                 comparison: list[tuple[str, list[str], list[list[str]]]] = ()) -> None:
     """``reports/index.html`` and ``reports/summary.md``; ``galleries`` holds (relative path,
     caption) pairs, paths relative to ``out_dir``."""
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
@@ -102,6 +103,9 @@ def write_report(out_dir: Path, dataset: str, revision: str, metrics: dict,
              f"<p class='meta'>git revision {html.escape(revision)}</p>",
              "<h2>Metrics</h2>"]
     parts += [_html_table(*t) for t in tables(metrics)]
+    if comparison:
+        parts.append("<h2>Earlier runs (MLflow)</h2>")
+        parts += [_html_table(*t) for t in comparison]
     parts.append("<h2>Galleries</h2>")
     for path, caption in galleries:
         parts.append(f"<figure><img src='{html.escape(path)}' alt='{html.escape(caption)}'>"
@@ -110,7 +114,7 @@ def write_report(out_dir: Path, dataset: str, revision: str, metrics: dict,
     (out_dir / "index.html").write_text("\n".join(parts))
 
     md = [f"# latentlab: {dataset}", "", f"git revision {revision}", ""]
-    for title, header, rows in tables(metrics):
+    for title, header, rows in [*tables(metrics), *comparison]:
         md += [f"## {title}", "", "| " + " | ".join(header) + " |",
                "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows] + [""]
     md += ["## Galleries", ""] + [f"- [{caption}]({path})" for path, caption in galleries]
@@ -121,3 +125,17 @@ def read_metrics(metrics_dir: Path) -> dict:
     """Every metrics JSON under ``metrics_dir``, keyed by its path without the suffix."""
     return {str(p.relative_to(metrics_dir).with_suffix("")): json.loads(p.read_text())
             for p in sorted(metrics_dir.rglob("*.json"))}
+
+
+def mlflow_comparison(last: int = 5) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The latest runs of each stage side by side, as report tables; empty when MLflow has none
+    or cannot be reached (the report never waits on tracking)."""
+    try:
+        from latentlab.compare import compare
+
+        found = compare(last=last)
+    except Exception:  # noqa: BLE001
+        return []
+    return [(f"{stage}: last {len(table)} runs", [str(c) for c in table.columns],
+             [[_fmt(v) for v in row] for row in table.itertuples(index=False)])
+            for stage, table in found.items() if len(table) > 1]

@@ -25,7 +25,7 @@ from latentlab.io import staged_dir
 from latentlab.metrics import _pairwise
 from latentlab.models.sampling import gan_samples, vae_samples
 from latentlab.params import Params, RenderBlock
-from latentlab.report import git_revision, read_metrics, write_report
+from latentlab.report import git_revision, mlflow_comparison, read_metrics, write_report
 from latentlab.tracking import track_stage
 from latentlab.training.fit import as_float, seed_everything
 
@@ -176,7 +176,7 @@ def run(params: Params, prepared: Path = PREPARED, models: Path = MODELS, metric
     tmp = reports / ".report.tmp"
     tmp.mkdir(exist_ok=True)
     write_report(tmp, meta.get("dataset", "?"), git_revision(), read_metrics(metrics), galleries,
-                 params_text)
+                 params_text, mlflow_comparison())
     for name in ("index.html", "summary.md"):
         os.replace(tmp / name, reports / name)
     tmp.rmdir()

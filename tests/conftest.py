@@ -202,9 +202,13 @@ def set_params(project: Path, **blocks: dict) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def dvc(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run DVC in ``project`` with this interpreter on PATH (the stages run `python -m ...`)."""
-    env = dict(os.environ)
+def dvc(project: Path, *args: str, check: bool = True, tracking: bool = False
+        ) -> subprocess.CompletedProcess:
+    """Run DVC in ``project`` with this interpreter on PATH (the stages run `python -m ...`).
+
+    MLflow tracking is off unless asked for: only the tracking tests need it, and it is slow.
+    """
+    env = {**os.environ, "LATENTLAB_TRACKING": "1" if tracking else "0"}
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
     proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, env=env,
                           capture_output=True, text=True)

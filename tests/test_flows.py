@@ -3,6 +3,7 @@ server with a process work pool and worker running the scheduled deployment."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -57,7 +58,7 @@ def _env(project: Path, **extra: str) -> dict:
 def test_ephemeral_flow_runs_the_pipeline_with_overrides(tmp_path):
     project = copy_project(tmp_path)
     set_params(project, **TINY_PIPELINE)
-    env = _env(project, PREFECT_HOME=str(tmp_path / "prefect"))
+    env = _env(project, PREFECT_HOME=str(tmp_path / "prefect"), LATENTLAB_TRACKING="0")
     env.pop("PREFECT_API_URL", None)
     proc = subprocess.run([sys.executable, "-m", "pipelines.flow", "-S", "train_gan.epochs=1"],
                           cwd=project, capture_output=True, text=True, env=env)
@@ -144,3 +145,23 @@ def test_scheduled_deployment_runs_on_a_worker_against_a_real_server(tmp_path):
     assert set(STAGES) <= stages
     parents = {r.data.tags.get("mlflow.parentRunId") for r in runs if r.data.tags.get("latentlab.stage")}
     assert len(parents) == 1  # one flow run, one parent run
+
+
+def test_sweep_runs_a_grid_as_dvc_experiments_and_compares_them(tmp_path):
+    project = copy_project(tmp_path)
+    set_params(project, **TINY_PIPELINE)
+    env = _env(project, PREFECT_HOME=str(tmp_path / "prefect"))
+    env.pop("PREFECT_API_URL", None)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    script = ("import json; from pipelines.flow import sweep; "
+              "rows = sweep({'train_gan.label_smoothing': [0.0, 0.2]}); print(json.dumps(rows))")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=project, capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = [r for r in json.loads(proc.stdout.strip().splitlines()[-1])
+            if r["stage"] == "train_gan"]
+    assert sorted(float(r["train_gan.label_smoothing"]) for r in rows) == [0.0, 0.2]
+    assert all("final_d_loss" in r for r in rows)
+    shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--csv"], cwd=project,
+                           capture_output=True, text=True, env=env).stdout
+    assert shown.count("\n") >= 3  # the workspace, its baseline and the two experiments

@@ -96,7 +96,7 @@ def runs_by_stage(client) -> dict:
 
 def test_pipeline_runs_land_in_a_real_tracking_server(server, tmp_path):
     project = tracked_project(tmp_path, server.url)
-    dvc(project, "repro")
+    dvc(project, "repro", tracking=True)
     client = client_for(server.url)
     runs = runs_by_stage(client)
     assert STAGES <= set(runs)
@@ -123,9 +123,11 @@ def test_pipeline_runs_land_in_a_real_tracking_server(server, tmp_path):
              "latentlab-gan-generator": "train_gan"}[name]].info.run_id
 
     # A second execution is a second parent, and the models get a second version.
-    dvc(project, "exp", "run", "-S", "train_gan.epochs=1")
+    dvc(project, "exp", "run", "-S", "train_gan.epochs=1", tracking=True)
     versions = client.search_model_versions("name='latentlab-gan-generator'")
     assert len(versions) == 2
+    report = (project / "reports/index.html").read_text()
+    assert "Earlier runs (MLflow)" in report and "train_gan: last 2 runs" in report
     compare = subprocess.run([sys.executable, "-m", "latentlab.compare", "--stage", "train_gan"],
                              cwd=project, capture_output=True, text=True, env=os.environ)
     assert compare.returncode == 0, compare.stderr
@@ -138,7 +140,7 @@ def test_a_tracking_outage_mid_pipeline_loses_nothing(server, tmp_path):
     done = {}
 
     def repro():
-        done["proc"] = dvc(project, "repro", check=False)
+        done["proc"] = dvc(project, "repro", check=False, tracking=True)
 
     worker = threading.Thread(target=repro)
     worker.start()
