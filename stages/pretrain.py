@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -10,13 +9,13 @@ import keras
 import numpy as np
 
 from latentlab.cli import run_stage
-from latentlab.data.downsample import fingerprint, load_split
-from latentlab.errors import UserError
+from latentlab.data.downsample import fingerprint
 from latentlab.io import staged_dir
 from latentlab.models.autoencoders import Autoencoder, build_autoencoder, untie
 from latentlab.params import Params, PretrainBlock, save_resolved
 from latentlab.tracking import ModelSpec, track_stage
-from latentlab.training.fit import as_float, fit_resumable, seed_everything, write_history
+from latentlab.training.fit import as_float, fit_resumable, seed_everything
+from latentlab.training.stage import train_and_val, write_outputs
 
 log = logging.getLogger(__name__)
 
@@ -26,18 +25,6 @@ CHECKPOINTS = Path("checkpoints/pretrain")
 METRICS = Path("metrics/pretrain.json")
 HISTORY = Path("plots/pretrain_history.csv")
 NEAR_ZERO = 0.01  # a coding with |value| below this counts as inactive
-
-
-def training_images(prepared: Path, block: PretrainBlock, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train and val images as floats; a seeded sample of train when ``max_train_images`` is set."""
-    train, _ = load_split(prepared, "train")
-    val, _ = load_split(prepared, "val")
-    if len(val) == 0:
-        raise UserError("pretrain needs a val split for early stopping: set downsample.val_fraction > 0")
-    if block.max_train_images and block.max_train_images < len(train):
-        keep = np.sort(np.random.default_rng(seed).choice(len(train), block.max_train_images, False))
-        train = train[keep]
-    return as_float(train), as_float(val)
 
 
 def compile_mse(model: keras.Model, learning_rate: float) -> None:
@@ -76,7 +63,8 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
         history_path: Path = HISTORY) -> dict[str, float]:
     block = params.pretrain
     seed_everything(params.base.seed)
-    x, xv = training_images(prepared, block, params.base.seed)
+    train, _, val = train_and_val(prepared, "pretrain", block.max_train_images, params.base.seed)
+    x, xv = as_float(train), as_float(val)
     key = f"{params.block_hash('base', 'pretrain')}-{fingerprint(prepared, ('train', 'val'))}"
     ae = build_autoencoder(block, x.shape[1:])
     log.info("pretrain: %s autoencoder, %d codings, %d train / %d val images, %d parameters",
@@ -101,10 +89,7 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
         ae.encoder.save(staging / "encoder.keras")
         untie(ae.decoder).save(staging / "decoder.keras")
         save_resolved(params, ["base", "pretrain"], staging / "params.resolved.yaml")
-    for path in (metrics_path, history_path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    write_history(history, history_path)
-    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_outputs(metrics, metrics_path, history, history_path)
     log.info("pretrain: val MSE %.5f, mean coding %.4f, near-zero codings %.1f%%",
              metrics["val_mse"], metrics["mean_coding_activation"],
              100 * metrics["near_zero_coding_fraction"])
