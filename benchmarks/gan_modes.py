@@ -21,11 +21,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from latentlab.data.downsample import load_split
+from latentlab.data.prepared import as_float, load_split
 from latentlab.metrics import mode_coverage
 from latentlab.models.classifier import build_evaluator
 from latentlab.params import load_params, parse_params
-from latentlab.training.fit import as_float, seed_everything
+from latentlab.seeding import seed_everything
 from latentlab.training.gan import from_gan_range
 from stages import train_gan
 
@@ -90,7 +90,7 @@ def main() -> None:
             "params": CONFIGS[name], **{k: round(v, 4) for k, v in coverage.items()},
             "final_d_loss": round(metrics["final_d_loss"], 4),
             "final_g_loss": round(metrics["final_g_loss"], 4),
-            "images_per_second": metrics["images_per_second"], "seconds": round(seconds, 1),
+            "seconds": round(seconds, 1),
         }
         logging.info("%s: %s", name, results["configs"][name])
         RESULTS.parent.mkdir(exist_ok=True)

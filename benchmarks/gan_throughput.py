@@ -19,10 +19,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from latentlab.data.downsample import load_split
+from latentlab.data.prepared import load_split
 from latentlab.models.gan import build_gan
 from latentlab.params import Params
-from latentlab.training.fit import seed_everything
+from latentlab.seeding import seed_everything
 from latentlab.training.gan import GanTrainer, to_gan_range
 
 RESULTS = Path(__file__).resolve().parent / "results"

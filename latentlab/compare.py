@@ -11,6 +11,7 @@ import logging
 
 import pandas as pd
 
+from latentlab.report import fmt
 from latentlab.tracking import EXPERIMENT
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,18 @@ def compare(stage: str | None = None, last: int = 5) -> dict[str, pd.DataFrame]:
         table.columns = [c.removeprefix("params.").removeprefix("metrics.") for c in table.columns]
         tables[name] = table.reset_index(drop=True)
     return tables
+
+
+def report_tables(last: int = 5) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The latest runs of each stage side by side, as (title, header, rows) tables for the report;
+    empty when MLflow has none or cannot be reached (the report never waits on tracking)."""
+    try:
+        found = compare(last=last)
+    except Exception:  # noqa: BLE001
+        return []
+    return [(f"{stage}: last {len(table)} runs", [str(c) for c in table.columns],
+             [[fmt(v) for v in row] for row in table.itertuples(index=False)])
+            for stage, table in found.items() if len(table) > 1]
 
 
 def main() -> None:

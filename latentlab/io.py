@@ -39,3 +39,14 @@ def digest(*paths: Path) -> str:
             while block := f.read(1 << 22):
                 sha.update(block)
     return sha.hexdigest()[:16]
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """Rows of one shape as CSV with a header (e.g. for `dvc plots`)."""
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)

@@ -17,6 +17,7 @@ REGISTRY: dict[str, Callable[..., dict[str, float]]] = {}
 
 
 def metric(fn: Callable[..., dict[str, float]]) -> Callable[..., dict[str, float]]:
+    """Register ``fn`` under its name; `latentlab.evaluation` calls metrics by these names."""
     REGISTRY[fn.__name__] = fn
     return fn
 
@@ -96,7 +97,7 @@ def kid(real: np.ndarray, fake: np.ndarray, subsets: int = 10, subset_size: int 
     return {"kid": float(np.mean(values)), "kid_std": float(np.std(values))}
 
 
-def _pairwise(a: np.ndarray, b: np.ndarray, chunk: int = 2048) -> np.ndarray:
+def pairwise_distances(a: np.ndarray, b: np.ndarray, chunk: int = 2048) -> np.ndarray:
     """Euclidean distances, (len(a), len(b)), computed in row chunks."""
     b = b.astype(np.float64)
     b2 = (b**2).sum(1)
@@ -110,11 +111,11 @@ def _pairwise(a: np.ndarray, b: np.ndarray, chunk: int = 2048) -> np.ndarray:
 
 def _nearest(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> np.ndarray:
     """Distance from each row of ``a`` to its nearest row of ``b``, without the full matrix."""
-    return np.concatenate([_pairwise(a[s:s + chunk], b).min(1) for s in range(0, len(a), chunk)])
+    return np.concatenate([pairwise_distances(a[s:s + chunk], b).min(1) for s in range(0, len(a), chunk)])
 
 
 def _knn_radii(x: np.ndarray, k: int) -> np.ndarray:
-    distances = _pairwise(x, x)
+    distances = pairwise_distances(x, x)
     return np.partition(distances, k, axis=1)[:, k]  # column 0 is the point itself
 
 
@@ -123,7 +124,7 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict[str
     """Kynkäänniemi et al. (2019): precision = share of fakes inside the real manifold (the union
     of balls reaching each real point's k-th nearest real neighbour); recall, the converse."""
     real_radii, fake_radii = _knn_radii(real, k), _knn_radii(fake, k)
-    cross = _pairwise(fake, real)  # (fake, real)
+    cross = pairwise_distances(fake, real)  # (fake, real)
     precision = (cross <= real_radii[None, :]).any(axis=1).mean()
     recall = (cross.T <= fake_radii[None, :]).any(axis=1).mean()
     return {"precision": float(precision), "recall": float(recall)}
@@ -163,14 +164,4 @@ def memorization(samples: np.ndarray, train: np.ndarray, test: np.ndarray) -> di
         "test_to_train_median": float(np.median(test_to_train)),
         "memorization_ratio": float(np.median(to_train) / max(np.median(test_to_train), 1e-12)),
         "exact_copies": int((to_train < 1e-6).sum()),
-    }
-
-
-def generation(real_features: np.ndarray, fake_features: np.ndarray, k: int = 3,
-               kid_subsets: int = 10, kid_subset_size: int = 1000, seed: int = 0) -> dict[str, float]:
-    """The feature-space generation metrics together."""
-    return {
-        **frechet_distance(real_features, fake_features),
-        **kid(real_features, fake_features, kid_subsets, kid_subset_size, seed),
-        **precision_recall(real_features, fake_features, k),
     }

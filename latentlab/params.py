@@ -260,15 +260,29 @@ class EvaluatorBlock(Block):
     batch_size: BatchSize = 128
 
 
+GenerationMetric = Literal["frechet_distance", "kid", "precision_recall", "mode_coverage",
+                          "memorization"]
+
+
 class EvaluateBlock(Block):
     """The ``evaluate`` stage: reconstruction and generation metrics."""
 
+    # Generation metrics to compute, by their name in `latentlab.metrics.REGISTRY`.
+    metrics: list[GenerationMetric] = ["frechet_distance", "kid", "precision_recall",
+                                       "mode_coverage", "memorization"]
     samples: Annotated[int, Field(ge=50, le=100_000)] = 5000  # generated / real images compared
     k: Annotated[int, Field(ge=1, le=50)] = 3                  # precision/recall neighbourhoods
     kid_subsets: Annotated[int, Field(ge=1, le=100)] = 10
     kid_subset_size: Annotated[int, Field(ge=10, le=10_000)] = 1000
     memorization_samples: Annotated[int, Field(ge=10, le=100_000)] = 1000
     noise_std: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2  # denoising: Gaussian noise added
+
+    @field_validator("metrics")
+    @classmethod
+    def _some_metrics(cls, value: list[str]) -> list[str]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError("list each generation metric once, at least one")
+        return value
 
 
 class RenderBlock(Block):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import json
-import subprocess
+import os
 from pathlib import Path
 
 # Generation metrics shown as columns, in order, with what "better" means.
@@ -16,18 +16,7 @@ GENERATION_COLUMNS = [
 ]
 
 
-def git_revision(root: Path = Path(".")) -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True,
-                             capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return f"{rev} (uncommitted changes)" if dirty else rev
-
-
-def _fmt(value) -> str:
+def fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
@@ -39,7 +28,7 @@ def tables(metrics: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     ae = {**metrics.get("pretrain", {}), **metrics.get("evaluate/autoencoder", {})}
     if ae:
         out.append(("Autoencoder (test split unless named val)", ["metric", "value"],
-                    [[k, _fmt(v)] for k, v in ae.items()]))
+                    [[k, fmt(v)] for k, v in ae.items()]))
     curve = metrics.get("finetune", {})
     if curve:
         rows = [[str(e["labels"]),
@@ -50,25 +39,25 @@ def tables(metrics: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     vae = metrics.get("vae", {})
     if vae:
         out.append(("VAE (val split; loss in Géron's scaling)", ["metric", "value"],
-                    [[k, _fmt(v)] for k, v in vae.items()]))
+                    [[k, fmt(v)] for k, v in vae.items()]))
     gen_rows = []
     anchors = metrics.get("evaluate/anchors", {})
     for name, values in (("VAE", metrics.get("evaluate/vae")), ("GAN", metrics.get("evaluate/gan")),
                          ("floor: held-out real", anchors.get("real_holdout")),
                          ("ceiling: per-pixel Gaussian", anchors.get("pixel_gaussian"))):
         if values:
-            gen_rows.append([name, *(_fmt(values.get(k, "–")) for k, _ in GENERATION_COLUMNS)])
+            gen_rows.append([name, *(fmt(values.get(k, "–")) for k, _ in GENERATION_COLUMNS)])
     if gen_rows:
         space = anchors.get("feature_space", "")
         out.append((f"Generation vs the test split ({space})", ["model", *(t for _, t in GENERATION_COLUMNS)],
                     gen_rows))
     gan = metrics.get("gan", {})
     if gan:
-        out.append(("GAN training", ["metric", "value"], [[k, _fmt(v)] for k, v in gan.items()]))
+        out.append(("GAN training", ["metric", "value"], [[k, fmt(v)] for k, v in gan.items()]))
     evaluator = metrics.get("evaluator", {})
     if evaluator:
         out.append(("Evaluator network", ["metric", "value"],
-                    [[k, _fmt(v)] for k, v in evaluator.items()]))
+                    [[k, fmt(v)] for k, v in evaluator.items()]))
     return out
 
 
@@ -111,31 +100,23 @@ def write_report(out_dir: Path, dataset: str, revision: str, metrics: dict,
         parts.append(f"<figure><img src='{html.escape(path)}' alt='{html.escape(caption)}'>"
                      f"<figcaption>{html.escape(caption)}</figcaption></figure>")
     parts.append(f"<h2>Params</h2><pre>{html.escape(params_text)}</pre></body></html>")
-    (out_dir / "index.html").write_text("\n".join(parts))
+    _write_atomic(out_dir / "index.html", "\n".join(parts))
 
     md = [f"# latentlab: {dataset}", "", f"git revision {revision}", ""]
     for title, header, rows in [*tables(metrics), *comparison]:
         md += [f"## {title}", "", "| " + " | ".join(header) + " |",
                "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows] + [""]
     md += ["## Galleries", ""] + [f"- [{caption}]({path})" for path, caption in galleries]
-    (out_dir / "summary.md").write_text("\n".join(md) + "\n")
+    _write_atomic(out_dir / "summary.md", "\n".join(md) + "\n")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def read_metrics(metrics_dir: Path) -> dict:
     """Every metrics JSON under ``metrics_dir``, keyed by its path without the suffix."""
     return {str(p.relative_to(metrics_dir).with_suffix("")): json.loads(p.read_text())
             for p in sorted(metrics_dir.rglob("*.json"))}
-
-
-def mlflow_comparison(last: int = 5) -> list[tuple[str, list[str], list[list[str]]]]:
-    """The latest runs of each stage side by side, as report tables; empty when MLflow has none
-    or cannot be reached (the report never waits on tracking)."""
-    try:
-        from latentlab.compare import compare
-
-        found = compare(last=last)
-    except Exception:  # noqa: BLE001
-        return []
-    return [(f"{stage}: last {len(table)} runs", [str(c) for c in table.columns],
-             [[_fmt(v) for v in row] for row in table.itertuples(index=False)])
-            for stage, table in found.items() if len(table) > 1]

@@ -91,7 +91,7 @@ def build_record(stage: str, params, blocks: list[str], *, metrics_files=(), his
     """Gather a stage's params, tags, metrics, artifacts and models from its outputs on disk."""
     import keras
 
-    from latentlab.report import git_revision
+    from latentlab.provenance import git_revision
 
     flat: dict[str, str] = {}
     for name in blocks:
@@ -106,10 +106,12 @@ def build_record(stage: str, params, blocks: list[str], *, metrics_files=(), his
     if data_hash:
         tags["latentlab.data_hash"] = data_hash
     record = Record(stage, flat, tags, pipeline_key=pipeline_key())
-    for path in map(Path, metrics_files):
-        if path.is_file():
-            _numbers("", json.loads(path.read_text()), record.metrics)
-            record.artifacts.append(str(path))
+    metrics_files = [p for p in map(Path, metrics_files) if p.is_file()]
+    for path in metrics_files:
+        # Several files (evaluate: one per model) are told apart by name: gan.precision, ...
+        prefix = path.stem if len(metrics_files) > 1 else ""
+        _numbers(prefix, json.loads(path.read_text()), record.metrics)
+        record.artifacts.append(str(path))
     for path in map(Path, histories):
         if path.is_file():
             with open(path) as f:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from latentlab.cli import run_stage
 from latentlab.data import sources
 from latentlab.io import staged_dir
 from latentlab.params import Params, save_resolved
+from latentlab.stage_runner import run_stage
 from latentlab.tracking import track_stage
 
 log = logging.getLogger(__name__)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from latentlab.cli import run_stage
 from latentlab.data import sources
 from latentlab.data.card import write_card
-from latentlab.data.downsample import downsample, fingerprint
+from latentlab.data.downsample import downsample
 from latentlab.data.prep import Spec
+from latentlab.data.prepared import fingerprint
 from latentlab.data.raw import write_json
 from latentlab.io import staged_dir
 from latentlab.params import Params, save_resolved
+from latentlab.stage_runner import run_stage
 from latentlab.tracking import track_stage
 
 log = logging.getLogger(__name__)

@@ -14,32 +14,31 @@ from pathlib import Path
 
 import keras
 
-from latentlab.cli import run_stage
-from latentlab.data.downsample import fingerprint, load_split
-from latentlab.data.raw import UNLABELED, read_json
+from latentlab.data.prepared import as_float, fingerprint, is_labeled, load_split, read_meta
 from latentlab.io import staged_dir
 from latentlab.models.classifier import build_evaluator
 from latentlab.params import Params, save_resolved
+from latentlab.seeding import seed_everything
+from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
-from latentlab.training.fit import as_float, seed_everything
 
 log = logging.getLogger(__name__)
 
 PREPARED = Path("data/prepared")
 MODELS = Path("models/evaluator")
 METRICS = Path("metrics/evaluator.json")
-MODEL_FILE = "evaluator.keras"
+MODEL_FILE = "evaluator.keras"  # `evaluate` reads models/evaluator/evaluator.keras
 
 
 def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
         metrics_path: Path = METRICS) -> dict:
     block = params.evaluator
     seed_everything(params.base.seed)
-    meta = read_json(prepared / "meta.json")
+    meta = read_meta(prepared)
     x, y = load_split(prepared, "train")
     xt, yt = load_split(prepared, "test")
-    labeled = bool(meta.get("class_names")) and not (y == UNLABELED).any() and len(yt)
-    metrics: dict = {"available": bool(labeled)}
+    labeled = is_labeled(meta, y, yt) and len(yt) > 0
+    metrics: dict = {"available": labeled}
     with staged_dir(models_dir) as staging:
         save_resolved(params, ["base", "evaluator"], staging / "params.resolved.yaml")
         if labeled:

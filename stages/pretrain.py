@@ -5,16 +5,17 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import keras
 import numpy as np
 
-from latentlab.cli import run_stage
-from latentlab.data.downsample import fingerprint
+from latentlab.data.prepared import as_float, fingerprint
 from latentlab.io import staged_dir
-from latentlab.models.autoencoders import Autoencoder, build_autoencoder, untie
-from latentlab.params import Params, PretrainBlock, save_resolved
+from latentlab.models.autoencoders import build_autoencoder, untie
+from latentlab.params import Params, save_resolved
+from latentlab.seeding import seed_everything
+from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
-from latentlab.training.fit import as_float, fit_resumable, seed_everything
+from latentlab.training.autoencoder import coding_stats, compile_mse, train_layerwise
+from latentlab.training.fit import fit_resumable
 from latentlab.training.stage import train_and_val, write_outputs
 
 log = logging.getLogger(__name__)
@@ -24,38 +25,6 @@ MODELS = Path("models/pretrain")
 CHECKPOINTS = Path("checkpoints/pretrain")
 METRICS = Path("metrics/pretrain.json")
 HISTORY = Path("plots/pretrain_history.csv")
-NEAR_ZERO = 0.01  # a coding with |value| below this counts as inactive
-
-
-def compile_mse(model: keras.Model, learning_rate: float) -> None:
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
-
-
-def train_layerwise(ae: Autoencoder, block: PretrainBlock, x: np.ndarray, xv: np.ndarray,
-                    checkpoints: Path, key: str) -> None:
-    """Greedy layer-wise pretraining: each (encoder, decoder) layer pair learns to reconstruct the
-    codings of the pairs before it; the full stack is fine-tuned afterwards."""
-    reps, val_reps = x.reshape(len(x), -1), xv.reshape(len(xv), -1)
-    for i, (enc, dec) in enumerate(ae.layer_pairs):
-        inputs = keras.Input(shape=(reps.shape[1],))
-        shallow = keras.Model(inputs, dec(enc(inputs)), name=f"layer_{i}")
-        compile_mse(shallow, block.learning_rate)
-        log.info("layer-wise: training layer %d (%d → %d units)", i, reps.shape[1], enc.units)
-        fit_resumable(shallow, reps, reps, directory=checkpoints / f"layer_{i}", key=key,
-                             epochs=block.epochs, batch_size=block.batch_size,
-                             validation_data=(val_reps, val_reps), patience=block.patience)
-        if i + 1 < len(ae.layer_pairs):
-            encode = keras.Model(inputs, enc(inputs))
-            reps = encode.predict(reps, batch_size=1024, verbose=0)
-            val_reps = encode.predict(val_reps, batch_size=1024, verbose=0)
-
-
-def coding_stats(codings: np.ndarray) -> dict[str, float]:
-    return {
-        "mean_coding_activation": float(codings.mean()),
-        "mean_abs_coding": float(np.abs(codings).mean()),
-        "near_zero_coding_fraction": float((np.abs(codings) < NEAR_ZERO).mean()),
-    }
 
 
 def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,

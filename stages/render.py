@@ -1,33 +1,21 @@
-"""Stage `render`: galleries (PNG, GIF) and the report (`reports/index.html`, `summary.md`)."""
+"""Stage `render`: galleries (PNG, GIF) and the report (`reports/index.html`, `summary.md`);
+the galleries are drawn by `latentlab.model_galleries`, the page by `latentlab.report`."""
 
 from __future__ import annotations
 
-import csv
 import logging
-import os
 from pathlib import Path
 
-import keras
-import numpy as np
-
-from latentlab.cli import run_stage
-from latentlab.data.downsample import load_split
-from latentlab.data.raw import UNLABELED, read_json
-from latentlab.galleries import (
-    heatmap,
-    line_plot,
-    save_gif,
-    save_grid,
-    scatter_map,
-    to_uint8,
-)
+from latentlab import model_galleries as mg
+from latentlab.compare import report_tables
+from latentlab.data.prepared import as_float, load_split, read_meta
 from latentlab.io import staged_dir
-from latentlab.metrics import _pairwise
-from latentlab.models.sampling import gan_samples, vae_samples
-from latentlab.params import Params, RenderBlock
-from latentlab.report import git_revision, mlflow_comparison, read_metrics, write_report
+from latentlab.params import Params
+from latentlab.provenance import git_revision
+from latentlab.report import read_metrics, write_report
+from latentlab.seeding import seed_everything
+from latentlab.stage_runner import run_stage
 from latentlab.tracking import track_stage
-from latentlab.training.fit import as_float, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -38,148 +26,26 @@ PLOTS = Path("plots")
 REPORTS = Path("reports")
 
 
-def _interleave(*rows: np.ndarray) -> np.ndarray:
-    """Rows of equal length, one after another: e.g. inputs over outputs."""
-    return np.concatenate(rows)
-
-
-def _read_csv(path: Path) -> dict[str, list[float]]:
-    if not path.is_file():
-        return {}
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    return {k: [float(r[k]) for r in rows] for k in rows[0]} if rows else {}
-
-
-def autoencoder_galleries(out: Path, block: RenderBlock, test: np.ndarray, labels: np.ndarray,
-                          models: Path, noise_std: float, class_names, seed: int) -> list:
-    encoder = keras.models.load_model(models / "pretrain/encoder.keras")
-    decoder = keras.models.load_model(models / "pretrain/decoder.keras")
-    g = block.grid_size
-    x = test[:g * 2]
-    recon = decoder.predict(encoder.predict(x, verbose=0), verbose=0)
-    save_grid(to_uint8(_interleave(x[:g], recon[:g], x[g:], recon[g:])), out / "reconstructions.png", g)
-    noisy = np.clip(x[:g] + np.random.default_rng(seed).normal(0, noise_std, x[:g].shape), 0, 1)
-    denoised = decoder.predict(encoder.predict(noisy, verbose=0), verbose=0)
-    save_grid(to_uint8(_interleave(x[:g], noisy, denoised)), out / "denoising.png", g)
-    codings = encoder.predict(test[:block.map_points], verbose=0)
-    heatmap(codings[:32], out / "coding_activations.png", "Codings of 32 test images",
-            "coding unit", "image")
-    if block.map_method == "tsne" and len(codings) > 30:
-        from sklearn.manifold import TSNE
-
-        points = TSNE(2, init="pca", random_state=seed,
-                      perplexity=min(30, len(codings) - 1)).fit_transform(codings)
-    else:
-        from sklearn.decomposition import PCA
-
-        points = PCA(2, random_state=seed).fit_transform(codings)
-    scatter_map(points, np.where(labels[:len(points)] == UNLABELED, 0, labels[:len(points)]),
-                test[:len(points)], out / "codings_map.png",
-                f"Autoencoder codings, {block.map_method.upper()}", class_names, block.map_thumbnails)
-    return [
-        ("galleries/reconstructions.png", "Autoencoder: test images (odd rows) over their reconstructions"),
-        ("galleries/denoising.png", "Denoising: clean, with Gaussian noise, and the autoencoder's output"),
-        ("galleries/coding_activations.png", "Coding activations (sparse codings show as dark columns)"),
-        ("galleries/codings_map.png", "2-D map of the codings of test images, coloured by class"),
-    ]
-
-
-def vae_galleries(out: Path, block: RenderBlock, test: np.ndarray, models: Path, seed: int) -> list:
-    encoder = keras.models.load_model(models / "vae/encoder.keras")
-    decoder = keras.models.load_model(models / "vae/decoder.keras")
-    g, steps = block.grid_size, block.interpolation_steps
-    save_grid(to_uint8(vae_samples(decoder, g * g, seed)), out / "vae_prior.png", g)
-    means = encoder.predict(test[:8], verbose=0)[0]
-    t = np.linspace(0, 1, steps)[:, None]
-    paths = [(1 - t) * means[2 * i] + t * means[2 * i + 1] for i in range(4)]
-    save_grid(to_uint8(decoder.predict(np.concatenate(paths), verbose=0)),
-              out / "vae_interpolation.png", steps)
-    latent = decoder.input_shape[-1]
-    dims = min(latent, 10)
-    z = np.zeros((dims, steps, latent), np.float32)
-    for d in range(dims):
-        z[d, :, d] = np.linspace(-block.traversal_range, block.traversal_range, steps)
-    save_grid(to_uint8(decoder.predict(z.reshape(-1, latent), verbose=0)),
-              out / "vae_traversal.png", steps)
-    return [
-        ("galleries/vae_prior.png", "VAE: samples from the prior N(0, I)"),
-        ("galleries/vae_interpolation.png", "VAE: interpolation between the codings of two test images"),
-        ("galleries/vae_traversal.png",
-         f"VAE: one latent dimension per row, from −{block.traversal_range} to +{block.traversal_range}"),
-    ]
-
-
-def gan_galleries(out: Path, block: RenderBlock, train: np.ndarray, models: Path,
-                  reports: Path, seed: int) -> list:
-    generator = keras.models.load_model(models / "gan/generator.keras")
-    g = block.grid_size
-    samples = gan_samples(generator, g * g, seed)
-    save_grid(to_uint8(samples), out / "gan_samples.png", g)
-    frames = sorted((reports / "gan/progress").glob("epoch_*.png"))
-    items = [("galleries/gan_samples.png", "GAN: samples")]
-    if frames:
-        save_gif(frames, out / "gan_progress.gif")
-        items.append(("galleries/gan_progress.gif", "GAN: one fixed noise batch, epoch by epoch"))
-    shown = samples[:6]
-    distances = _pairwise(shown.reshape(len(shown), -1), train.reshape(len(train), -1))
-    nearest = np.argsort(distances, axis=1)[:, :block.neighbours]
-    rows = [np.concatenate([s[None], train[idx]]) for s, idx in zip(shown, nearest)]
-    save_grid(to_uint8(np.concatenate(rows)), out / "gan_nearest.png", block.neighbours + 1)
-    items.append(("galleries/gan_nearest.png",
-                  "GAN: each sample (left) and its nearest training images: copies would match"))
-    return items
-
-
-def curve_galleries(out: Path, plots: Path) -> list:
-    items = []
-    for name, title, columns in (("pretrain", "Autoencoder", ("loss", "val_loss")),
-                                 ("vae", "VAE", ("loss", "val_loss")),
-                                 ("gan", "GAN", ("d_loss", "g_loss"))):
-        history = _read_csv(plots / f"{name}_history.csv")
-        if history:
-            line_plot({c: (history["epoch"], history[c]) for c in columns if c in history},
-                      out / f"loss_{name}.png", f"{title} loss per epoch", "epoch", "loss")
-            items.append((f"galleries/loss_{name}.png", f"{title}: loss per epoch"))
-    curve = _read_csv(plots / "finetune_curve.csv")
-    if curve:
-        kinds = ("pretrained", "scratch", "probe")
-        line_plot({k: (curve["labels"], curve[k]) for k in kinds}, out / "label_efficiency.png",
-                  "Test accuracy vs labeled training images", "labeled images", "test accuracy",
-                  errors={k: curve[f"{k}_std"] for k in kinds})
-        items.append(("galleries/label_efficiency.png",
-                      "Label efficiency: pretrained encoder vs from scratch vs linear probe (± std)"))
-    return items
-
-
 def run(params: Params, prepared: Path = PREPARED, models: Path = MODELS, metrics: Path = METRICS,
         plots: Path = PLOTS, reports: Path = REPORTS) -> list:
     block, seed = params.render, params.base.seed
     seed_everything(seed)
-    meta = read_json(prepared / "meta.json")
-    test, labels = load_split(prepared, "test")
-    rng = np.random.default_rng(seed)
-    index = np.sort(rng.choice(len(test), min(len(test), max(block.map_points, 2 * block.grid_size)),
-                               replace=False))
-    order = rng.permutation(len(index))  # a shuffled sample, so grids show varied classes
-    test, labels = as_float(test[index][order]), labels[index][order]
+    meta = read_meta(prepared)
+    test, labels = mg.shuffled_sample(prepared, "test", max(block.map_points, 2 * block.grid_size),
+                                      seed)
     train = as_float(load_split(prepared, "train")[0])
     galleries = [(f"data/{split}_samples.png", f"Dataset: {split} split samples")
                  for split in ("train", "val", "test") if (reports / f"data/{split}_samples.png").is_file()]
     with staged_dir(reports / "galleries") as out:
-        galleries += autoencoder_galleries(out, block, test, labels, models,
-                                           params.evaluate.noise_std, meta.get("class_names"), seed)
-        galleries += vae_galleries(out, block, test, models, seed)
-        galleries += gan_galleries(out, block, train, models, reports, seed)
-        galleries += curve_galleries(out, plots)
+        galleries += mg.autoencoder_galleries(out, block, test, labels, models,
+                                              params.evaluate.noise_std, meta.get("class_names"),
+                                              seed)
+        galleries += mg.vae_galleries(out, block, test, models, seed)
+        galleries += mg.gan_galleries(out, block, train, models, reports, seed)
+        galleries += mg.curve_galleries(out, plots)
     params_text = Path("params.yaml").read_text() if Path("params.yaml").is_file() else ""
-    tmp = reports / ".report.tmp"
-    tmp.mkdir(exist_ok=True)
-    write_report(tmp, meta.get("dataset", "?"), git_revision(), read_metrics(metrics), galleries,
-                 params_text, mlflow_comparison())
-    for name in ("index.html", "summary.md"):
-        os.replace(tmp / name, reports / name)
-    tmp.rmdir()
+    write_report(reports, meta.get("dataset", "?"), git_revision(), read_metrics(metrics),
+                 galleries, params_text, report_tables())
     log.info("render: %d galleries, report at %s", len(galleries), reports / "index.html")
     return galleries
 

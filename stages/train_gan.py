@@ -8,17 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
-from latentlab.cli import run_stage
-from latentlab.data.downsample import fingerprint
+from latentlab.data.prepared import fingerprint
 from latentlab.data.raw import UNLABELED, read_json
 from latentlab.errors import UserError
 from latentlab.io import staged_dir
 from latentlab.models.gan import build_gan
 from latentlab.params import Params, save_resolved
+from latentlab.seeding import seed_everything
+from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
-from latentlab.training.fit import seed_everything
-from latentlab.training.functional import resume, run_epochs, write_back
 from latentlab.training.gan import GanTrainer, from_gan_range
+from latentlab.training.loop import resume, run_epochs, write_back
 from latentlab.training.stage import copy_frames, save_frame, train_and_val, write_outputs
 
 log = logging.getLogger(__name__)
@@ -75,10 +75,13 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     seconds = time.perf_counter() - start
     trained_images = (block.epochs - first_epoch) * (len(train) // block.batch_size) * block.batch_size
     write_back(trainer.nets, state)
+    # Throughput goes to the log, not the metrics file: metrics files repeat exactly per seed.
+    if trained_images:
+        log.info("train_gan: %.1f images/s over %d images", trained_images / seconds,
+                 trained_images)
     metrics = {
         **{f"final_{k}": v[-1] for k, v in progress.history.items()},
         "epochs_trained": progress.epoch + 1,
-        "images_per_second": round(trained_images / seconds, 1) if trained_images else None,
     }
     with staged_dir(models_dir) as staging, staged_dir(samples_dir) as samples:
         gan.generator.save(staging / "generator.keras")

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from latentlab.cli import run_stage
-from latentlab.data.downsample import fingerprint
+from latentlab.data.prepared import fingerprint
 from latentlab.io import staged_dir
 from latentlab.models.vae import build_vae
 from latentlab.params import Params, save_resolved
+from latentlab.seeding import seed_everything
+from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
-from latentlab.training.fit import seed_everything
-from latentlab.training.functional import resume, run_epochs, write_back
+from latentlab.training.loop import resume, run_epochs, write_back
 from latentlab.training.stage import copy_frames, save_frame, train_and_val, write_outputs
 from latentlab.training.vae import VaeTrainer
 
@@ -64,7 +64,6 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
         "val_kl": final["kl"],
         "geron_val_loss": GERON_VAL_LOSS,
         "epochs_trained": progress.epoch + 1,
-        "train_seconds_this_run": round(seconds, 1),
     }
     with staged_dir(models_dir) as staging, staged_dir(samples_dir) as samples:
         vae.encoder.save(staging / "encoder.keras")
@@ -72,9 +71,9 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
         save_resolved(params, ["base", "train_vae"], staging / "params.resolved.yaml")
         copy_frames(checkpoints / "frames", samples / "prior_by_epoch")
     write_outputs(metrics, metrics_path, progress.history, history_path)
-    log.info("train_vae: val loss %.4f (Géron: %.4f), reconstruction MSE %.4f, KL %.2f",
-             metrics["val_loss"], GERON_VAL_LOSS, metrics["val_reconstruction_mse"],
-             metrics["val_kl"])
+    log.info("train_vae: val loss %.4f (Géron: %.4f), reconstruction MSE %.4f, KL %.2f; "
+             "trained for %.1f s", metrics["val_loss"], GERON_VAL_LOSS,
+             metrics["val_reconstruction_mse"], metrics["val_kl"], seconds)
     return metrics
 
 

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from keras.ops import convert_to_numpy as to_numpy
 
-from latentlab.data.downsample import load_split
+from latentlab.data.prepared import as_float, load_split
 from latentlab.models.autoencoders import build_autoencoder, untie
 from latentlab.models.classifier import build_classifier
 from latentlab.models.layers import DenseTranspose
-from latentlab.training.fit import as_float, fit_resumable, seed_everything
+from latentlab.seeding import seed_everything
+from latentlab.training.fit import fit_resumable
 from tests.conftest import make_params
 
 

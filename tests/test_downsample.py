@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 
 from latentlab.data import sources
-from latentlab.data.downsample import load_split, plan_routes
+from latentlab.data.downsample import plan_routes
 from latentlab.data.prep import BadImage, Spec, prepare
+from latentlab.data.prepared import load_split
 from latentlab.data.raw import RawDataset, RawSplit
 from latentlab.data.splits import carve, labeled_subset
 from latentlab.errors import UserError

@@ -8,21 +8,21 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
 import pytest
 import yaml
 
-from latentlab.data.downsample import load_split
+from latentlab.data.prepared import load_split
 from latentlab.errors import UserError
 from latentlab.models.gan import build_gan
 from latentlab.models.layers import MinibatchDiscrimination, MinibatchStdDev
 from latentlab.models.vae import build_vae
 from latentlab.training import shim
-from latentlab.training.functional import Diverged, Progress, run_epochs, save_checkpoint
+from latentlab.training.checkpoint import Checkpoint
 from latentlab.training.gan import GanTrainer, to_gan_range
+from latentlab.training.loop import Diverged, Progress, load_checkpoint, run_epochs
 from latentlab.training.replay import ImagePool
 from latentlab.training.vae import VaeTrainer
 from stages import train_gan, train_vae
@@ -179,57 +179,91 @@ def test_a_nan_stops_training_and_keeps_the_last_good_checkpoint(digits, tmp_pat
             state = {**state, "generator": shim.restore(state["generator"], arrays)}
         return runner(epoch, state, progress)
 
+    template = trainer.initial_state()
     with pytest.raises(Diverged, match="diverged at epoch 2.*epoch 1\\) is kept"):
-        run_epochs(epochs=3, directory=tmp_path, state=trainer.initial_state(),
-                   progress=Progress("k"), run_epoch=poisoned)
-    assert json.loads((tmp_path / "state.json").read_text())["epoch"] == 0
-    assert issubclass(Diverged, UserError)  # a clear message and exit status 2 from a stage
+        run_epochs(epochs=3, directory=tmp_path, state=template, progress=Progress("k"),
+                   run_epoch=poisoned)
+    state, progress = load_checkpoint(tmp_path, "k", template)
+    assert progress.epoch == 0
+    assert all(np.isfinite(v).all() for v in numpy_state(state["generator"])["trainable"])
 
 
-def test_a_checkpoint_is_replaced_only_when_whole(tmp_path):
-    block = gan_block()
-    trainer = GanTrainer(build_gan(block, SHAPE), block, seed=0)
-    state = trainer.initial_state()
-    save_checkpoint(tmp_path, state, Progress("k", 0, {"d_loss": [1.0]}))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "state.npz"]
+# Runs a stage in a child process with one of the loop's functions wrapped first.
+WRAPPED_STAGE = """
+import os, runpy, signal, sys
+from latentlab.training import loop
+{wrapper}
+runpy.run_module(sys.argv[1], run_name="__main__")
+"""
+
+
+def _run_wrapped(project, wrapper: str, stage: str = "stages.train_gan"):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    code = WRAPPED_STAGE.format(wrapper=wrapper)
+    return subprocess.run([sys.executable, "-c", code, stage], cwd=project, env=env,
+                          capture_output=True, text=True)
+
+
+@pytest.mark.stage_process
+def test_a_diverging_stage_exits_2_with_the_message_and_no_outputs(digits_prepared, tmp_path):
+    project = _stage_project(tmp_path, digits_prepared, epochs=3)
+    proc = _run_wrapped(project, """
+original = loop.run_epochs
+def run_epochs(**kw):
+    run_epoch = kw["run_epoch"]
+    def nan_in_epoch_2(epoch, state, progress):
+        state, logs = run_epoch(epoch, state, progress)
+        return state, ({**logs, "d_loss": float("nan")} if epoch == 1 else logs)
+    return original(**{**kw, "run_epoch": nan_in_epoch_2})
+loop.run_epochs = run_epochs
+""")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "training diverged at epoch 2" in proc.stderr and "d_loss became nan" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (project / "models").exists() and not (project / "metrics").exists()
 
 
 def _stage_project(tmp_path, digits_prepared, **gan):
-    (tmp_path / "data").mkdir()
+    (tmp_path / "data").mkdir(parents=True)
     os.symlink(digits_prepared, tmp_path / "data" / "prepared")
     params = {"train_gan": {**TINY_GAN, **gan}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return tmp_path
 
 
-def test_kill_9_mid_training_resumes_losing_at_most_one_epoch(digits_prepared, tmp_path):
-    project = _stage_project(tmp_path, digits_prepared, epochs=6)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "stages.train_gan"]
-    proc = subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    state = project / "checkpoints/train_gan/state.json"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if state.is_file() and json.loads(state.read_text())["epoch"] >= 1:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, proc.stderr.read()
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = json.loads(state.read_text())["epoch"] + 1
-    assert 2 <= done < 6
+@pytest.mark.stage_process
+def test_kill_9_right_after_a_checkpoint_resumes_from_it(digits_prepared, tmp_path):
+    project = _stage_project(tmp_path, digits_prepared, epochs=5)
+    killed = _run_wrapped(project, """
+original = loop.save_checkpoint
+def save_checkpoint(checkpoint, state, progress):
+    original(checkpoint, state, progress)
+    if progress.epoch == 1:  # the second epoch's checkpoint is on disk: die at once
+        os.kill(os.getpid(), signal.SIGKILL)
+loop.save_checkpoint = save_checkpoint
+""")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    saved = json.loads((project / "checkpoints/train_gan/checkpoint.json").read_text())
+    assert saved["state"]["epoch"] == 1 and "epoch 3/5" not in killed.stderr
 
-    rerun = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True)
+    rerun = subprocess.run([sys.executable, "-m", "stages.train_gan"], cwd=project,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"resuming from the checkpoint after epoch {done}" in rerun.stderr
-    assert f"epoch {done + 1}/6" in rerun.stderr and f"epoch {done}/6" not in rerun.stderr
+    assert "resuming from the checkpoint after epoch 2" in rerun.stderr
+    assert "epoch 3/5" in rerun.stderr and "epoch 2/5" not in rerun.stderr
     metrics = json.loads((project / "metrics/gan.json").read_text())
-    assert metrics["epochs_trained"] == 6
+    assert metrics["epochs_trained"] == 5
     history = (project / "plots/gan_history.csv").read_text().splitlines()
-    assert len(history) == 1 + 6
+    assert len(history) == 1 + 5
     frames = sorted(p.name for p in (project / "reports/gan/progress").iterdir())
-    assert frames == [f"epoch_{i:03d}.png" for i in range(1, 7)]
+    assert frames == [f"epoch_{i:03d}.png" for i in range(1, 6)]
+
+    # Resuming lost nothing: the same five epochs in one go give the same losses.
+    fresh = _stage_project(tmp_path / "fresh", digits_prepared, epochs=5)
+    whole = subprocess.run([sys.executable, "-m", "stages.train_gan"], cwd=fresh,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+    assert (fresh / "plots/gan_history.csv").read_text() == "\n".join(history) + "\n"
 
 
 def test_train_gan_stage_variants_and_errors(digits_prepared, tmp_path):
@@ -241,7 +275,9 @@ def test_train_gan_stage_variants_and_errors(digits_prepared, tmp_path):
     assert np.isfinite(metrics["final_d_loss"]) and np.isfinite(metrics["final_g_loss"])
     generator = keras.models.load_model(out["models"] / "generator.keras")
     assert generator.output_shape == (None, *SHAPE)
-    assert np.load(out["ck"] / "state.npz")["extra/pool_images"].shape == (50, *SHAPE)
+    checkpoint = Checkpoint(out["ck"], json.loads((out["ck"] / "checkpoint.json").read_text())["key"])
+    assert checkpoint.load()["epoch"] == 0
+    assert checkpoint.arrays("state")["extra/pool_images"].shape == (50, *SHAPE)
 
     too_big = make_params(train_gan={**TINY_GAN, "batch_size": 10_000})
     with pytest.raises(UserError, match="exceeds the .* train images"):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import typing
+
+import keras
 import numpy as np
 import pytest
 
 from latentlab import metrics
-from latentlab.data.downsample import load_split
-from latentlab.training.fit import as_float
+from latentlab.data.prepared import as_float, load_split
+from latentlab.evaluation import Judge
+from latentlab.params import GenerationMetric
+from tests.conftest import make_params
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +92,31 @@ def test_memorization_spots_copies_of_training_images(digits):
     assert fresh["exact_copies"] == 0 and 0.7 < fresh["memorization_ratio"] < 1.3
 
 
-def test_every_metric_is_registered():
-    assert set(metrics.REGISTRY) == {"reconstruction", "denoising", "frechet_distance", "kid",
-                                     "precision_recall", "mode_coverage", "memorization"}
+def test_every_metric_evaluate_can_name_is_registered():
+    assert set(typing.get_args(GenerationMetric)) <= set(metrics.REGISTRY)
+    assert {"reconstruction", "denoising"} <= set(metrics.REGISTRY)
+
+
+@pytest.fixture(scope="module")
+def judge_inputs(digits):
+    x, y = digits
+    flat = keras.Sequential([keras.Input(x.shape[1:]), keras.layers.Flatten()])
+    return flat, x, y
+
+
+def _judge(judge_inputs, names):
+    flat, x, y = judge_inputs
+    block = make_params(evaluate={"metrics": names, "kid_subsets": 2, "kid_subset_size": 50,
+                                  "memorization_samples": 50}).evaluate
+    return Judge(block, flat, None, x[:200], y[:200], x[400:900], seed=0)
+
+
+def test_the_judge_computes_the_named_metrics_through_the_registry(judge_inputs, monkeypatch):
+    x = judge_inputs[1]
+    assert set(_judge(judge_inputs, ["kid"])(x[200:400])) == {"kid", "kid_std"}
+    everything = _judge(judge_inputs, list(typing.get_args(GenerationMetric)))(x[200:400])
+    assert {"frechet_distance", "kid", "precision", "recall", "memorization_ratio"} <= set(everything)
+    assert "classes_covered" not in everything  # no classifier: class metrics do not apply
+
+    monkeypatch.setitem(metrics.REGISTRY, "kid", lambda real, fake, **options: {"kid": -1.0})
+    assert _judge(judge_inputs, ["kid"])(x[200:400]) == {"kid": -1.0}

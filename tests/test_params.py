@@ -41,6 +41,8 @@ def test_project_params_file_is_valid_and_matches_the_defaults():
         ({"data": {"mirrors": ["ftp://x/"]}}, ["data.mirrors", "http(s) base URL"]),
         ({"data": {"tfds_splits": {"train": " "}}}, ["data.tfds_splits.train", "split expression"]),
         ({"data": {"tfds_splits": {"dev": "x"}}}, ["data.tfds_splits.dev: unknown key", "test"]),
+        ({"evaluate": {"metrics": ["fid"]}}, ["evaluate.metrics.0", "'frechet_distance'", "'kid'"]),
+        ({"evaluate": {"metrics": ["kid", "kid"]}}, ["evaluate.metrics", "each generation metric once"]),
         ([1, 2], ["expected a mapping of blocks"]),
     ],
 )
@@ -98,7 +100,3 @@ def test_a_stage_with_bad_params_exits_non_zero_before_any_work(tmp_path, stage)
     assert "downsample.image_size" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"], "stage wrote something"
-
-
-def test_params_yaml_spells_out_the_schema_defaults():
-    assert load_params(ROOT / "params.yaml") == Params()

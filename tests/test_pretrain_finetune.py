@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import pytest
 
-from latentlab.data.downsample import load_split
+from latentlab.data.prepared import as_float, load_split
 from latentlab.errors import UserError
-from latentlab.training.fit import as_float
+from latentlab.training.label_efficiency import KINDS
 from stages import finetune, pretrain
 from tests.conftest import make_params
 
@@ -71,8 +71,9 @@ def test_tied_layerwise_sparse_denoising_dense_pretrain(digits_prepared, tmp_pat
                                    "tied_weights": True, "layerwise": True, "noise": "gaussian",
                                    "sparsity": "kl", "epochs": 2})
     metrics = pretrain.run(params, digits_prepared, **paths(tmp_path)["pretrain"])
-    assert (tmp_path / "ck/pretrain/layer_0/state.json").is_file()
-    assert (tmp_path / "ck/pretrain/layer_1/state.json").is_file()
+    for layer in ("layer_0", "layer_1", "full"):  # each fit of the stack checkpoints on its own
+        saved = json.loads((tmp_path / f"ck/pretrain/{layer}/checkpoint.json").read_text())
+        assert saved["state"]["done"] and len(saved["state"]["history"]["loss"]) == 2
     assert 0 < metrics["mean_coding_activation"] < 1  # sigmoid codings
 
 
@@ -81,7 +82,7 @@ def test_finetune_curve_pretrained_scratch_and_probe(trained, digits_prepared):
     metrics = finetune.run(params, digits_prepared, **paths(root)["finetune"])
     assert list(metrics) == ["labels_20", "labels_50"]
     for entry in metrics.values():
-        for kind in finetune.KINDS:
+        for kind in KINDS:
             assert 0.3 < entry[f"{kind}_mean"] <= 1.0, metrics  # chance is 0.1
     with open(root / "plots/finetune_runs.csv") as f:
         runs = list(csv.DictReader(f))
@@ -95,10 +96,12 @@ def test_finetune_curve_pretrained_scratch_and_probe(trained, digits_prepared):
 def test_finetune_resumes_without_retraining_finished_points(trained, digits_prepared, caplog):
     root, params, _ = trained
     first = finetune.run(params, digits_prepared, **paths(root)["finetune"])
-    results = root / "ck/finetune/results.jsonl"
-    lines = results.read_text().splitlines()
-    results.write_text("\n".join(lines[:2]) + "\n")  # as if killed after two points
-    with caplog.at_level("INFO", logger="stages.finetune"):
+    journal = root / "ck/finetune/checkpoint.json"
+    saved = json.loads(journal.read_text())
+    assert len(saved["state"]["rows"]) == 4
+    saved["state"]["rows"] = saved["state"]["rows"][:2]  # as if killed after two points
+    journal.write_text(json.dumps(saved))
+    with caplog.at_level("INFO", logger="latentlab.training.label_efficiency"):
         second = finetune.run(params, digits_prepared, **paths(root)["finetune"])
     trained_now = [r for r in caplog.messages if "labels, seed" in r]
     assert len(trained_now) == 2  # only the two missing points were trained

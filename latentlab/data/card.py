@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentlab.data.downsample import SPLITS, class_counts, load_split
+from latentlab.data.prepared import SPLITS, class_counts, load_split
 from latentlab.data.raw import write_json
 from latentlab.galleries import save_grid
 

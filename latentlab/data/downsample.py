@@ -20,14 +20,13 @@ import numpy as np
 from tqdm import tqdm
 
 from latentlab.data.prep import Spec, prepare_chunk
-from latentlab.data.raw import UNLABELED, Item, RawDataset
+from latentlab.data.prepared import SPLITS
+from latentlab.data.raw import Item, RawDataset
 from latentlab.data.splits import carve
 from latentlab.errors import UserError
-from latentlab.io import digest
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 
 
 def plan_routes(raw: RawDataset, val_fraction: float, test_fraction: float, seed: int) -> dict:
@@ -181,23 +180,3 @@ def downsample(
     if bad:
         log.warning("skipped %d images that could not be decoded, e.g. %s (%s)", len(bad), *bad[0])
     return Result({s: w.count for s, w in zip(SPLITS, writers)}, bad)
-
-
-def load_split(prepared_dir: Path, split: str, mmap: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """The (images, labels) of one prepared split; images memory-mapped by default."""
-    images = np.load(prepared_dir / f"{split}_images.npy", mmap_mode="r" if mmap else None)
-    labels = np.load(prepared_dir / f"{split}_labels.npy")
-    return images, labels
-
-
-def class_counts(labels: np.ndarray, class_names: list[str] | None) -> dict[str, int]:
-    if class_names is None:
-        return {"unlabeled": int((labels == UNLABELED).sum())}
-    counts = np.bincount(labels[labels != UNLABELED], minlength=len(class_names))
-    return {name: int(c) for name, c in zip(class_names, counts)}
-
-
-
-def fingerprint(prepared_dir: Path, splits: tuple[str, ...] = SPLITS) -> str:
-    """A short content hash of prepared splits, to key checkpoints and tag runs by their data."""
-    return digest(*(prepared_dir / f"{s}_{kind}.npy" for s in splits for kind in ("images", "labels")))

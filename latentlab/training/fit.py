@@ -1,108 +1,70 @@
-"""Resumable training: a checkpoint per epoch (weights and optimizer state), early stopping whose
-state survives a restart, and a history that a stage writes out for `dvc plots`.
+"""Resumable Keras fits: a checkpoint per epoch (weights and optimizer state), early stopping
+whose state survives a restart, and a history that a stage writes out for `dvc plots`.
 
-A checkpoint directory belongs to one configuration: its ``key`` (a hash of the params and the
-data) is stored with it, and a checkpoint made under another key is discarded, never resumed.
+A fit's checkpoint (see `checkpoint.py`) holds the last weights and optimizer state, the best
+weights so far, and the early-stopping state; one made under another key is discarded.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-import random
-import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from latentlab.training.checkpoint import Checkpoint
+
 log = logging.getLogger(__name__)
 
-STATE = "state.json"
-LAST = "last.weights.h5"
-BEST = "best.weights.h5"
+
+def _arrays(variables) -> dict[str, np.ndarray]:
+    return {str(i): keras.ops.convert_to_numpy(v) for i, v in enumerate(variables)}
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and the Keras backend; make TensorFlow's ops deterministic."""
-    random.seed(seed)
-    keras.utils.set_random_seed(seed)
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
+def _assign(variables, arrays: dict[str, np.ndarray]) -> None:
+    for i, variable in enumerate(variables):
+        variable.assign(arrays[str(i)])
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _save_weights_atomic(model: keras.Model, path: Path) -> None:
-    tmp = path.with_name(f"tmp.{path.name}")  # keeps the .weights.h5 suffix Keras requires
-    model.save_weights(tmp)
-    os.replace(tmp, path)
-
-
-@dataclass
-class FitState:
-    key: str
-    epoch: int = -1            # the last completed epoch (0-based); -1 = none yet
-    history: dict | None = None
-    best: float = math.inf
-    best_epoch: int = -1
-    wait: int = 0
-    done: bool = False
-
-    @classmethod
-    def load(cls, directory: Path, key: str) -> FitState:
-        path = directory / STATE
-        if path.is_file():
-            saved = json.loads(path.read_text())
-            if saved.get("key") == key and (directory / LAST).is_file():
-                return cls(**saved)
-            log.info("%s: checkpoint is for other params or data; starting afresh", directory)
-        shutil.rmtree(directory, ignore_errors=True)
-        directory.mkdir(parents=True, exist_ok=True)
-        return cls(key=key, history={})
-
-    def save(self, directory: Path) -> None:
-        _write_atomic(directory / STATE, json.dumps(self.__dict__, indent=1))
+def _optimizer_variables(model: keras.Model) -> list:
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    return list(model.optimizer.variables)
 
 
 class Checkpointer(keras.callbacks.Callback):
     """After every epoch: record the logs, keep the best weights, save the last weights and the
     optimizer state, then stop early when ``monitor`` has not improved for ``patience`` epochs."""
 
-    def __init__(self, directory: Path, state: FitState, monitor: str, patience: int | None):
+    def __init__(self, checkpoint: Checkpoint, state: dict, monitor: str, patience: int | None):
         super().__init__()
-        self.directory, self.state = directory, state
+        self.checkpoint, self.state = checkpoint, state
         self.monitor, self.patience = monitor, patience
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         state = self.state
         for name, value in logs.items():
-            state.history.setdefault(name, []).append(float(value))
+            state["history"].setdefault(name, []).append(float(value))
         value = float(logs.get(self.monitor, logs.get("loss", math.nan)))
-        if value < state.best:
-            state.best, state.best_epoch, state.wait = value, epoch, 0
-            _save_weights_atomic(self.model, self.directory / BEST)
+        arrays = {"last": {**{f"model/{k}": v for k, v in _arrays(self.model.weights).items()},
+                           **{f"optimizer/{k}": v
+                              for k, v in _arrays(_optimizer_variables(self.model)).items()}}}
+        if value < state["best"]:
+            state["best"], state["best_epoch"], state["wait"] = value, epoch, 0
+            arrays["best"] = _arrays(self.model.weights)
         else:
-            state.wait += 1
-        _save_weights_atomic(self.model, self.directory / LAST)
-        state.epoch = epoch
-        if self.patience is not None and state.wait >= self.patience:
+            state["wait"] += 1
+        state["epoch"] = epoch
+        if self.patience is not None and state["wait"] >= self.patience:
             log.info("early stop after epoch %d: best %s %.5f at epoch %d",
-                     epoch + 1, self.monitor, state.best, state.best_epoch + 1)
+                     epoch + 1, self.monitor, state["best"], state["best_epoch"] + 1)
             self.model.stop_training = True
-            state.done = True
-        state.save(self.directory)
+            state["done"] = True
+        self.checkpoint.save(state, **arrays)
 
 
 def fit_resumable(
@@ -124,32 +86,34 @@ def fit_resumable(
     The model must be compiled. Returns the per-epoch history, including epochs trained before
     a restart. A finished fit under the same key is not repeated: its best weights are loaded.
     """
-    directory = Path(directory)
-    state = FitState.load(directory, key)
-    if state.epoch >= 0:
-        if not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)
-        model.load_weights(directory / LAST)
-        log.info("resuming %s from epoch %d of %d", model.name, state.epoch + 2, epochs)
+    checkpoint = Checkpoint(directory, key)
+    state = checkpoint.load() or {"epoch": -1, "history": {}, "best": math.inf,
+                                  "best_epoch": -1, "wait": 0, "done": False}
+    if state["epoch"] >= 0:
+        last = checkpoint.arrays("last")
+        _assign(model.weights, {k[6:]: v for k, v in last.items() if k.startswith("model/")})
+        _assign(_optimizer_variables(model),
+                {k[10:]: v for k, v in last.items() if k.startswith("optimizer/")})
+        log.info("resuming %s from epoch %d of %d", model.name, state["epoch"] + 2, epochs)
     if verbose is None:  # a progress bar on a terminal, a line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2
     monitor = "val_loss" if validation_data is not None else "loss"
-    if not state.done and state.epoch + 1 < epochs:
-        checkpointer = Checkpointer(directory, state, monitor, patience)
+    if not state["done"] and state["epoch"] + 1 < epochs:
         model.fit(
             x, y,
             batch_size=batch_size,
             epochs=epochs,
-            initial_epoch=state.epoch + 1,
+            initial_epoch=state["epoch"] + 1,
             validation_data=validation_data,
-            callbacks=[checkpointer, *callbacks],
+            callbacks=[Checkpointer(checkpoint, state, monitor, patience), *callbacks],
             verbose=verbose,
         )
-    state.done = True
-    state.save(directory)
-    if (directory / BEST).is_file():
-        model.load_weights(directory / BEST)
-    return state.history
+    if not state["done"]:
+        state["done"] = True
+        checkpoint.save(state)
+    if checkpoint.has("best"):
+        _assign(model.weights, checkpoint.arrays("best"))
+    return state["history"]
 
 
 def write_history(history: dict[str, list[float]], path: Path, offset: int = 0) -> None:
@@ -159,8 +123,3 @@ def write_history(history: dict[str, list[float]], path: Path, offset: int = 0) 
     lines = [",".join(["epoch", *names])]
     lines += [",".join([str(offset + i + 1), *(f"{v:.6g}" for v in row)]) for i, row in enumerate(rows)]
     path.write_text("\n".join(lines) + "\n")
-
-
-def as_float(images: np.ndarray) -> np.ndarray:
-    """uint8 images → float32 in [0, 1]."""
-    return np.asarray(images, dtype=np.float32) / 255.0

@@ -19,7 +19,7 @@ from keras import ops
 from latentlab.models.gan import Gan
 from latentlab.params import GanBlock
 from latentlab.training import shim
-from latentlab.training.functional import (
+from latentlab.training.loop import (
     EpochLogs,
     Net,
     Progress,
@@ -193,7 +193,7 @@ class GanTrainer:
 
     def epoch_runner(self, images: np.ndarray, labels: np.ndarray, epochs: int,
                      directory: Path) -> Callable:
-        """``run_epoch`` for `functional.run_epochs`: full batches in a seeded shuffled order."""
+        """``run_epoch`` for `loop.run_epochs`: full batches in a seeded shuffled order."""
         block = self.block
         steps = len(images) // block.batch_size
 

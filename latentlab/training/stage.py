@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentlab.data.downsample import load_split
+from latentlab.data.prepared import load_split
 from latentlab.errors import UserError
 from latentlab.galleries import save_grid
 from latentlab.training.fit import write_history

@@ -14,11 +14,11 @@ import keras
 import numpy as np
 from keras import ops
 
+from latentlab.data.prepared import as_float
 from latentlab.models.vae import Vae
 from latentlab.params import VaeBlock
 from latentlab.training import shim
-from latentlab.training.fit import as_float
-from latentlab.training.functional import (
+from latentlab.training.loop import (
     EpochLogs,
     Net,
     Progress,

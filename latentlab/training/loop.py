@@ -1,18 +1,16 @@
-"""Functional training state for custom loops (VAE, GAN), the same on every backend.
+"""The custom training loop (VAE, GAN): functional training state, the same on every backend.
 
 A model and its optimizer become a state (trainable, non-trainable and optimizer variables) that
 step functions take and return; `shim` says what a state is on each backend, differentiates and
 compiles. The state is written back into the Keras variables to save or export the models, and
-saved whole (both networks, both optimizers, loop extras) as one checkpoint per epoch.
+saved whole (both networks, both optimizers, loop extras) as one checkpoint per epoch
+(`checkpoint.py`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ import numpy as np
 
 from latentlab.errors import UserError
 from latentlab.training import shim
+from latentlab.training.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -91,32 +90,21 @@ class Progress:
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. the replay pool
 
 
-def save_checkpoint(directory: Path, state: dict, progress: Progress) -> None:
+def save_checkpoint(checkpoint: Checkpoint, state: dict, progress: Progress) -> None:
     """Write state + progress as one checkpoint; the previous one stays until this one is whole."""
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / "tmp.npz"
-    with open(tmp, "wb") as f:
-        np.savez(f, **_flatten(state), **{f"extra/{k}": v for k, v in progress.extra.items()})
-    meta = {"key": progress.key, "epoch": progress.epoch, "history": progress.history}
-    (directory / "tmp.json").write_text(json.dumps(meta))
-    # The arrays are renamed first and the json last: a json always describes whole arrays.
-    os.replace(tmp, directory / "state.npz")
-    os.replace(directory / "tmp.json", directory / "state.json")
+    checkpoint.save({"epoch": progress.epoch, "history": progress.history},
+                    state={**_flatten(state), **{f"extra/{k}": v for k, v in progress.extra.items()}})
 
 
 def load_checkpoint(directory: Path, key: str, template: dict) -> tuple[dict, Progress] | None:
     """The checkpoint in ``directory`` if it was made under ``key``; else clear it, None."""
-    meta_path, arrays_path = directory / "state.json", directory / "state.npz"
-    if meta_path.is_file() and arrays_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        if meta["key"] == key:
-            with np.load(arrays_path) as arrays:
-                state = _unflatten(arrays, template)
-                extra = {k[len("extra/"):]: arrays[k] for k in arrays.files if k.startswith("extra/")}
-            return state, Progress(key, meta["epoch"], meta["history"], extra)
-        log.info("%s: checkpoint is for other params or data; starting afresh", directory)
-    shutil.rmtree(directory, ignore_errors=True)
-    return None
+    checkpoint = Checkpoint(directory, key)
+    saved = checkpoint.load()
+    if saved is None:
+        return None
+    arrays = checkpoint.arrays("state")
+    extra = {k[len("extra/"):]: v for k, v in arrays.items() if k.startswith("extra/")}
+    return _unflatten(arrays, template), Progress(key, saved["epoch"], saved["history"], extra)
 
 
 class Diverged(UserError):
@@ -178,6 +166,8 @@ def run_epochs(
     update ``progress.extra``. A checkpoint is written only after an epoch completes, so a crash or
     a divergence loses at most the epoch in progress.
     """
+    checkpoint = Checkpoint(directory, progress.key)
+    checkpoint.load()  # `resume` left either this key's checkpoint or an empty directory
     for epoch in range(progress.epoch + 1, epochs):
         state, logs = run_epoch(epoch, state, progress)
         check_finite(logs, epoch, -1, directory, progress.epoch)
@@ -186,7 +176,7 @@ def run_epochs(
         progress.epoch = epoch
         if on_epoch_end is not None:
             on_epoch_end(epoch, state)
-        save_checkpoint(directory, state, progress)
+        save_checkpoint(checkpoint, state, progress)
         log.info("epoch %d/%d: %s", epoch + 1, epochs,
                  "  ".join(f"{k} {v:.4f}" for k, v in logs.items()))
     return state, progress

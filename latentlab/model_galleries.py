@@ -1,0 +1,141 @@
+"""The galleries of the report: what each trained model's outputs look like, as PNG grids,
+maps, plots and a GIF. Each function draws one model's set into ``out`` and returns
+(path relative to the report, caption) pairs."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from latentlab.data.prepared import UNLABELED, as_float, load_split
+from latentlab.galleries import heatmap, line_plot, save_gif, save_grid, scatter_map, to_uint8
+from latentlab.metrics import pairwise_distances
+from latentlab.models.sampling import gan_samples, vae_samples
+from latentlab.params import RenderBlock
+
+
+def shuffled_sample(prepared: Path, split: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded sample of ``n`` images (floats) and labels of a split, in shuffled order, so that
+    grids show varied classes."""
+    images, labels = load_split(prepared, split)
+    rng = np.random.default_rng(seed)
+    index = np.sort(rng.choice(len(images), min(len(images), n), replace=False))
+    order = rng.permutation(len(index))
+    return as_float(images[index][order]), labels[index][order]
+
+
+def _interleave(*rows: np.ndarray) -> np.ndarray:
+    """Rows of equal length, one after another: e.g. inputs over outputs."""
+    return np.concatenate(rows)
+
+
+def _read_csv(path: Path) -> dict[str, list[float]]:
+    if not path.is_file():
+        return {}
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return {k: [float(r[k]) for r in rows] for k in rows[0]} if rows else {}
+
+
+def autoencoder_galleries(out: Path, block: RenderBlock, test: np.ndarray, labels: np.ndarray,
+                          models: Path, noise_std: float, class_names, seed: int) -> list:
+    encoder = keras.models.load_model(models / "pretrain/encoder.keras")
+    decoder = keras.models.load_model(models / "pretrain/decoder.keras")
+    g = block.grid_size
+    x = test[:g * 2]
+    recon = decoder.predict(encoder.predict(x, verbose=0), verbose=0)
+    save_grid(to_uint8(_interleave(x[:g], recon[:g], x[g:], recon[g:])), out / "reconstructions.png", g)
+    noisy = np.clip(x[:g] + np.random.default_rng(seed).normal(0, noise_std, x[:g].shape), 0, 1)
+    denoised = decoder.predict(encoder.predict(noisy, verbose=0), verbose=0)
+    save_grid(to_uint8(_interleave(x[:g], noisy, denoised)), out / "denoising.png", g)
+    codings = encoder.predict(test[:block.map_points], verbose=0)
+    heatmap(codings[:32], out / "coding_activations.png", "Codings of 32 test images",
+            "coding unit", "image")
+    if block.map_method == "tsne" and len(codings) > 30:
+        from sklearn.manifold import TSNE
+
+        points = TSNE(2, init="pca", random_state=seed,
+                      perplexity=min(30, len(codings) - 1)).fit_transform(codings)
+    else:
+        from sklearn.decomposition import PCA
+
+        points = PCA(2, random_state=seed).fit_transform(codings)
+    scatter_map(points, np.where(labels[:len(points)] == UNLABELED, 0, labels[:len(points)]),
+                test[:len(points)], out / "codings_map.png",
+                f"Autoencoder codings, {block.map_method.upper()}", class_names, block.map_thumbnails)
+    return [
+        ("galleries/reconstructions.png", "Autoencoder: test images (odd rows) over their reconstructions"),
+        ("galleries/denoising.png", "Denoising: clean, with Gaussian noise, and the autoencoder's output"),
+        ("galleries/coding_activations.png", "Coding activations (sparse codings show as dark columns)"),
+        ("galleries/codings_map.png", "2-D map of the codings of test images, coloured by class"),
+    ]
+
+
+def vae_galleries(out: Path, block: RenderBlock, test: np.ndarray, models: Path, seed: int) -> list:
+    encoder = keras.models.load_model(models / "vae/encoder.keras")
+    decoder = keras.models.load_model(models / "vae/decoder.keras")
+    g, steps = block.grid_size, block.interpolation_steps
+    save_grid(to_uint8(vae_samples(decoder, g * g, seed)), out / "vae_prior.png", g)
+    means = encoder.predict(test[:8], verbose=0)[0]
+    t = np.linspace(0, 1, steps)[:, None]
+    paths = [(1 - t) * means[2 * i] + t * means[2 * i + 1] for i in range(4)]
+    save_grid(to_uint8(decoder.predict(np.concatenate(paths), verbose=0)),
+              out / "vae_interpolation.png", steps)
+    latent = decoder.input_shape[-1]
+    dims = min(latent, 10)
+    z = np.zeros((dims, steps, latent), np.float32)
+    for d in range(dims):
+        z[d, :, d] = np.linspace(-block.traversal_range, block.traversal_range, steps)
+    save_grid(to_uint8(decoder.predict(z.reshape(-1, latent), verbose=0)),
+              out / "vae_traversal.png", steps)
+    return [
+        ("galleries/vae_prior.png", "VAE: samples from the prior N(0, I)"),
+        ("galleries/vae_interpolation.png", "VAE: interpolation between the codings of two test images"),
+        ("galleries/vae_traversal.png",
+         f"VAE: one latent dimension per row, from −{block.traversal_range} to +{block.traversal_range}"),
+    ]
+
+
+def gan_galleries(out: Path, block: RenderBlock, train: np.ndarray, models: Path,
+                  reports: Path, seed: int) -> list:
+    generator = keras.models.load_model(models / "gan/generator.keras")
+    g = block.grid_size
+    samples = gan_samples(generator, g * g, seed)
+    save_grid(to_uint8(samples), out / "gan_samples.png", g)
+    frames = sorted((reports / "gan/progress").glob("epoch_*.png"))
+    items = [("galleries/gan_samples.png", "GAN: samples")]
+    if frames:
+        save_gif(frames, out / "gan_progress.gif")
+        items.append(("galleries/gan_progress.gif", "GAN: one fixed noise batch, epoch by epoch"))
+    shown = samples[:6]
+    distances = pairwise_distances(shown.reshape(len(shown), -1), train.reshape(len(train), -1))
+    nearest = np.argsort(distances, axis=1)[:, :block.neighbours]
+    rows = [np.concatenate([s[None], train[idx]]) for s, idx in zip(shown, nearest)]
+    save_grid(to_uint8(np.concatenate(rows)), out / "gan_nearest.png", block.neighbours + 1)
+    items.append(("galleries/gan_nearest.png",
+                  "GAN: each sample (left) and its nearest training images: copies would match"))
+    return items
+
+
+def curve_galleries(out: Path, plots: Path) -> list:
+    items = []
+    for name, title, columns in (("pretrain", "Autoencoder", ("loss", "val_loss")),
+                                 ("vae", "VAE", ("loss", "val_loss")),
+                                 ("gan", "GAN", ("d_loss", "g_loss"))):
+        history = _read_csv(plots / f"{name}_history.csv")
+        if history:
+            line_plot({c: (history["epoch"], history[c]) for c in columns if c in history},
+                      out / f"loss_{name}.png", f"{title} loss per epoch", "epoch", "loss")
+            items.append((f"galleries/loss_{name}.png", f"{title}: loss per epoch"))
+    curve = _read_csv(plots / "finetune_curve.csv")
+    if curve:
+        kinds = ("pretrained", "scratch", "probe")
+        line_plot({k: (curve["labels"], curve[k]) for k in kinds}, out / "label_efficiency.png",
+                  "Test accuracy vs labeled training images", "labeled images", "test accuracy",
+                  errors={k: curve[f"{k}_std"] for k in kinds})
+        items.append(("galleries/label_efficiency.png",
+                      "Label efficiency: pretrained encoder vs from scratch vs linear probe (± std)"))
+    return items

@@ -1,0 +1,86 @@
+"""The one checkpoint mechanism: a directory, a key, atomic saves, a load that refuses strangers.
+
+A checkpoint belongs to one configuration. Its ``key`` hashes what makes a saved state unusable
+elsewhere (the architecture, the data, the optimizer); a checkpoint made under another key is
+discarded, never resumed. Each save writes the named array files under new names first, then
+``checkpoint.json`` (the key, the caller's JSON state and the names of its array files) by an
+atomic rename, then deletes the files no longer named: a kill at any moment leaves either the
+previous checkpoint or the new one, whole.
+
+Used by the Keras fits (`fit.py`), the custom loops (`loop.py`) and the label-efficiency journal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+INDEX = "checkpoint.json"
+
+
+class Checkpoint:
+    """A directory holding one configuration's saved training state."""
+
+    def __init__(self, directory: Path, key: str):
+        self.directory, self.key = Path(directory), key
+        self._files: dict[str, str] = {}
+        self._generation = 0
+
+    def load(self) -> dict | None:
+        """The saved JSON state if a whole checkpoint under this key is here; else clear the
+        directory (a checkpoint of other params or data, or none) and return None."""
+        index = self.directory / INDEX
+        if index.is_file():
+            saved = json.loads(index.read_text())
+            files = saved.get("files", {})
+            if saved.get("key") == self.key and all((self.directory / f).is_file()
+                                                    for f in files.values()):
+                self._files, self._generation = files, saved.get("generation", 0)
+                return saved["state"]
+            log.info("%s: checkpoint is for other params or data; starting afresh", self.directory)
+        self.clear()
+        return None
+
+    def clear(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._files, self._generation = {}, 0
+
+    def arrays(self, name: str) -> dict[str, np.ndarray]:
+        """The arrays saved under ``name`` by the checkpoint last loaded or saved."""
+        with np.load(self.directory / self._files[name]) as saved:
+            return {k: saved[k] for k in saved.files}
+
+    def has(self, name: str) -> bool:
+        return name in self._files
+
+    def save(self, state: dict, /, **arrays: dict[str, np.ndarray]) -> None:
+        """Write ``state`` (JSON-able) and the given named array sets as the new checkpoint;
+        array sets not given keep their previous files."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        generation = self._generation + 1
+        files = dict(self._files)
+        for name, values in arrays.items():
+            filename = f"{name}.{generation:06d}.npz"
+            tmp = self.directory / f"tmp.{filename}"
+            with open(tmp, "wb") as f:
+                np.savez(f, **values)
+            os.replace(tmp, self.directory / filename)
+            files[name] = filename
+        payload = {"key": self.key, "generation": generation, "files": files, "state": state}
+        tmp = self.directory / f"tmp.{INDEX}"
+        tmp.write_text(json.dumps(payload))
+        os.replace(tmp, self.directory / INDEX)
+        self._files, self._generation = files, generation
+        keep = {INDEX, *files.values()}
+        for path in self.directory.iterdir():
+            if path.is_file() and path.name not in keep and (path.suffix == ".npz"
+                                                             or path.name.startswith("tmp.")):
+                path.unlink()

@@ -1,0 +1,168 @@
+"""The label-efficiency protocol: what a pretrained encoder buys a classifier that has few labels.
+
+For every point of the curve (labels per class) and every seed, three models are trained on the
+same nested, stratified subset and scored on the test split:
+
+- pretrained: the autoencoder's encoder + a head; the head first (encoder frozen), then the whole
+  network at a lower learning rate;
+- scratch: the same network freshly initialised, same subset, same epochs and learning rates;
+- probe: a logistic regression on the frozen pretrained codings.
+
+Each finished point is recorded in a checkpoint, so an interrupted run resumes where it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from latentlab.data.prepared import UNLABELED, as_float, is_labeled, load_split, read_meta
+from latentlab.data.splits import labeled_subset
+from latentlab.errors import UserError
+from latentlab.models.classifier import build_classifier, fresh_copy, without_penalties
+from latentlab.params import FinetuneBlock
+from latentlab.seeding import seed_everything
+from latentlab.training.checkpoint import Checkpoint
+
+log = logging.getLogger(__name__)
+
+KINDS = ("pretrained", "scratch", "probe")
+
+
+@dataclass
+class Data:
+    train_x: np.ndarray  # uint8, memory-mapped
+    train_y: np.ndarray
+    test_x: np.ndarray   # float
+    test_y: np.ndarray
+    n_classes: int
+
+
+def load_data(prepared: Path) -> Data:
+    """The labeled train and test splits; a clear error when the dataset has no labels."""
+    meta = read_meta(prepared)
+    train_x, train_y = load_split(prepared, "train")
+    test_x, test_y = load_split(prepared, "test")
+    if not meta.get("class_names") or (train_y == UNLABELED).all():
+        raise UserError(
+            f"finetune: dataset {meta.get('dataset')!r} has no labels; use a labeled source "
+            "(class sub-folders, a TFDS dataset with a ClassLabel) or run only the unsupervised "
+            "stages (`dvc repro pretrain train_vae train_gan`)"
+        )
+    if len(test_y) == 0 or not is_labeled(meta, test_y):
+        raise UserError("finetune needs a labeled test split: set downsample.test_fraction > 0")
+    return Data(train_x, train_y, as_float(test_x), test_y, len(meta["class_names"]))
+
+
+def subsets(block: FinetuneBlock, labels: np.ndarray, seed: int) -> dict[tuple[int, int], np.ndarray]:
+    """Every (labels per class, seed index) subset, checked before any training (0 = all labels)."""
+    labeled = np.flatnonzero(labels != UNLABELED)
+    return {
+        (k, s): labeled_subset(labels, k, seed + s) if k else labeled
+        for k in sorted(block.labels_per_class)
+        for s in range(block.seeds)
+    }
+
+
+def _train(model: keras.Model, x, y, epochs: int, lr: float, block: FinetuneBlock) -> None:
+    repeats = -(-block.min_epoch_images // len(x))
+    x, y = np.concatenate([x] * repeats), np.concatenate([y] * repeats)
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=epochs, batch_size=block.batch_size, verbose=0)
+
+
+def _classifier(encoder: keras.Model, block: FinetuneBlock, n_classes: int) -> keras.Model:
+    return build_classifier(encoder, n_classes, block.head_units, block.augment,
+                            block.augment_shift)
+
+
+def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
+    predicted = model.predict(x, batch_size=1024, verbose=0).argmax(axis=1)
+    return float((predicted == y).mean())
+
+
+def train_pretrained(encoder_path: Path, block: FinetuneBlock, n_classes: int, x, y) -> keras.Model:
+    encoder = without_penalties(keras.models.load_model(encoder_path))
+    model = _classifier(encoder, block, n_classes)
+    encoder.trainable = False
+    _train(model, x, y, block.head_epochs, block.learning_rate, block)
+    encoder.trainable = True
+    _train(model, x, y, block.finetune_epochs, block.learning_rate * block.finetune_lr_factor, block)
+    return model
+
+
+def train_scratch(encoder_path: Path, block: FinetuneBlock, n_classes: int, x, y) -> keras.Model:
+    encoder = fresh_copy(without_penalties(keras.models.load_model(encoder_path)))
+    model = _classifier(encoder, block, n_classes)
+    _train(model, x, y, block.head_epochs, block.learning_rate, block)
+    _train(model, x, y, block.finetune_epochs, block.learning_rate * block.finetune_lr_factor, block)
+    return model
+
+
+def probe(encoder: keras.Model, x, y, test_codings: np.ndarray, test_y: np.ndarray, seed: int) -> float:
+    codings = encoder.predict(x, batch_size=1024, verbose=0)
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+    clf.fit(codings, y)
+    return float((clf.predict(test_codings) == test_y).mean())
+
+
+def curve(block: FinetuneBlock, data: Data, encoder_path: Path, checkpoint: Checkpoint,
+          seed: int) -> tuple[list[dict], keras.Model]:
+    """Train and score every point; returns one row per (point, seed), sorted, and the pretrained
+    classifier of the point with the most labels (first seed), the one a stage keeps."""
+    plan = subsets(block, data.train_y, seed)  # raises on impossible label counts, before training
+    rows = (checkpoint.load() or {"rows": []})["rows"]
+    done = {(r["labels_per_class"], r["seed"]) for r in rows}
+
+    pretrained_encoder = keras.models.load_model(encoder_path)
+    test_codings = pretrained_encoder.predict(data.test_x, batch_size=1024, verbose=0)
+    keeper = max(plan, key=lambda ks: (ks[0] == 0, ks[0], -ks[1]))  # most labels, first seed
+    kept_model = None
+    for (k, s), index in plan.items():
+        if (k, s) in done and (k, s) != keeper:
+            continue
+        x, y = as_float(data.train_x[index]), data.train_y[index]
+        seed_everything(seed + s)
+        pretrained = train_pretrained(encoder_path, block, data.n_classes, x, y)
+        if (k, s) == keeper:
+            kept_model = pretrained
+        if (k, s) in done:
+            continue
+        seed_everything(seed + s)
+        scratch = train_scratch(encoder_path, block, data.n_classes, x, y)
+        row = {
+            "labels_per_class": k, "seed": s, "labels": len(index),
+            "pretrained": accuracy(pretrained, data.test_x, data.test_y),
+            "scratch": accuracy(scratch, data.test_x, data.test_y),
+            "probe": probe(pretrained_encoder, x, y, test_codings, data.test_y, seed + s),
+        }
+        log.info("%5d labels, seed %d: pretrained %.3f  scratch %.3f  probe %.3f",
+                 len(index), s, row["pretrained"], row["scratch"], row["probe"])
+        rows.append(row)
+        checkpoint.save({"rows": rows})
+    return sorted(rows, key=lambda r: (r["labels"], r["seed"])), kept_model
+
+
+def summarize(rows: list[dict]) -> tuple[dict, list[dict]]:
+    """Mean ± std per (label count, model): the metrics dict and the plot-ready curve rows."""
+    metrics, points = {}, []
+    for k in sorted({r["labels_per_class"] for r in rows}):
+        point = [r for r in rows if r["labels_per_class"] == k]
+        total = point[0]["labels"]
+        entry = {"labels": total}
+        for kind in KINDS:
+            values = np.array([r[kind] for r in point])
+            entry[f"{kind}_mean"] = round(float(values.mean()), 4)
+            entry[f"{kind}_std"] = round(float(values.std()), 4)
+        entry["gain_over_scratch"] = round(entry["pretrained_mean"] - entry["scratch_mean"], 4)
+        metrics[f"labels_{total}"] = entry
+        points.append({"labels": total, **{kind: entry[f"{kind}_mean"] for kind in KINDS},
+                       **{f"{kind}_std": entry[f"{kind}_std"] for kind in KINDS}})
+    return metrics, points
