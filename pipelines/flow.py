@@ -21,13 +21,22 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
-from prefect.runtime import flow_run
-from prefect.tasks import exponential_backoff
 
-from latentlab.cli import EXIT_USER_ERROR
-from latentlab.params import parse_params
+# Before Prefect reads its settings. Analytics off: the ephemeral server's telemetry service
+# phones home and, on a busy machine, its read-then-write of TELEMETRY_SESSION loses SQLite's
+# lock race against the flow's own writes ("database is locked"). A longer statement timeout
+# lets the ephemeral server's SQLite wait out a loaded machine. Both can still be overridden.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_DATABASE_TIMEOUT", "60")
+
+from prefect import flow, get_run_logger, task  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
+from prefect.runtime import flow_run  # noqa: E402
+from prefect.tasks import exponential_backoff  # noqa: E402
+
+from latentlab.errors import UserError  # noqa: E402
+from latentlab.params import parse_params  # noqa: E402
+from latentlab.stage_runner import EXIT_USER_ERROR  # noqa: E402
 
 TRANSIENT_STAGES = {"download"}  # network fetches: worth retrying
 
@@ -70,7 +79,8 @@ def _not_a_user_error(task, task_run, state) -> bool:
 def run_stage(stage: str, project: str, pipeline_id: str) -> str:
     proc = _dvc(Path(project), "repro", "--single-item", stage,
                 env={"LATENTLAB_PIPELINE_ID": pipeline_id})
-    get_run_logger().info("%s\n%s", stage, proc.stdout[-2000:])
+    out = proc.stdout if len(proc.stdout) <= 3000 else f"{proc.stdout[:1000]}\n…\n{proc.stdout[-2000:]}"
+    get_run_logger().info("%s\n%s", stage, out)
     if proc.returncode != 0:
         raise StageFailed(stage, proc.returncode, proc.stdout + proc.stderr)
     return stage
@@ -146,12 +156,22 @@ def main() -> None:
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--sweep", nargs="+", metavar="KEY=V1,V2", help="a grid of overrides")
     args = parser.parse_args()
+    try:  # bad overrides: the params message alone and exit status 2, before any flow starts
+        if args.sweep:
+            grid = {k: [yaml.safe_load(v) for v in values.split(",")]
+                    for k, values in (item.split("=", 1) for item in args.sweep)}
+            for overrides in grid_runs(grid):
+                with_overrides(Path("."), overrides)
+        else:
+            overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+            with_overrides(Path("."), overrides)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
     if args.sweep:
-        grid = {k: [yaml.safe_load(v) for v in values.split(",")]
-                for k, values in (item.split("=", 1) for item in args.sweep)}
         sweep(grid)
     else:
-        pipeline({k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)})
+        pipeline(overrides)
 
 
 if __name__ == "__main__":
