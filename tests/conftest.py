@@ -1,13 +1,21 @@
-"""Shared fixtures: real image folders on disk, a loopback HTTP server, a temp project copy."""
+"""Shared fixtures: real image folders on disk, a loopback HTTP server, a real MLflow server, and
+the tiny project built once per session (read-only checks use it; tests that change things get a
+copy of it, DVC cache included, so only the changed tail reruns)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import http.server
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -202,16 +210,295 @@ def set_params(project: Path, **blocks: dict) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def dvc(project: Path, *args: str, check: bool = True, tracking: bool = False
+def dvc(project: Path, *args: str, check: bool = True, tracking: str | None = None
         ) -> subprocess.CompletedProcess:
     """Run DVC in ``project`` with this interpreter on PATH (the stages run `python -m ...`).
 
-    MLflow tracking is off unless asked for: only the tracking tests need it, and it is slow.
+    MLflow tracking is off unless ``tracking`` names a tracking URI: only the tracking tests
+    need it, and it is slow.
     """
-    env = {**os.environ, "LATENTLAB_TRACKING": "1" if tracking else "0"}
-    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, env=env,
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, env=dvc_env(tracking),
                           capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def commit_all(project: Path, message: str) -> None:
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    subprocess.run([*git, "commit", "-qam", message], cwd=project, check=True)
+
+
+# ---- hermetic environment ----------------------------------------------------------------------
+
+@pytest.fixture(scope="session", autouse=True)
+def _hermetic_environment(tmp_path_factory):
+    """No test reads or writes the user's Prefect home, Prefect or MLflow server, or MLflow store:
+    each test that needs one passes its own; analytics stay off (no traffic leaves the machine)."""
+    saved = dict(os.environ)
+    for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILES_PATH",
+                 "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "DVC_EXP_NAME"):
+        os.environ.pop(name, None)
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ["LATENTLAB_TRACKING"] = "0"
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MlflowServer:
+    """A real `mlflow server` on loopback with its own SQLite store and artifact folder."""
+
+    def __init__(self, root: Path, port: int | None = None):
+        self.root, self.port = root, port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
+                "--port", str(self.port), "--workers", "1",
+                "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+                "--artifacts-destination", str(self.root / "artifacts")]
+
+    def start(self) -> MlflowServer:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        if not self.wait_healthy(lambda: self.proc.poll() is None):
+            self.stop()
+            raise RuntimeError("mlflow server did not start")
+        return self
+
+    def wait_healthy(self, alive=lambda: True) -> bool:
+        """Wait until the server answers its health check; False if it died first."""
+        import requests
+
+        while alive():
+            try:
+                if requests.get(f"{self.url}/health", timeout=2).ok:
+                    return True
+            except requests.RequestException:
+                time.sleep(0.5)
+        return False
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def client(self):
+        import mlflow
+
+        return mlflow.MlflowClient(self.url)
+
+
+# ---- work shared by the whole session ------------------------------------------------------------
+#
+# The suite's longest pieces of work do not depend on each other: the tiny pipeline built with
+# tracking on a real MLflow server (read by most end-to-end tests), a second independent build
+# (the repeatability check) and the model tests rerun on the jax backend. Each runs once per test
+# session, in its own process, started by whichever test worker needs it first (`pytest -n 2`
+# runs two workers), so it runs beside the unit tests; a fixture that needs its result waits for
+# it. Nothing depends on timing: a waiting fixture blocks until the job has written its exit code.
+
+# Runs a command with its output in ``log``, then writes its exit status to ``rc`` (atomically).
+_RUN_AND_RECORD = 'cd "$1" && shift && "$@" >"$LOG" 2>&1; echo $? >"$RC.tmp" && mv "$RC.tmp" "$RC"'
+
+# Runs a command (in a process group of its own) while the test session's main process lives:
+# when the session ends, the command is stopped with everything it started.
+_WHILE_SESSION = """
+import os, signal, subprocess, sys, time
+owner, proc = int(sys.argv[1]), subprocess.Popen(sys.argv[2:], start_new_session=True)
+while proc.poll() is None:
+    try:
+        os.kill(owner, 0)
+    except ProcessLookupError:
+        os.killpg(proc.pid, signal.SIGTERM)
+        break
+    time.sleep(1)
+proc.wait()
+"""
+
+
+def while_session(owner: int, args: list[str], env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", _WHILE_SESSION, str(owner), *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class SharedJob:
+    """A command run once per session, whichever worker starts it; every worker can wait for it."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def start(self, owner: int, args: list[str], cwd: Path, env: dict) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        env = {**env, "LOG": str(self.folder / "log"), "RC": str(self.folder / "rc")}
+        while_session(owner, ["sh", "-c", _RUN_AND_RECORD, "sh", str(cwd), *args], env)
+
+    def wait(self) -> tuple[int, str]:
+        rc = self.folder / "rc"
+        while not rc.is_file():
+            time.sleep(0.5)
+        return int(rc.read_text()), (self.folder / "log").read_text(errors="replace")
+
+
+@dataclass
+class Shared:
+    root: Path
+
+    def job(self, name: str) -> SharedJob:
+        return SharedJob(self.root / name)
+
+    def project(self, name: str) -> Path:
+        return self.root / f"{name}-project" / "project"
+
+    @property
+    def server(self) -> MlflowServer:
+        return MlflowServer(self.root / "mlflow", int((self.root / "mlflow.port").read_text()))
+
+
+def _is_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.fixture(scope="session")
+def shared(tmp_path_factory, request) -> Shared:
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if _is_worker(request.config) else base) / "shared"
+    root.mkdir(exist_ok=True)
+    return Shared(root)
+
+
+def dvc_env(tracking: str | None = None) -> dict:
+    env = {**os.environ, "LATENTLAB_TRACKING": "1" if tracking else "0"}
+    if tracking:
+        env["MLFLOW_TRACKING_URI"] = tracking
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    return env
+
+
+def tiny_project(where: Path) -> Path:
+    project = copy_project(where)
+    set_params(project, **TINY_PIPELINE)
+    commit_all(project, "tiny params")
+    return project
+
+
+MODEL_TESTS = ["tests/test_autoencoders.py", "tests/test_generative.py"]
+_NEEDED = pytest.StashKey[set]()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Tests that wait for a shared job run after the rest, so the jobs overlap the unit tests."""
+    def waits(item) -> int:
+        names = set(getattr(item, "fixturenames", ()))
+        return 2 if "jax_model_tests" in names else int(bool(names & {"built", "built_copy", "rebuilt"}))
+
+    items.sort(key=waits)
+    config.stash[_NEEDED] = {name for item in items for name in getattr(item, "fixturenames", ())}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_shared_jobs(request, shared, _hermetic_environment) -> None:
+    """Start, once per session, each shared job a collected test needs."""
+    needed = request.config.stash.get(_NEEDED, set())
+    owner = os.getppid() if _is_worker(request.config) else os.getpid()
+    with _locked(shared.root / "start.lock"):
+        if (shared.root / "started").is_file():
+            return
+        python_dvc = [sys.executable, "-m", "dvc", "repro"]
+        if needed & {"built", "built_copy", "mlflow_server"}:
+            server = MlflowServer(shared.root / "mlflow")
+            server.root.mkdir()
+            watch = while_session(owner, server.command())
+            (shared.root / "mlflow.port").write_text(str(server.port))
+            if not server.wait_healthy(lambda: watch.poll() is None):
+                raise RuntimeError("mlflow server did not start")
+            project = tiny_project(shared.project("built").parent)
+            shared.job("built").start(owner, python_dvc, project, dvc_env(server.url))
+        if "rebuilt" in needed:
+            project = tiny_project(shared.project("rebuilt").parent)
+            shared.job("rebuilt").start(owner, python_dvc, project, dvc_env())
+        if "jax_model_tests" in needed:
+            env = {**os.environ, "KERAS_BACKEND": "jax", "LATENTLAB_BLOCK_TENSORFLOW": "1"}
+            args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
+                    "no:warnings", "-p", "no:xdist", "--basetemp", str(shared.root / "jax-tmp"),
+                    "-m", "not stage_process", *MODEL_TESTS]
+            shared.job("jax_model_tests").start(owner, args, ROOT, env)
+        (shared.root / "started").write_text("")
+
+
+def _finished(shared: Shared, name: str) -> str:
+    code, output = shared.job(name).wait()
+    assert code == 0, f"{name} failed (exit status {code}):\n{output[-6000:]}"
+    return output
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(shared) -> MlflowServer:
+    """The session's real MLflow server on loopback (it stops when the session ends)."""
+    server = shared.server
+    assert server.wait_healthy(), "the session's mlflow server is not running"
+    return server
+
+
+@dataclass
+class Built:
+    project: Path
+    output: str            # what the first `dvc repro` printed
+    server: MlflowServer   # where its runs were tracked
+    parent_run_id: str     # the MLflow parent run of that pipeline execution
+
+
+@pytest.fixture(scope="session")
+def built(shared, mlflow_server) -> Built:
+    """The whole DAG on tiny params, run once with tracking on a real MLflow server. Read-only:
+    tests that change the project take ``built_copy``."""
+    output = _finished(shared, "built")
+    client = mlflow_server.client()
+    experiment = client.get_experiment_by_name("latentlab")
+    parents = [r for r in client.search_runs([experiment.experiment_id],
+                                             "tags.`latentlab.kind` = 'pipeline'")
+               if r.data.tags["latentlab.pipeline_key"].startswith("dvc-")]
+    first = min(parents, key=lambda r: r.info.start_time)
+    return Built(shared.project("built"), output, mlflow_server, first.info.run_id)
+
+
+@pytest.fixture(scope="session")
+def rebuilt(shared) -> Path:
+    """A second, independent build of the same tiny project (tracking off)."""
+    _finished(shared, "rebuilt")
+    return shared.project("rebuilt")
+
+
+@pytest.fixture(scope="session")
+def jax_model_tests(shared) -> str:
+    """The output of the model tests rerun with KERAS_BACKEND=jax and tensorflow unimportable."""
+    return _finished(shared, "jax_model_tests")
+
+
+@pytest.fixture
+def built_copy(built, tmp_path) -> Path:
+    """A private copy of the built project (git repo, DVC cache, outputs, checkpoints)."""
+    dest = tmp_path / "project"
+    shutil.copytree(built.project, dest, symlinks=True)
+    return dest

@@ -3,6 +3,8 @@ server with a process work pool and worker running the scheduled deployment."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -15,8 +17,7 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import ROOT, TINY_PIPELINE, copy_project, set_params
-from tests.test_tracking import free_port
+from tests.conftest import ROOT, copy_project, free_port, set_params
 
 pytestmark = pytest.mark.slow
 
@@ -44,29 +45,41 @@ def test_stage_order_follows_dvc_dependencies():
 def test_bad_overrides_fail_before_any_stage(tmp_path):
     project = copy_project(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "pipelines.flow", "-S", "pretrain.codings=-3"],
-                          cwd=project, capture_output=True, text=True, env=_env(project))
-    assert proc.returncode != 0
-    assert "pretrain.codings: Input should be greater than or equal to 1" in proc.stderr + proc.stdout
+                          cwd=project, capture_output=True, text=True, env=_env(project, tmp_path))
+    assert proc.returncode == 2
+    assert "pretrain.codings: Input should be greater than or equal to 1" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
     assert not (project / "data/raw").exists()
 
 
-def _env(project: Path, **extra: str) -> dict:
-    return {**os.environ, "PYTHONPATH": str(project), **extra,
-            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-
-
-def test_ephemeral_flow_runs_the_pipeline_with_overrides(tmp_path):
-    project = copy_project(tmp_path)
-    set_params(project, **TINY_PIPELINE)
-    env = _env(project, PREFECT_HOME=str(tmp_path / "prefect"), LATENTLAB_TRACKING="0")
+def _env(project: Path, tmp_path: Path, **extra: str) -> dict:
+    """The flow's environment: its own Prefect home, no Prefect or MLflow server unless given."""
+    env = {**os.environ, "PYTHONPATH": str(project), "PREFECT_HOME": str(tmp_path / "prefect"),
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     env.pop("PREFECT_API_URL", None)
-    proc = subprocess.run([sys.executable, "-m", "pipelines.flow", "-S", "train_gan.epochs=1"],
-                          cwd=project, capture_output=True, text=True, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "Completed" in proc.stdout + proc.stderr
-    assert yaml.safe_load((project / "params.yaml").read_text())["train_gan"]["epochs"] == 1
-    assert (project / "reports/index.html").is_file()
-    status = subprocess.run([sys.executable, "-m", "dvc", "status"], cwd=project,
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return {**env, **extra}
+
+
+def stage_lines(output: str) -> tuple[set[str], set[str]]:
+    """(stages DVC ran, stages it skipped as unchanged), from DVC's own lines."""
+    ran = {s for s in STAGES if f"Running stage '{s}'" in output}
+    skipped = {s for s in STAGES if f"Stage '{s}' didn't change, skipping" in output}
+    return ran, skipped
+
+
+def test_ephemeral_flow_runs_the_pipeline_with_overrides(built_copy, tmp_path):
+    env = _env(built_copy, tmp_path, LATENTLAB_TRACKING="0")
+    proc = subprocess.run([sys.executable, "-m", "pipelines.flow", "-S", "render.map_points=50"],
+                          cwd=built_copy, capture_output=True, text=True, env=env)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    assert "Completed" in output
+    ran, skipped = stage_lines(output)
+    assert ran == {"render"}, output[-6000:]  # the only stage that reads render.map_points
+    assert skipped == set(STAGES) - ran  # every stage was a task; DVC decided what to rerun
+    assert yaml.safe_load((built_copy / "params.yaml").read_text())["render"]["map_points"] == 50
+    status = subprocess.run([sys.executable, "-m", "dvc", "status"], cwd=built_copy,
                             capture_output=True, text=True, env=env)
     assert "up to date" in status.stdout  # dvc.lock records what the flow ran
 
@@ -97,11 +110,13 @@ class PrefectServer:
         self.proc.wait(timeout=60)
 
 
-def test_scheduled_deployment_runs_on_a_worker_against_a_real_server(tmp_path):
-    project = copy_project(tmp_path)
-    set_params(project, **TINY_PIPELINE)
+def test_scheduled_deployment_runs_on_a_worker_against_a_real_server(built_copy, tmp_path,
+                                                                     mlflow_server):
+    project = built_copy
+    set_params(project, render={"map_points": 50})  # what the nightly run will find changed
     with PrefectServer(tmp_path / "prefect") as server:
-        env = _env(project, **{k: v for k, v in server.env.items() if k.startswith("PREFECT_")})
+        env = _env(project, tmp_path, LATENTLAB_TRACKING="1", MLFLOW_TRACKING_URI=mlflow_server.url,
+                   **{k: v for k, v in server.env.items() if k.startswith("PREFECT_")})
         prefect = [sys.executable, "-m", "prefect"]
         subprocess.run([*prefect, "work-pool", "create", "test-pool", "--type", "process"],
                        cwd=project, env=env, check=True, capture_output=True)
@@ -115,53 +130,54 @@ def test_scheduled_deployment_runs_on_a_worker_against_a_real_server(tmp_path):
                                   start_new_session=True)
         try:
             script = (
+                "import asyncio, json\n"
+                "from prefect import get_client\n"
+                "from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId\n"
                 "from prefect.deployments import run_deployment\n"
                 "run = run_deployment('latentlab-pipeline/nightly', timeout=900)\n"
-                "print(run.state.type.value)\n"
-                "from prefect import get_client\n"
-                "import asyncio\n"
-                "async def sched():\n"
+                "async def details():\n"
                 "    async with get_client() as c:\n"
                 "        d = await c.read_deployment_by_name('latentlab-pipeline/nightly')\n"
-                "        return [s.schedule.cron for s in d.schedules]\n"
-                "print(asyncio.run(sched()))\n")
+                "        tasks = await c.read_task_runs(flow_run_filter=FlowRunFilter(\n"
+                "            id=FlowRunFilterId(any_=[run.id])))\n"
+                "        return {'state': run.state.type.value,\n"
+                "                'crons': [s.schedule.cron for s in d.schedules],\n"
+                "                'tasks': {t.name: t.state.type.value for t in tasks}}\n"
+                "print(json.dumps(asyncio.run(details())))\n")
             run = subprocess.run([sys.executable, "-c", script], cwd=project, env=env,
                                  capture_output=True, text=True, timeout=1000)
         finally:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(timeout=60)
         assert run.returncode == 0, run.stderr[-3000:]
-        state, schedules = run.stdout.strip().splitlines()[-2:]
-        assert state == "COMPLETED", run.stdout[-2000:]
-        assert "0 2 * * *" in schedules
-    assert (project / "reports/index.html").is_file()
-    assert (project / "dvc.lock").is_file()
-    import mlflow
-
-    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+        details = json.loads(run.stdout.strip().splitlines()[-1])
+        assert details["state"] == "COMPLETED", run.stdout[-2000:]
+        assert details["crons"] == ["0 2 * * *"]
+        assert details["tasks"] == {stage: "COMPLETED" for stage in STAGES}
+    client = mlflow_server.client()
     experiment = client.get_experiment_by_name("latentlab")
-    runs = client.search_runs([experiment.experiment_id], max_results=100)
-    stages = {r.data.tags.get("latentlab.stage") for r in runs}
-    assert set(STAGES) <= stages
-    parents = {r.data.tags.get("mlflow.parentRunId") for r in runs if r.data.tags.get("latentlab.stage")}
-    assert len(parents) == 1  # one flow run, one parent run
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    flow_parents = {r.info.run_id for r in runs
+                    if r.data.tags.get("latentlab.pipeline_key", "").startswith("prefect-")}
+    assert len(flow_parents) == 1  # one flow run, one parent run
+    children = {r.data.tags["latentlab.stage"] for r in runs
+                if r.data.tags.get("mlflow.parentRunId") in flow_parents}
+    assert children == {"render"}  # the stage DVC reran
 
 
-def test_sweep_runs_a_grid_as_dvc_experiments_and_compares_them(tmp_path):
-    project = copy_project(tmp_path)
-    set_params(project, **TINY_PIPELINE)
-    env = _env(project, PREFECT_HOME=str(tmp_path / "prefect"))
-    env.pop("PREFECT_API_URL", None)
-    env.pop("MLFLOW_TRACKING_URI", None)
+def test_sweep_runs_a_grid_as_dvc_experiments_and_compares_them(built_copy, tmp_path):
+    env = _env(built_copy, tmp_path, LATENTLAB_TRACKING="1",
+               MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
     script = ("import json; from pipelines.flow import sweep; "
-              "rows = sweep({'train_gan.label_smoothing': [0.0, 0.2]}); print(json.dumps(rows))")
-    proc = subprocess.run([sys.executable, "-c", script], cwd=project, capture_output=True,
+              "rows = sweep({'evaluate.k': [2, 4]}); print(json.dumps(rows))")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=built_copy, capture_output=True,
                           text=True, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = [r for r in json.loads(proc.stdout.strip().splitlines()[-1])
-            if r["stage"] == "train_gan"]
-    assert sorted(float(r["train_gan.label_smoothing"]) for r in rows) == [0.0, 0.2]
-    assert all("final_d_loss" in r for r in rows)
-    shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--csv"], cwd=project,
+            if r["stage"] == "evaluate"]
+    assert sorted(int(r["evaluate.k"]) for r in rows) == [2, 4]
+    assert all(0 <= r["gan.precision"] <= 1 for r in rows)
+    shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--csv"], cwd=built_copy,
                            capture_output=True, text=True, env=env).stdout
-    assert shown.count("\n") >= 3  # the workspace, its baseline and the two experiments
+    experiments = [r for r in csv.DictReader(io.StringIO(shown)) if r["Experiment"]]
+    assert sorted(int(r["evaluate.k"]) for r in experiments) == [2, 4]

@@ -1,4 +1,5 @@
-"""The whole DAG on tiny params, then the report: files, DVC metrics/plots, and a real browser."""
+"""The report of the tiny project built once per session: files, DVC metrics/plots, and a real
+browser."""
 
 from __future__ import annotations
 
@@ -8,60 +9,47 @@ import shutil
 
 import pytest
 
-from tests.conftest import TINY_PIPELINE, copy_project, dvc, set_params
+from tests.conftest import dvc
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, request):
-    project = request.getfixturevalue("module_project")
-    set_params(project, **TINY_PIPELINE)
-    dvc(project, "repro")
-    return project
-
-
-@pytest.fixture(scope="module")
-def module_project(tmp_path_factory):
-    return copy_project(tmp_path_factory.mktemp("report"))
-
-
 def test_report_lists_every_gallery_and_metrics_table(built):
-    html = (built / "reports/index.html").read_text()
+    html = (built.project / "reports/index.html").read_text()
     sources = re.findall(r"<img src='([^']+)'", html)
     assert len(sources) >= 15
     for src in sources:
-        assert (built / "reports" / src).is_file(), src
+        assert (built.project / "reports" / src).is_file(), src
     assert not re.search(r"(src|href)=['\"](https?:)?//", html)  # nothing from the network
     for title in ("Label efficiency", "Generation vs the test split", "floor: held-out real",
                   "ceiling: per-pixel Gaussian", "git revision", "Params"):
         assert title in html
-    summary = (built / "reports/summary.md").read_text()
+    summary = (built.project / "reports/summary.md").read_text()
     assert "| VAE |" in summary and "| GAN |" in summary
-    gif = built / "reports/galleries/gan_progress.gif"
+    gif = built.project / "reports/galleries/gan_progress.gif"
     assert gif.read_bytes()[:6] == b"GIF89a"
 
 
 def test_metrics_files_per_model_and_anchor_sanity(built):
-    anchors = json.loads((built / "metrics/evaluate/anchors.json").read_text())
+    anchors = json.loads((built.project / "metrics/evaluate/anchors.json").read_text())
     floor, ceiling = anchors["real_holdout"], anchors["pixel_gaussian"]
     # Held-out real images are far closer to the test split than a per-pixel Gaussian.
     assert floor["frechet_distance"] < ceiling["frechet_distance"]
     assert floor["precision"] > ceiling["precision"]
     assert floor["classes_covered"] == 10
-    ae = json.loads((built / "metrics/evaluate/autoencoder.json").read_text())
+    ae = json.loads((built.project / "metrics/evaluate/autoencoder.json").read_text())
     assert {"mse", "psnr", "ssim", "denoising_gain_db"} <= set(ae)
     for name in ("vae", "gan"):
-        values = json.loads((built / f"metrics/evaluate/{name}.json").read_text())
+        values = json.loads((built.project / f"metrics/evaluate/{name}.json").read_text())
         assert {"frechet_distance", "kid", "precision", "recall", "classes_covered",
                 "memorization_ratio"} <= set(values)
-    shown = dvc(built, "metrics", "show", "--json").stdout
+    shown = dvc(built.project, "metrics", "show", "--json").stdout
     assert "frechet_distance" in shown and "test_accuracy" in shown
 
 
-def test_dvc_plots_show_renders_histories_and_galleries(built):
-    dvc(built, "plots", "show", "-o", "dvc_plots")
-    page = (built / "dvc_plots/index.html").read_text()
+def test_dvc_plots_show_renders_histories_and_galleries(built, tmp_path):
+    dvc(built.project, "plots", "show", "-o", str(tmp_path / "dvc_plots"))
+    page = (tmp_path / "dvc_plots/index.html").read_text()
     assert "label_efficiency" in page and "gan_history" in page
     assert "reports/galleries/gan_samples.png" in page or "gan_samples.png" in page
 
@@ -78,13 +66,15 @@ def test_report_opens_in_headless_chromium_with_every_image_loaded(built, tmp_pa
 
     options = webdriver.ChromeOptions()
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,2400",
-                 "--disable-dev-shm-usage"):
+                 "--disable-dev-shm-usage", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'chromium'}"):
         options.add_argument(flag)
     options.binary_location = shutil.which("chromium") or ""
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(_chromedriver()), options=options)
     try:
-        driver.get((built / "reports/index.html").as_uri())
+        driver.get((built.project / "reports/index.html").as_uri())
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])")
         assert len(images) >= 15
@@ -92,7 +82,7 @@ def test_report_opens_in_headless_chromium_with_every_image_loaded(built, tmp_pa
         assert broken == []
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == []
-        shot = built / "reports/screenshot.png"
+        shot = tmp_path / "screenshot.png"
         assert driver.save_screenshot(str(shot))
         assert shot.stat().st_size > 10_000
     finally:
