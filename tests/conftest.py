@@ -210,6 +210,15 @@ def set_params(project: Path, **blocks: dict) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def dvc_env(tracking: str | None = None) -> dict:
+    """The environment of a `dvc` run: this interpreter on PATH, tracking on ``tracking`` or off."""
+    env = {**os.environ, "LATENTLAB_TRACKING": "1" if tracking else "0"}
+    if tracking:
+        env["MLFLOW_TRACKING_URI"] = tracking
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    return env
+
+
 def dvc(project: Path, *args: str, check: bool = True, tracking: str | None = None
         ) -> subprocess.CompletedProcess:
     """Run DVC in ``project`` with this interpreter on PATH (the stages run `python -m ...`).
@@ -386,14 +395,6 @@ def shared(tmp_path_factory, request) -> Shared:
     root = (base.parent if _is_worker(request.config) else base) / "shared"
     root.mkdir(exist_ok=True)
     return Shared(root)
-
-
-def dvc_env(tracking: str | None = None) -> dict:
-    env = {**os.environ, "LATENTLAB_TRACKING": "1" if tracking else "0"}
-    if tracking:
-        env["MLFLOW_TRACKING_URI"] = tracking
-    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
-    return env
 
 
 def tiny_project(where: Path) -> Path:

@@ -96,18 +96,26 @@ class PrefectServer:
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
              "--port", str(self.port)], env=self.env, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.time() + 180
-        while time.time() < deadline:
+        while self.proc.poll() is None:  # however long a busy machine takes (pytest-timeout bounds it)
             try:
                 if requests.get(f"{self.url}/health", timeout=2).ok:
                     return self
             except requests.RequestException:
                 time.sleep(1)
-        raise RuntimeError("prefect server did not start")
+        raise RuntimeError("prefect server exited before it answered")
 
     def __exit__(self, *exc) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        self.proc.wait(timeout=60)
+        stop(self.proc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Ask a process group to stop; one that takes over a minute is killed."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def test_scheduled_deployment_runs_on_a_worker_against_a_real_server(built_copy, tmp_path,
@@ -134,7 +142,7 @@ def test_scheduled_deployment_runs_on_a_worker_against_a_real_server(built_copy,
                 "from prefect import get_client\n"
                 "from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId\n"
                 "from prefect.deployments import run_deployment\n"
-                "run = run_deployment('latentlab-pipeline/nightly', timeout=900)\n"
+                "run = run_deployment('latentlab-pipeline/nightly', timeout=None)\n"
                 "async def details():\n"
                 "    async with get_client() as c:\n"
                 "        d = await c.read_deployment_by_name('latentlab-pipeline/nightly')\n"
@@ -145,10 +153,9 @@ def test_scheduled_deployment_runs_on_a_worker_against_a_real_server(built_copy,
                 "                'tasks': {t.name: t.state.type.value for t in tasks}}\n"
                 "print(json.dumps(asyncio.run(details())))\n")
             run = subprocess.run([sys.executable, "-c", script], cwd=project, env=env,
-                                 capture_output=True, text=True, timeout=1000)
+                                 capture_output=True, text=True)
         finally:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(timeout=60)
+            stop(worker)
         assert run.returncode == 0, run.stderr[-3000:]
         details = json.loads(run.stdout.strip().splitlines()[-1])
         assert details["state"] == "COMPLETED", run.stdout[-2000:]
