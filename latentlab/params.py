@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -354,16 +355,35 @@ def parse_params(raw: object, origin: str = "params.yaml") -> Params:
         raise UserError(f"{origin} is invalid:\n  {problems}\nFix these keys and rerun.") from None
 
 
+def read_yaml(text: str, origin: str) -> object:
+    """YAML as DVC reads and writes it: YAML 1.2 (``1e-05`` is a float, ``yes`` a string), and a
+    key written twice is an error rather than silently merged."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    from ruamel.yaml.constructor import DuplicateKeyError
+
+    loader = YAML(typ="safe", pure=True)
+    try:
+        return loader.load(text)
+    except DuplicateKeyError as exc:
+        key = re.search(r'duplicate key "([^"]*)"', exc.problem or "")
+        first, again = exc.context_mark.line + 1, exc.problem_mark.line + 1
+        raise UserError(f"{origin}: key {key.group(1) if key else '?'!r} is written twice (lines "
+                        f"{first} and {again}); write each key once") from None
+    except YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        what = getattr(exc, "problem", None) or str(exc)
+        raise UserError(f"{origin}: not valid YAML{line}: {what}") from None
+
+
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
     """Read and validate ``params.yaml``."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: params file not found; run from the project root")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({exc})") from None
-    return parse_params(raw, origin=str(path))
+    return parse_params(read_yaml(path.read_text(), str(path)), origin=str(path))
 
 
 def save_resolved(params: Params, blocks: list[str], path: Path) -> None:

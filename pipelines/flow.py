@@ -20,8 +20,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 # Before Prefect reads its settings. Analytics off: the ephemeral server's telemetry service
 # phones home and, on a busy machine, its read-then-write of TELEMETRY_SESSION loses SQLite's
 # lock race against the flow's own writes ("database is locked"). A longer statement timeout
@@ -35,7 +33,7 @@ from prefect.runtime import flow_run  # noqa: E402
 from prefect.tasks import exponential_backoff  # noqa: E402
 
 from latentlab.errors import UserError  # noqa: E402
-from latentlab.params import parse_params  # noqa: E402
+from latentlab.params import parse_params, read_yaml  # noqa: E402
 from latentlab.stage_runner import EXIT_USER_ERROR  # noqa: E402
 
 TRANSIENT_STAGES = {"download"}  # network fetches: worth retrying
@@ -91,22 +89,40 @@ run_transient_stage = run_stage.with_options(
     retry_condition_fn=_not_a_user_error)
 
 
-def with_overrides(project: Path, overrides: dict[str, Any]) -> dict:
-    """params.yaml with ``overrides`` (dotted keys) applied, validated: bad ones fail here."""
-    params = yaml.safe_load((project / "params.yaml").read_text())
+def _set(params, overrides: dict[str, Any]):
     for key, value in overrides.items():
         node = params
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
+    return params
+
+
+def with_overrides(project: Path, overrides: dict[str, Any]) -> dict:
+    """params.yaml (read as DVC reads it) with ``overrides`` (dotted keys) applied, validated:
+    bad ones fail here."""
+    path = project / "params.yaml"
+    params = _set(read_yaml(path.read_text(), str(path)), overrides)
     parse_params(params, origin=f"params.yaml with overrides {overrides}")
     return params
 
 
 def apply_overrides(project: Path, overrides: dict[str, Any]) -> None:
-    params = with_overrides(project, overrides)
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    """Write ``overrides`` into params.yaml the way `dvc exp run -S` does: comments and order kept."""
+    from ruamel.yaml import YAML
+
+    with_overrides(project, overrides)
+    path = project / "params.yaml"
+    document = YAML()  # round trip
+    params = _set(document.load(path.read_text()), overrides)
+    with open(path, "w") as f:
+        document.dump(params, f)
+
+
+def parse_value(text: str, key: str) -> Any:
+    """One `-S key=value` value, as DVC parses it (YAML 1.2)."""
+    return read_yaml(text, f"-S {key}={text}")
 
 
 @flow(name="latentlab-pipeline", log_prints=True)
@@ -120,7 +136,7 @@ def pipeline(overrides: dict[str, Any] | None = None, project: str = ".") -> dic
         runner = run_transient_stage if stage in TRANSIENT_STAGES else run_stage
         runner(stage, str(root), pipeline_id)
     metrics = _dvc(root, "metrics", "show", "--json")
-    return yaml.safe_load(metrics.stdout) if metrics.returncode == 0 else {}
+    return json.loads(metrics.stdout) if metrics.returncode == 0 else {}
 
 
 def grid_runs(grid: dict[str, list]) -> list[dict[str, Any]]:
@@ -158,12 +174,12 @@ def main() -> None:
     args = parser.parse_args()
     try:  # bad overrides: the params message alone and exit status 2, before any flow starts
         if args.sweep:
-            grid = {k: [yaml.safe_load(v) for v in values.split(",")]
+            grid = {k: [parse_value(v, k) for v in values.split(",")]
                     for k, values in (item.split("=", 1) for item in args.sweep)}
             for overrides in grid_runs(grid):
                 with_overrides(Path("."), overrides)
         else:
-            overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+            overrides = {k: parse_value(v, k) for k, v in (item.split("=", 1) for item in args.set)}
             with_overrides(Path("."), overrides)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -77,6 +77,37 @@ def test_invalid_yaml_and_missing_file(tmp_path):
         load_params(tmp_path / "nope.yaml")
 
 
+def test_params_are_read_as_yaml_1_2_like_dvc_writes_them(tmp_path):
+    path = tmp_path / "params.yaml"
+    # What `dvc exp run -S train_vae.learning_rate=0.00001` writes, and exponents typed by hand.
+    path.write_text("train_vae:\n  learning_rate: 1e-05\npretrain:\n  learning_rate: 1e-3\n")
+    params = load_params(path)
+    assert params.train_vae.learning_rate == 1e-05 and params.pretrain.learning_rate == 0.001
+    path.write_text("train_gan:\n  replay: yes\n")  # YAML 1.1's boolean is a string in 1.2
+    with pytest.raises(UserError, match="train_gan.replay: Input should be a valid boolean"):
+        load_params(path)
+
+
+def test_a_block_written_twice_is_an_error_not_a_merge(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("pretrain:\n  epochs: 3\ntrain_gan:\n  epochs: 2\npretrain:\n  codings: 8\n")
+    with pytest.raises(UserError, match=r"params.yaml: key 'pretrain' is written twice \(lines 1 "
+                                        r"and 5\); write each key once"):
+        load_params(path)
+
+
+def test_flow_overrides_are_parsed_and_written_as_dvc_does(tmp_path):
+    from pipelines.flow import apply_overrides, parse_value
+
+    assert parse_value("1e-05", "train_vae.learning_rate") == 1e-05
+    assert parse_value("true", "train_gan.replay") is True
+    (tmp_path / "params.yaml").write_text("train_vae:\n  epochs: 25  # Géron's notebook\n")
+    apply_overrides(tmp_path, {"train_vae.learning_rate": 1e-05})
+    text = (tmp_path / "params.yaml").read_text()
+    assert "# Géron's notebook" in text  # comments kept, as `dvc exp run -S` keeps them
+    assert load_params(tmp_path / "params.yaml").train_vae.learning_rate == 1e-05
+
+
 def test_more_labels_per_class_than_exist_is_rejected():
     labels = np.array([0] * 50 + [1] * 7 + [2] * 30)
     with pytest.raises(UserError, match=r"labels_per_class=8: class 1 has only 7 .* at most 7"):

@@ -40,9 +40,13 @@ def test_the_first_repro_ran_every_stage_and_a_second_runs_none(built):
 
 
 def test_a_changed_param_reruns_only_the_stages_that_read_it(built_copy):
-    # A GAN knob reruns the GAN and what reads it, never the autoencoder or the VAE.
-    gan_only = dvc(built_copy, "exp", "run", "-S", "train_gan.label_smoothing=0.1")
+    # A GAN knob reruns the GAN and what reads it, never the autoencoder or the VAE. DVC writes
+    # the value in YAML 1.2 (1e-05), which the stage must read as a float.
+    gan_only = dvc(built_copy, "exp", "run", "-S", "train_gan.learning_rate=0.00001")
     assert ran(gan_only) == {"train_gan", "evaluate", "render"}, gan_only.stdout
+    assert "learning_rate: 1e-05" in (built_copy / "params.yaml").read_text()
+    resolved = yaml.safe_load((built_copy / "models/gan/params.resolved.yaml").read_text())
+    assert resolved["train_gan"]["learning_rate"] == 1e-05
 
     changed = dvc(built_copy, "exp", "run", "downsample", "-S", "downsample.image_size=12")
     assert ran(changed) == {"downsample"}, changed.stdout  # not download
@@ -58,6 +62,7 @@ def test_changed_library_code_reruns_the_stages_that_import_it(built_copy):
 
 
 def test_two_runs_give_byte_identical_metrics_and_histories(built, rebuilt):
+    assert not (rebuilt / "mlflow.db").exists() and not (rebuilt / "mlruns").exists()  # tracking off
     # Two whole runs from scratch of the same project and params (one tracked, one not).
     files = sorted(p.relative_to(built.project)
                    for pattern in ("metrics/**/*.json", "plots/*.csv")

@@ -147,6 +147,13 @@ def test_tfds_dataset_without_labels_is_unlabeled(tmp_path):
         assert len(list(raw.splits["train"].stream())) == 4
 
 
+def test_a_real_tfds_builder_loads_with_the_locked_environment(tmp_path):
+    # The builder's own code (not mock_data's stand-in) imports importlib_resources and more.
+    builder = tfds.builder("oxford_flowers102", data_dir=str(tmp_path))
+    assert builder.info.features["label"].num_classes == 102
+    assert builder.info.features["image"].shape == (None, None, 3)
+
+
 def test_tfds_errors_name_the_dataset(tmp_path):
     with pytest.raises(UserError, match="no such TFDS dataset"):
         fetch(tmp_path, source="tfds:no_such_dataset_xyz")
