@@ -12,7 +12,7 @@ import logging
 import pandas as pd
 
 from latentlab.report import fmt
-from latentlab.tracking import EXPERIMENT
+from latentlab.tracking import EXPERIMENT, enabled
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,10 @@ def compare(stage: str | None = None, last: int = 5) -> dict[str, pd.DataFrame]:
 
 def report_tables(last: int = 5) -> list[tuple[str, list[str], list[list[str]]]]:
     """The latest runs of each stage side by side, as (title, header, rows) tables for the report;
-    empty when MLflow has none or cannot be reached (the report never waits on tracking)."""
+    empty when tracking is off, or MLflow has none or cannot be reached (the report never waits on
+    tracking)."""
+    if not enabled():
+        return []
     try:
         found = compare(last=last)
     except Exception:  # noqa: BLE001

@@ -15,10 +15,14 @@ def staged_dir(target: Path) -> Iterator[Path]:
     """Yield an empty temp directory beside ``target``; on success it replaces ``target``.
 
     If the block raises, the temp directory is removed and any earlier ``target`` is left alone
-    (DVC removes declared outputs before running a stage, so a failed stage leaves none).
+    (DVC removes declared outputs before running a stage, so a failed stage leaves none); the
+    temp directories of a run that was killed outright are removed by the next one.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.*"):  # left by a run that was killed
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; outputs are ordinary folders
     try:

@@ -82,7 +82,7 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
 def kid(real: np.ndarray, fake: np.ndarray, subsets: int = 10, subset_size: int = 1000,
         seed: int = 0) -> dict[str, float]:
     """Kernel Inception Distance: the unbiased MMD² with the kernel (x·y / d + 1)³, averaged
-    over random subsets (mean and std)."""
+    over random subsets (mean and std) of ``subset_size`` points, capped to the smaller set."""
     rng = np.random.default_rng(seed)
     m = min(subset_size, len(real), len(fake))
     d = real.shape[1]
@@ -94,7 +94,8 @@ def kid(real: np.ndarray, fake: np.ndarray, subsets: int = 10, subset_size: int 
         mmd = ((kxx.sum() - np.trace(kxx)) / (m * (m - 1))
                + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean())
         values.append(mmd)
-    return {"kid": float(np.mean(values)), "kid_std": float(np.std(values))}
+    # With the subset as large as the sets, every subset is the same and kid_std is 0: say so.
+    return {"kid": float(np.mean(values)), "kid_std": float(np.std(values)), "kid_subset_size": m}
 
 
 def pairwise_distances(a: np.ndarray, b: np.ndarray, chunk: int = 2048) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -35,5 +36,11 @@ def run_stage(name: str, body: Callable[[Params], object],
     except KeyboardInterrupt:
         log.error("stage %s interrupted", name)
         sys.exit(130)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        log.error("stage %s failed: the disk is full (%s); free space there and rerun — no "
+                  "partial output was kept", name, exc.filename or "writing its outputs")
+        sys.exit(EXIT_USER_ERROR)
     if track is not None:
         track(params)

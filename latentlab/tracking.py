@@ -218,9 +218,14 @@ def save_pending(record: Record, reason: str) -> Path:
     return folder
 
 
+def enabled() -> bool:
+    """Tracking is on unless LATENTLAB_TRACKING=0 (then nothing touches MLflow, no store is made)."""
+    return os.environ.get("LATENTLAB_TRACKING", "1") != "0"
+
+
 def track_stage(stage: str, params, blocks: list[str], **outputs) -> str | None:
     """Log a finished stage; on any tracking failure keep it pending and say so. Never raises."""
-    if os.environ.get("LATENTLAB_TRACKING", "1") == "0":
+    if not enabled():
         return None
     try:
         record = build_record(stage, params, blocks, **outputs)

@@ -49,6 +49,18 @@ def test_channels_and_transparency():
     assert tuple(out[6, 6]) == (0, 0, 255)
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_16_bit_png_is_scaled_to_8_bits_not_clipped(tmp_path, channels):
+    ramp = (np.linspace(0, 65535, 16 * 16).reshape(16, 16)).astype(np.uint16)
+    path = tmp_path / "depth.png"
+    Image.fromarray(ramp).save(path)  # a real 16-bit grayscale PNG
+    assert Image.open(path).mode.startswith("I")
+    out = prepare(str(path), Spec(16, channels, "crop"))
+    expected = np.round(ramp / 257.0)
+    assert np.abs(out[..., 0].astype(int) - expected).max() <= 1
+    assert out.min() == 0 and out.max() == 255
+
+
 def test_undecodable_payload_raises_bad_image(tmp_path):
     path = tmp_path / "x.jpg"
     path.write_bytes(b"nope")

@@ -59,6 +59,8 @@ def test_kid_is_unbiased_near_zero_for_one_distribution_and_grows_with_a_shift()
     same = metrics.kid(a, b, subsets=5, subset_size=500)
     assert abs(same["kid"]) < 3 * same["kid_std"] + 1e-3
     assert metrics.kid(a, b + 0.5, subsets=5, subset_size=500)["kid"] > 10 * abs(same["kid"]) + 0.01
+    capped = metrics.kid(a[:30], b[:30], subsets=3, subset_size=1000)
+    assert capped["kid_subset_size"] == 30 and capped["kid_std"] < 1e-12  # every subset: all of it
 
 
 def test_precision_recall_known_answers():
@@ -113,7 +115,7 @@ def _judge(judge_inputs, names):
 
 def test_the_judge_computes_the_named_metrics_through_the_registry(judge_inputs, monkeypatch):
     x = judge_inputs[1]
-    assert set(_judge(judge_inputs, ["kid"])(x[200:400])) == {"kid", "kid_std"}
+    assert set(_judge(judge_inputs, ["kid"])(x[200:400])) == {"kid", "kid_std", "kid_subset_size"}
     everything = _judge(judge_inputs, list(typing.get_args(GenerationMetric)))(x[200:400])
     assert {"frechet_distance", "kid", "precision", "recall", "memorization_ratio"} <= set(everything)
     assert "classes_covered" not in everything  # no classifier: class metrics do not apply

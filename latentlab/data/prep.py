@@ -35,6 +35,14 @@ def _open(payload: Payload) -> Image.Image:
     return Image.open(payload)
 
 
+def _to_8_bits(image: Image.Image) -> Image.Image:
+    """16-bit (and 32-bit integer) grayscale scaled to 0..255; Pillow's convert would clip it."""
+    array = np.asarray(image, dtype=np.float64)
+    if image.mode.startswith("I;16") or array.max(initial=0) > 255:
+        array = array / 257.0  # 65535 → 255
+    return Image.fromarray(np.clip(array, 0, 255).round().astype(np.uint8), "L")
+
+
 def _flatten_alpha(image: Image.Image) -> Image.Image:
     # Transparent pixels become white, not black: sprite sets (e.g. Pokémon) rely on it.
     rgba = image.convert("RGBA")
@@ -50,6 +58,8 @@ def prepare(payload: Payload, spec: Spec) -> np.ndarray:
         # JPEG can decode straight at 1/2, 1/4 or 1/8 scale, never below the requested size.
         image.draft(mode, (spec.size, spec.size))
         image = ImageOps.exif_transpose(image)
+        if image.mode == "I" or image.mode.startswith("I;16"):
+            image = _to_8_bits(image)
         if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
             image = _flatten_alpha(image)
         image = image.convert(mode)
