@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentlab.data.prepared import fingerprint
-from latentlab.data.raw import UNLABELED, read_json
+from latentlab.data.prepared import fingerprint, is_labeled, read_meta
 from latentlab.errors import UserError
 from latentlab.io import staged_dir
 from latentlab.models.gan import build_gan
@@ -51,11 +50,11 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
                         "images; lower it")
     n_classes = 0
     if block.conditional:
-        class_names = read_json(prepared / "meta.json").get("class_names")
-        if not class_names or (labels == UNLABELED).any():
+        meta = read_meta(prepared)
+        if not is_labeled(meta, labels):
             raise UserError("train_gan.conditional=true needs a labeled dataset; this one has no "
                             "labels: set train_gan.conditional=false")
-        n_classes = len(class_names)
+        n_classes = len(meta["class_names"])
     shape = tuple(train.shape[1:])
     gan = build_gan(block, shape, n_classes)
     trainer = GanTrainer(gan, block, seed)
