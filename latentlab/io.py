@@ -45,12 +45,12 @@ def digest(*paths: Path) -> str:
     return sha.hexdigest()[:16]
 
 
-def write_csv(path: Path, rows: list[dict]) -> None:
-    """Rows of one shape as CSV with a header (e.g. for `dvc plots`)."""
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    """Rows as CSV under a header of ``columns`` (e.g. for `dvc plots`); no rows, the header."""
     import csv
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)

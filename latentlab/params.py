@@ -359,9 +359,8 @@ def read_yaml(text: str, origin: str) -> object:
     """YAML as DVC reads and writes it: YAML 1.2 (``1e-05`` is a float, ``yes`` a string), and a
     key written twice is an error rather than silently merged."""
     from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
     from ruamel.yaml.constructor import DuplicateKeyError
+    from ruamel.yaml.error import YAMLError
 
     loader = YAML(typ="safe", pure=True)
     try:

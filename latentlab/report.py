@@ -30,7 +30,9 @@ def tables(metrics: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         out.append(("Autoencoder (test split unless named val)", ["metric", "value"],
                     [[k, fmt(v)] for k, v in ae.items()]))
     curve = metrics.get("finetune", {})
-    if curve:
+    if curve.get("available") is False:
+        out.append(("Label efficiency: not applicable", ["why"], [[curve.get("reason", "")]]))
+    elif curve:
         rows = [[str(e["labels"]),
                  *(f"{e[f'{k}_mean']:.3f} ± {e[f'{k}_std']:.3f}" for k in ("pretrained", "scratch", "probe")),
                  f"{e['gain_over_scratch']:+.3f}"] for e in curve.values()]

@@ -14,7 +14,16 @@ from latentlab.params import Params, save_resolved
 from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
 from latentlab.training.checkpoint import Checkpoint
-from latentlab.training.label_efficiency import KINDS, curve, load_data, subsets, summarize
+from latentlab.training.label_efficiency import (
+    CURVE_COLUMNS,
+    KINDS,
+    RUN_COLUMNS,
+    curve,
+    load_data,
+    not_applicable,
+    subsets,
+    summarize,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +40,15 @@ def run(params: Params, prepared: Path = PREPARED, encoder_path: Path = ENCODER,
         models_dir: Path = MODELS, checkpoints: Path = CHECKPOINTS, metrics_path: Path = METRICS,
         curve_path: Path = CURVE, runs_path: Path = RUNS) -> dict:
     block, seed = params.finetune, params.base.seed
+    reason = not_applicable(prepared)
+    if reason is not None:  # still every declared output, marked as not applicable
+        log.warning("finetune: %s", reason)
+        with staged_dir(models_dir) as staging:
+            save_resolved(params, ["base", "finetune"], staging / "params.resolved.yaml")
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        write_csv(runs_path, [], RUN_COLUMNS)
+        write_csv(curve_path, [], CURVE_COLUMNS)
+        return write_metrics(metrics_path, {"available": False, "reason": reason})
     data = load_data(prepared)
     subsets(block, data.train_y, seed)  # impossible label counts fail here, before any training
     if not encoder_path.is_file():
@@ -42,13 +60,18 @@ def run(params: Params, prepared: Path = PREPARED, encoder_path: Path = ENCODER,
     with staged_dir(models_dir) as staging:
         kept_model.save(staging / "classifier.keras")
         save_resolved(params, ["base", "finetune"], staging / "params.resolved.yaml")
-    write_csv(runs_path, rows)
-    write_csv(curve_path, points)
-    metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_csv(runs_path, rows, RUN_COLUMNS)
+    write_csv(curve_path, points, CURVE_COLUMNS)
+    write_metrics(metrics_path, metrics)
     for name, entry in metrics.items():
         log.info("%s: pretrained %.3f±%.3f  scratch %.3f±%.3f  probe %.3f±%.3f", name,
                  *(entry[f"{kind}_{stat}"] for kind in KINDS for stat in ("mean", "std")))
+    return metrics
+
+
+def write_metrics(path: Path, metrics: dict) -> dict:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 

@@ -397,11 +397,26 @@ def shared(tmp_path_factory, request) -> Shared:
     return Shared(root)
 
 
-def tiny_project(where: Path) -> Path:
+def tiny_project(where: Path, **blocks: dict) -> Path:
     project = copy_project(where)
     set_params(project, **TINY_PIPELINE)
+    set_params(project, **blocks)
     commit_all(project, "tiny params")
     return project
+
+
+def make_rgba_sprites(root: Path, count: int, size: int = 24, seed: int = 0) -> None:
+    """A flat folder (no labels) of RGBA PNG sprites: a coloured disc on a transparent ground."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    y, x = np.mgrid[:size, :size]
+    for i in range(count):
+        sprite = np.zeros((size, size, 4), np.uint8)
+        cx, cy = rng.integers(size // 3, 2 * size // 3, 2)  # never near the corners
+        disc = (x - cx) ** 2 + (y - cy) ** 2 < rng.integers(size // 8, size // 5 + 1) ** 2
+        sprite[disc, :3] = rng.integers(0, 256, 3)
+        sprite[disc, 3] = 255
+        Image.fromarray(sprite, "RGBA").save(root / f"sprite_{i:03d}.png")
 
 
 MODEL_TESTS = ["tests/test_autoencoders.py", "tests/test_generative.py"]
@@ -412,7 +427,8 @@ def pytest_collection_modifyitems(session, config, items):
     """Tests that wait for a shared job run after the rest, so the jobs overlap the unit tests."""
     def waits(item) -> int:
         names = set(getattr(item, "fixturenames", ()))
-        return 2 if "jax_model_tests" in names else int(bool(names & {"built", "built_copy", "rebuilt"}))
+        shared_jobs = {"built", "built_copy", "rebuilt", "unlabeled_built"}
+        return 2 if "jax_model_tests" in names else int(bool(names & shared_jobs))
 
     items.sort(key=waits)
     config.stash[_NEEDED] = {name for item in items for name in getattr(item, "fixturenames", ())}
@@ -436,6 +452,13 @@ def _start_shared_jobs(request, shared, _hermetic_environment) -> None:
                 raise RuntimeError("mlflow server did not start")
             project = tiny_project(shared.project("built").parent)
             shared.job("built").start(owner, python_dvc, project, dvc_env(server.url))
+        if "unlabeled_built" in needed:
+            images = shared.root / "sprites"
+            make_rgba_sprites(images, 160)
+            project = tiny_project(shared.project("unlabeled").parent,
+                                   data={"source": "folder", "local_dir": str(images)},
+                                   downsample={"image_size": 16, "channels": 3})
+            shared.job("unlabeled").start(owner, python_dvc, project, dvc_env())
         if "rebuilt" in needed:
             project = tiny_project(shared.project("rebuilt").parent)
             shared.job("rebuilt").start(owner, python_dvc, project, dvc_env())
@@ -489,6 +512,12 @@ def rebuilt(shared) -> Path:
     """A second, independent build of the same tiny project (tracking off)."""
     _finished(shared, "rebuilt")
     return shared.project("rebuilt")
+
+
+@pytest.fixture(scope="session")
+def unlabeled_built(shared) -> tuple[Path, str]:
+    """The tiny pipeline on a flat folder of RGBA sprites (no labels), 16×16 RGB: (project, output)."""
+    return shared.project("unlabeled"), _finished(shared, "unlabeled")
 
 
 @pytest.fixture(scope="session")

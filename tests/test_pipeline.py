@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 
 import numpy as np
@@ -70,6 +72,24 @@ def test_two_runs_give_byte_identical_metrics_and_histories(built, rebuilt):
     assert len(files) >= 10
     differ = [str(f) for f in files if (built.project / f).read_bytes() != (rebuilt / f).read_bytes()]
     assert differ == [], f"not repeatable with one seed: {differ}"
+
+
+def test_an_unlabeled_folder_of_rgba_sprites_runs_to_an_honest_report(unlabeled_built):
+    project, output = unlabeled_built
+    assert ran(output) == set(STAGES)
+    images = np.load(project / "data/prepared/train_images.npy")
+    assert images.shape[1:] == (16, 16, 3)
+    assert (images[:, 0, 0] == 255).all()  # transparent corners became white
+    finetune = json.loads((project / "metrics/finetune.json").read_text())
+    assert finetune["available"] is False and "has no labels" in finetune["reason"]
+    assert json.loads((project / "metrics/evaluator.json").read_text())["available"] is False
+    anchors = json.loads((project / "metrics/evaluate/anchors.json").read_text())
+    assert anchors["feature_space"] == "autoencoder codings (no labels)"
+    assert "classes_covered" not in json.loads((project / "metrics/evaluate/gan.json").read_text())
+    html = (project / "reports/index.html").read_text()
+    assert "Label efficiency: not applicable" in html and "coloured by class" not in html
+    for src in re.findall(r"<img src='([^']+)'", html):
+        assert (project / "reports" / src).is_file(), src
 
 
 def test_a_changed_image_folder_reruns_download(project, tmp_path):

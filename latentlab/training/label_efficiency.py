@@ -45,17 +45,25 @@ class Data:
     n_classes: int
 
 
+CURVE_COLUMNS = ["labels", *KINDS, *(f"{kind}_std" for kind in KINDS)]
+RUN_COLUMNS = ["labels_per_class", "seed", "labels", *KINDS]
+
+
+def not_applicable(prepared: Path) -> str | None:
+    """Why the curve does not apply to this dataset (it has no labels), or None when it does."""
+    meta = read_meta(prepared)
+    _, train_y = load_split(prepared, "train")
+    if not meta.get("class_names") or (train_y == UNLABELED).all():
+        return (f"dataset {meta.get('dataset')!r} has no labels, so there is no classifier to "
+                "fine-tune; the autoencoder, VAE and GAN stages still apply")
+    return None
+
+
 def load_data(prepared: Path) -> Data:
-    """The labeled train and test splits; a clear error when the dataset has no labels."""
+    """The labeled train and test splits."""
     meta = read_meta(prepared)
     train_x, train_y = load_split(prepared, "train")
     test_x, test_y = load_split(prepared, "test")
-    if not meta.get("class_names") or (train_y == UNLABELED).all():
-        raise UserError(
-            f"finetune: dataset {meta.get('dataset')!r} has no labels; use a labeled source "
-            "(class sub-folders, a TFDS dataset with a ClassLabel) or run only the unsupervised "
-            "stages (`dvc repro pretrain train_vae train_gan`)"
-        )
     if len(test_y) == 0 or not is_labeled(meta, test_y):
         raise UserError("finetune needs a labeled test split: set downsample.test_fraction > 0")
     return Data(train_x, train_y, as_float(test_x), test_y, len(meta["class_names"]))
