@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -33,6 +34,13 @@ def staged_dir(target: Path) -> Iterator[Path]:
     if target.exists():
         shutil.rmtree(target)
     staging.rename(target)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a hidden temp file beside ``path``, then rename it into place."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def digest(*paths: Path) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
+
+from latentlab.io import write_text_atomic
 
 # Generation metrics shown as columns, in order, with what "better" means.
 GENERATION_COLUMNS = [
@@ -102,20 +103,14 @@ def write_report(out_dir: Path, dataset: str, revision: str, metrics: dict,
         parts.append(f"<figure><img src='{html.escape(path)}' alt='{html.escape(caption)}'>"
                      f"<figcaption>{html.escape(caption)}</figcaption></figure>")
     parts.append(f"<h2>Params</h2><pre>{html.escape(params_text)}</pre></body></html>")
-    _write_atomic(out_dir / "index.html", "\n".join(parts))
+    write_text_atomic(out_dir / "index.html", "\n".join(parts))
 
     md = [f"# latentlab: {dataset}", "", f"git revision {revision}", ""]
     for title, header, rows in [*tables(metrics), *comparison]:
         md += [f"## {title}", "", "| " + " | ".join(header) + " |",
                "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows] + [""]
     md += ["## Galleries", ""] + [f"- [{caption}]({path})" for path, caption in galleries]
-    _write_atomic(out_dir / "summary.md", "\n".join(md) + "\n")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomic(out_dir / "summary.md", "\n".join(md) + "\n")
 
 
 def read_metrics(metrics_dir: Path) -> dict:

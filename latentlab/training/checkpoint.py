@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from latentlab.io import write_text_atomic
+
 log = logging.getLogger(__name__)
 
 INDEX = "checkpoint.json"
@@ -75,12 +77,10 @@ class Checkpoint:
             os.replace(tmp, self.directory / filename)
             files[name] = filename
         payload = {"key": self.key, "generation": generation, "files": files, "state": state}
-        tmp = self.directory / f"tmp.{INDEX}"
-        tmp.write_text(json.dumps(payload))
-        os.replace(tmp, self.directory / INDEX)
+        write_text_atomic(self.directory / INDEX, json.dumps(payload))
         self._files, self._generation = files, generation
         keep = {INDEX, *files.values()}
         for path in self.directory.iterdir():
-            if path.is_file() and path.name not in keep and (path.suffix == ".npz"
-                                                             or path.name.startswith("tmp.")):
+            leftover = path.suffix in (".npz", ".tmp") or path.name.startswith("tmp.")
+            if path.is_file() and path.name not in keep and leftover:
                 path.unlink()

@@ -24,6 +24,10 @@ def _arrays(variables) -> dict[str, np.ndarray]:
     return {str(i): keras.ops.convert_to_numpy(v) for i, v in enumerate(variables)}
 
 
+def _under(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
+
+
 def _assign(variables, arrays: dict[str, np.ndarray]) -> None:
     for i, variable in enumerate(variables):
         variable.assign(arrays[str(i)])
@@ -91,9 +95,8 @@ def fit_resumable(
                                   "best_epoch": -1, "wait": 0, "done": False}
     if state["epoch"] >= 0:
         last = checkpoint.arrays("last")
-        _assign(model.weights, {k[6:]: v for k, v in last.items() if k.startswith("model/")})
-        _assign(_optimizer_variables(model),
-                {k[10:]: v for k, v in last.items() if k.startswith("optimizer/")})
+        _assign(model.weights, _under("model/", last))
+        _assign(_optimizer_variables(model), _under("optimizer/", last))
         log.info("resuming %s from epoch %d of %d", model.name, state["epoch"] + 2, epochs)
     if verbose is None:  # a progress bar on a terminal, a line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2
