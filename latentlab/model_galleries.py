@@ -71,7 +71,7 @@ def autoencoder_galleries(out: Path, block: RenderBlock, test: np.ndarray, label
         ("galleries/denoising.png", "Denoising: clean, with Gaussian noise, and the autoencoder's output"),
         ("galleries/coding_activations.png", "Coding activations (sparse codings show as dark columns)"),
         ("galleries/codings_map.png", "2-D map of the codings of test images, " + (
-            "coloured by class" if class_names else "one colour: the dataset has no labels")),
+            "coloured by class" if class_names else "one colour: the dataset has no classes")),
     ]
 
 

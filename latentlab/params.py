@@ -67,6 +67,8 @@ class DataBlock(Block):
     local_dir: str = "data/external"
     on_bad_image: Literal["skip", "fail"] = "skip"
     download_retries: Annotated[int, Field(ge=0, le=20)] = 4
+    # Seconds one attempt at one file may take in all (a server that trickles bytes is cut off).
+    download_deadline: Annotated[float, Field(gt=0)] = 900.0
     # Base URLs to download the Fashion-MNIST files from; empty = the canonical locations.
     mirrors: list[str] = []
     tfds_splits: TfdsSplits = TfdsSplits()

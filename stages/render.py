@@ -8,7 +8,7 @@ from pathlib import Path
 
 from latentlab import model_galleries as mg
 from latentlab.compare import report_tables
-from latentlab.data.prepared import as_float, load_split, read_meta
+from latentlab.data.prepared import as_float, is_labeled, load_split, read_meta
 from latentlab.io import staged_dir
 from latentlab.params import Params
 from latentlab.provenance import git_revision
@@ -38,7 +38,8 @@ def run(params: Params, prepared: Path = PREPARED, models: Path = MODELS, metric
                  for split in ("train", "val", "test") if (reports / f"data/{split}_samples.png").is_file()]
     with staged_dir(reports / "galleries") as out:
         galleries += mg.autoencoder_galleries(out, block, test, labels, models,
-                                              params.evaluate.noise_std, meta.get("class_names"),
+                                              params.evaluate.noise_std,
+                                              meta["class_names"] if is_labeled(meta) else None,
                                               seed)
         galleries += mg.vae_galleries(out, block, test, models, seed)
         galleries += mg.gan_galleries(out, block, train, models, reports, seed)

@@ -52,8 +52,8 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     if block.conditional:
         meta = read_meta(prepared)
         if not is_labeled(meta, labels):
-            raise UserError("train_gan.conditional=true needs a labeled dataset; this one has no "
-                            "labels: set train_gan.conditional=false")
+            raise UserError("train_gan.conditional=true needs a labeled dataset with two classes "
+                            "or more; this one has not: set train_gan.conditional=false")
         n_classes = len(meta["class_names"])
     shape = tuple(train.shape[1:])
     gan = build_gan(block, shape, n_classes)

@@ -103,6 +103,7 @@ class FileServer:
     def __init__(self, files: dict[str, bytes]):
         self.files = dict(files)
         self.fail_next = 0  # answer this many requests with 503 first
+        self.trickle = 0.0  # when > 0: send the body one byte per this many seconds
         self.requests: list[str] = []
         server = self
 
@@ -120,7 +121,16 @@ class FileServer:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if not server.trickle:
+                    self.wfile.write(body)
+                    return
+                try:
+                    for i in range(len(body)):
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(server.trickle)
+                except OSError:  # the client gave up
+                    pass
 
             def log_message(self, *args):
                 pass
@@ -219,15 +229,15 @@ def dvc_env(tracking: str | None = None) -> dict:
     return env
 
 
-def dvc(project: Path, *args: str, check: bool = True, tracking: str | None = None
-        ) -> subprocess.CompletedProcess:
+def dvc(project: Path, *args: str, check: bool = True, tracking: str | None = None,
+        timeout: float | None = None) -> subprocess.CompletedProcess:
     """Run DVC in ``project`` with this interpreter on PATH (the stages run `python -m ...`).
 
     MLflow tracking is off unless ``tracking`` names a tracking URI: only the tracking tests
     need it, and it is slow.
     """
     proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, env=dvc_env(tracking),
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc

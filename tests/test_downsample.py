@@ -197,3 +197,34 @@ def test_a_folder_that_changed_since_download_is_an_error(tmp_path):
     with pytest.raises(UserError, match="img_00000.jpg: the file is gone since `download`"):
         downsample.run(params, tmp_path / "raw", tmp_path / "prepared", tmp_path / "card")
     assert not (tmp_path / "prepared").exists() and not (tmp_path / "card").exists()
+
+
+@pytest.mark.parametrize(("count", "fractions", "expected"), [
+    (4, {}, r"has 4 train images: downsample.val_fraction=0.1 of them rounds to no val image. "
+            r"Add images \(at least 5\) or raise downsample.val_fraction \(e.g. to 0.25\)"),
+    (12, {"test_fraction": 0.02}, r"test_fraction=0.02 of them rounds to no test image"),
+    (3, {"val_fraction": 0.5, "test_fraction": 0.5}, r"leaves 0 train images after the val and test"),
+])
+def test_a_dataset_too_small_for_its_splits_is_refused_before_training(tmp_path, count, fractions,
+                                                                       expected):
+    root = tmp_path / "few"
+    make_image_folder(root, None, per_class=count, sizes=(20, 30))
+    params = make_params(data={"source": "folder", "local_dir": str(root)},
+                         downsample={"image_size": 16, **fractions})
+    download.run(params, tmp_path / "raw")
+    with pytest.raises(UserError, match=expected):
+        downsample.run(params, tmp_path / "raw", tmp_path / "prepared", tmp_path / "card")
+    assert not (tmp_path / "prepared").exists()
+
+
+def test_a_single_class_folder_is_prepared_and_has_nothing_to_classify(tmp_path):
+    from latentlab.data.prepared import is_labeled, read_meta
+    from latentlab.training.label_efficiency import not_applicable
+
+    root = tmp_path / "pokemon"
+    make_image_folder(root, ["pikachu"], per_class=20, sizes=(20, 30))
+    _, prepared, _, meta = _prepare(tmp_path, {"source": "folder", "local_dir": str(root)},
+                                    {"image_size": 16, "channels": 3})
+    assert meta["class_names"] == ["pikachu"] and meta["counts"] == {"train": 16, "val": 2, "test": 2}
+    assert not is_labeled(read_meta(prepared))  # the classifier stages skip it, like unlabeled data
+    assert "has a single class ('pikachu'), so there is nothing to classify" in not_applicable(prepared)

@@ -89,3 +89,17 @@ def test_a_corrupt_download_is_retried_then_fails_leaving_nothing(tmp_path, file
     assert server.requests.count(f"/{name}") == 2
     assert name not in [p.name for p in out.iterdir()]
     assert not [p for p in out.iterdir() if p.name.endswith(".part")]
+
+
+def test_a_mirror_that_trickles_bytes_is_cut_off_at_the_deadline(tmp_path, file_server):
+    slow = file_server(originals())
+    slow.trickle = 0.05  # each file would take hours; every read still brings a byte in time
+    good = file_server(originals())
+    out = tmp_path / "raw"
+    out.mkdir()
+    meta = fashion_mnist.fetch(out, [], retries=0, mirrors=[slow.url, good.url], deadline=0.5)
+    assert meta["origin"] == "download"  # from the second mirror, after the first timed out
+    assert sorted(p.name for p in out.iterdir()) == sorted(NAMES)
+    with pytest.raises(UserError, match=r"not finished after 0.5 s \(\d+ bytes so far\); the "
+                                        r"server sends too slowly"):
+        fashion_mnist.fetch(tmp_path / "raw", [], retries=0, mirrors=[slow.url], deadline=0.5)

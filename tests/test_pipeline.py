@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import subprocess
 
 import numpy as np
@@ -16,7 +18,7 @@ from tests.conftest import dvc, make_image_folder, set_params
 pytestmark = pytest.mark.slow
 
 
-STAGES = ("download", "downsample", "pretrain", "finetune", "train_vae", "train_gan",
+STAGES = ("index", "download", "downsample", "pretrain", "finetune", "train_vae", "train_gan",
           "evaluator", "evaluate", "render")
 
 
@@ -37,7 +39,7 @@ def test_the_first_repro_ran_every_stage_and_a_second_runs_none(built):
     assert "val_mse" in metrics and "pretrained_mean" in metrics
 
     second = dvc(project, "repro")
-    assert ran(second) == set(), second.stdout
+    assert ran(second) == {"index"}, second.stdout  # it lists data.local_dir on every repro
     assert "didn't change, skipping" in second.stdout
 
 
@@ -45,13 +47,13 @@ def test_a_changed_param_reruns_only_the_stages_that_read_it(built_copy):
     # A GAN knob reruns the GAN and what reads it, never the autoencoder or the VAE. DVC writes
     # the value in YAML 1.2 (1e-05), which the stage must read as a float.
     gan_only = dvc(built_copy, "exp", "run", "-S", "train_gan.learning_rate=0.00001")
-    assert ran(gan_only) == {"train_gan", "evaluate", "render"}, gan_only.stdout
+    assert ran(gan_only) == {"index", "train_gan", "evaluate", "render"}, gan_only.stdout
     assert "learning_rate: 1e-05" in (built_copy / "params.yaml").read_text()
     resolved = yaml.safe_load((built_copy / "models/gan/params.resolved.yaml").read_text())
     assert resolved["train_gan"]["learning_rate"] == 1e-05
 
     changed = dvc(built_copy, "exp", "run", "downsample", "-S", "downsample.image_size=12")
-    assert ran(changed) == {"downsample"}, changed.stdout  # not download
+    assert ran(changed) == {"index", "downsample"}, changed.stdout  # not download
     assert np.load(built_copy / "data/prepared/train_images.npy").shape[1:] == (12, 12, 1)
 
 
@@ -60,7 +62,7 @@ def test_changed_library_code_reruns_the_stages_that_import_it(built_copy):
     path = built_copy / "latentlab/models/sampling.py"
     path.write_text(path.read_text() + "\n# a change\n")
     status = dvc(built_copy, "status", "--json")
-    assert set(yaml.safe_load(status.stdout)) == {"evaluate", "render"}, status.stdout
+    assert set(yaml.safe_load(status.stdout)) == {"index", "evaluate", "render"}, status.stdout
 
 
 def test_two_runs_give_byte_identical_metrics_and_histories(built, rebuilt):
@@ -95,15 +97,27 @@ def test_an_unlabeled_folder_of_rgba_sprites_runs_to_an_honest_report(unlabeled_
 def test_a_changed_image_folder_reruns_download(project, tmp_path):
     root = tmp_path / "images"
     make_image_folder(root, ["a", "b"], per_class=10)
+    # Entries DVC cannot hash (a FIFO blocks a read forever): skipped, never opened.
+    os.mkfifo(root / "a" / "pipe.png")
+    (root / "b" / "broken.png").symlink_to(tmp_path / "nowhere.png")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(root / "b" / "sock.png"))
     set_params(project, data={"source": "folder", "local_dir": str(root)},
                downsample={"image_size": 16, "channels": 3})
-    assert ran(dvc(project, "repro", "downsample")) == {"download", "downsample"}
-    assert ran(dvc(project, "repro", "downsample")) == set()
+    first = dvc(project, "repro", "downsample", timeout=300)
+    assert ran(first) == {"index", "download", "downsample"}, first.stdout
+    assert "skipping 3 entries that are not regular files" in first.stderr
+    assert ran(dvc(project, "repro", "downsample")) == {"index"}
     Image.new("RGB", (64, 64), (9, 9, 9)).save(root / "a" / "new.png")
     rerun = dvc(project, "repro", "downsample")
-    assert ran(rerun) == {"download", "downsample"}, rerun.stdout
-    counts = yaml.safe_load((project / "data/prepared/meta.json").read_text())["counts"]
-    assert sum(counts.values()) == 21
+    assert ran(rerun) == {"index", "download", "downsample"}, rerun.stdout
+    meta = yaml.safe_load((project / "data/prepared/meta.json").read_text())
+    assert sum(meta["counts"].values()) == 21 and meta["skipped"]["not_a_regular_file"] == 3
+
+    set_params(project, data={"on_bad_image": "fail"})
+    refused = dvc(project, "repro", "downsample", check=False, timeout=300)
+    assert refused.returncode != 0
+    assert "pipe.png is a FIFO (named pipe), not an image file, and 2 more" in refused.stderr
 
 
 def test_bad_params_stop_repro_with_a_clear_message_and_no_outputs(project):

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from latentlab.data import sources
+from latentlab.data import sources, tfds_source
+from latentlab.data.local_dir import index
 from latentlab.data.raw import UNLABELED
 from latentlab.errors import UserError
 from tests.conftest import make_image_folder, make_params
@@ -44,7 +46,7 @@ def test_labeled_folder_writes_a_manifest_and_streams_files_in_place(tmp_path):
     (root / ".DS_Store").write_bytes(b"\0")
     out, meta = fetch(tmp_path, source="folder", local_dir=str(root))
     assert meta["class_names"] == ["cat", "dog", "fox"]
-    assert meta["skipped"] == {"not_an_image": 1}
+    assert meta["skipped"] == {"not_an_image": 1, "not_a_regular_file": 0}
     with (out / "manifest.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 12
@@ -85,7 +87,31 @@ def test_loose_files_beside_class_folders_are_left_out_and_counted(tmp_path):
     make_image_folder(root, ["husky", "pug"], per_class=2)
     make_image_folder(root, None, per_class=1, seed=5)
     _, meta = fetch(tmp_path, source="folder", local_dir=str(root))
-    assert meta["skipped"] == {"not_an_image": 1}
+    assert meta["skipped"] == {"not_an_image": 1, "not_a_regular_file": 0}
+
+
+def test_entries_that_are_not_regular_files_are_listed_without_being_opened(tmp_path):
+    root = tmp_path / "imgs"
+    make_image_folder(root, ["a"], per_class=2)
+    os.mkfifo(root / "a" / "pipe.png")  # opening it would block forever
+    (root / "a" / "broken.png").symlink_to(tmp_path / "nowhere.png")
+    (root / "a" / "link.png").symlink_to(next((root / "a").glob("*.jpg")))
+    (root / ".cache").mkdir()
+    (root / ".cache" / "x.png").write_bytes(b"hidden")
+    listing = index(root, "skip")
+    assert sorted(listing["files"]) == sorted(
+        p.relative_to(root).as_posix() for p in (root / "a").glob("*")
+        if p.name not in ("pipe.png", "broken.png"))
+    assert listing["left_out"] == {
+        "a/broken.png": f"a broken symlink (to {tmp_path / 'nowhere.png'})",
+        "a/pipe.png": "a FIFO (named pipe)",
+    }
+    _, meta = fetch(tmp_path, source="folder", local_dir=str(root))
+    assert meta["skipped"] == {"not_an_image": 0, "not_a_regular_file": 2}
+    with pytest.raises(UserError, match=r"broken.png is a broken symlink .* not an image file, "
+                                        r"and 1 more .*data.on_bad_image=skip"):
+        index(root, "fail")
+    assert index(tmp_path / "missing", "fail")["exists"] is False
 
 
 @pytest.mark.parametrize(
@@ -118,10 +144,15 @@ def _png_bytes(example_image: bytes) -> tuple[int, ...]:
     return np.asarray(Image.open(io.BytesIO(example_image))).shape
 
 
-@pytest.mark.parametrize(
-    ("name", "classes", "channels"),
-    [("oxford_flowers102", 102, 3), ("mnist", 10, 1)],
-)
+@pytest.fixture
+def no_reachability_probe(monkeypatch):
+    """mock_data replaces the builder's download; the probe that precedes it has nothing to do."""
+    monkeypatch.setattr(tfds_source, "_check_reachable", lambda *args, **kwargs: None)
+
+
+# The real builder path is tests/test_tfds.py; mock_data adds other datasets' feature layouts.
+@pytest.mark.usefixtures("no_reachability_probe")
+@pytest.mark.parametrize(("name", "classes", "channels"), [("mnist", 10, 1)])
 def test_tfds_labeled_dataset_from_tfds_mock_data(tmp_path, name, classes, channels):
     with tfds.testing.mock_data(num_examples=6):
         out, meta = fetch(tmp_path, source=f"tfds:{name}",
@@ -138,6 +169,7 @@ def test_tfds_labeled_dataset_from_tfds_mock_data(tmp_path, name, classes, chann
     assert (len(shape) == 2 and channels == 1) or shape[-1] == channels
 
 
+@pytest.mark.usefixtures("no_reachability_probe")
 def test_tfds_dataset_without_labels_is_unlabeled(tmp_path):
     with tfds.testing.mock_data(num_examples=4):
         out, meta = fetch(tmp_path, source="tfds:celeb_a")
@@ -145,13 +177,6 @@ def test_tfds_dataset_without_labels_is_unlabeled(tmp_path):
         assert meta["label_key"] is None and raw.class_names is None
         assert (raw.splits["train"].labels == UNLABELED).all()
         assert len(list(raw.splits["train"].stream())) == 4
-
-
-def test_a_real_tfds_builder_loads_with_the_locked_environment(tmp_path):
-    # The builder's own code (not mock_data's stand-in) imports importlib_resources and more.
-    builder = tfds.builder("oxford_flowers102", data_dir=str(tmp_path))
-    assert builder.info.features["label"].num_classes == 102
-    assert builder.info.features["image"].shape == (None, None, 3)
 
 
 def test_tfds_errors_name_the_dataset(tmp_path):

@@ -50,7 +50,28 @@ def plan_routes(raw: RawDataset, val_fraction: float, test_fraction: float, seed
     for split in ("val", "test"):
         if split in raw.splits:
             routes[split] = np.full(len(raw.splits[split]), SPLITS.index(split), dtype=np.int8)
+    _check_sizes(raw, routes, {"val": val_fraction, "test": test_fraction})
     return routes
+
+
+def _check_sizes(raw: RawDataset, routes: dict, fractions: dict[str, float]) -> None:
+    """Every later stage needs a train split, and a val and test split unless asked for none."""
+    sizes = {s: sum(int((r == i).sum()) for r in routes.values()) for i, s in enumerate(SPLITS)}
+    n = len(raw.splits["train"])
+    for split in ("val", "test"):
+        if sizes[split] == 0 and fractions[split] > 0 and split not in raw.splits:
+            fraction = fractions[split]
+            raise UserError(
+                f"{raw.name} has {n} train images: downsample.{split}_fraction={fraction} of them "
+                f"rounds to no {split} image. Add images (at least {int(np.ceil(0.5 / fraction))}) "
+                f"or raise downsample.{split}_fraction (e.g. to {1 / max(n, 1):.2g})"
+            )
+    if sizes["train"] < 2:
+        raise UserError(
+            f"{raw.name} leaves {sizes['train']} train images after the val and test splits "
+            f"({sizes['val']} and {sizes['test']}); add images or lower downsample.val_fraction "
+            "and downsample.test_fraction"
+        )
 
 
 def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:

@@ -111,7 +111,8 @@ def _local_dir_with_files(candidates: list[Path]) -> Path | None:
     return None
 
 
-def fetch(out_dir: Path, local_dirs: list[Path], retries: int, mirrors: list[str]) -> dict:
+def fetch(out_dir: Path, local_dirs: list[Path], retries: int, mirrors: list[str],
+          deadline: float = 900.0) -> dict:
     """Place the four verified IDX files in ``out_dir``: from the first local directory that
     holds them all, else downloaded from the first mirror that serves them intact."""
     source = _local_dir_with_files(local_dirs)
@@ -124,7 +125,8 @@ def fetch(out_dir: Path, local_dirs: list[Path], retries: int, mirrors: list[str
         else:
             urls = [base + spec.name for base in mirrors]
             log.info("downloading %s", spec.name)
-            http.download(urls, dest, lambda path, spec=spec: problem(path, spec), retries=retries)
+            http.download(urls, dest, lambda path, spec=spec: problem(path, spec), retries=retries,
+                          deadline=deadline)
     origin = str(source) if source is not None else "download"
     log.info("Fashion-MNIST files verified (from %s)", origin)
     return {"origin": origin, "class_names": CLASS_NAMES}

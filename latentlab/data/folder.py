@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from latentlab.data.local_dir import check_odd, walk
 from latentlab.data.raw import UNLABELED, RawDataset, RawSplit
 from latentlab.errors import UserError
 
@@ -22,18 +23,17 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"}
 MANIFEST = "manifest.csv"
 
 
-def _visible(path: Path, root: Path) -> bool:
-    return not any(part.startswith(".") for part in path.relative_to(root).parts)
-
-
-def scan(root: Path, on_bad_image: str) -> tuple[list[tuple[Path, str | None]], list[Path]]:
-    """List (file, class name or None) under ``root``, and the non-image files left out."""
+def scan(root: Path, on_bad_image: str
+         ) -> tuple[list[tuple[Path, str | None]], list[Path], dict[Path, str]]:
+    """List (file, class name or None) under ``root``, the non-image files left out, and the
+    entries that are not regular files (skipped)."""
     if not root.is_dir():
         raise UserError(
             f"data.local_dir={str(root)!r} is not a directory; point it at a folder of images "
             "(class sub-folders for labels, or a flat folder for unlabeled images)"
         )
-    files = sorted(p for p in root.rglob("*") if p.is_file() and _visible(p, root))
+    files, odd = walk(root)  # FIFOs, sockets and broken symlinks are never opened
+    check_odd(odd, on_bad_image)
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     others = [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
     if others and on_bad_image == "fail":
@@ -55,7 +55,7 @@ def scan(root: Path, on_bad_image: str) -> tuple[list[tuple[Path, str | None]], 
             others.append(path)
         else:
             entries.append((path, path.relative_to(root).parts[0]))
-    return entries, others
+    return entries, others, odd
 
 
 def _sha256(path: Path) -> str:
@@ -66,7 +66,7 @@ def _sha256(path: Path) -> str:
 def fetch(out_dir: Path, root: Path, on_bad_image: str) -> dict:
     """Write the manifest of ``root``; return the class names and what was left out."""
     root = root.expanduser().resolve()
-    entries, others = scan(root, on_bad_image)
+    entries, others, odd = scan(root, on_bad_image)
     class_names = sorted({c for _, c in entries if c is not None}) or None
     with (out_dir / MANIFEST).open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -82,7 +82,7 @@ def fetch(out_dir: Path, root: Path, on_bad_image: str) -> dict:
         "origin": str(root),
         "root": str(root),
         "class_names": class_names,
-        "skipped": {"not_an_image": len(others)},
+        "skipped": {"not_an_image": len(others), "not_a_regular_file": len(odd)},
     }
 
 

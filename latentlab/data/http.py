@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,7 +31,9 @@ class MirrorError(Exception):
     """A failure not worth retrying at this mirror (a 4xx answer): try the next one."""
 
 
-def _fetch_once(url: str, dest: Path, check: Callable[[Path], str | None], timeout: float) -> None:
+def _fetch_once(url: str, dest: Path, check: Callable[[Path], str | None], timeout: float,
+                deadline: float) -> None:
+    started = time.monotonic()
     try:
         response = requests.get(url, stream=True, timeout=timeout)
     except requests.RequestException as exc:
@@ -43,8 +46,15 @@ def _fetch_once(url: str, dest: Path, check: Callable[[Path], str | None], timeo
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out:
-                for block in response.iter_content(chunk_size=1 << 16):
+                # read1 returns what one socket read brings (each bounded by ``timeout``), so a
+                # server that trickles bytes meets the deadline instead of holding it forever.
+                while block := response.raw.read1(1 << 16, decode_content=True):
                     out.write(block)
+                    if time.monotonic() - started > deadline:
+                        raise TransientDownloadError(
+                            f"{url}: not finished after {deadline:g} s ({out.tell()} bytes so far); "
+                            "the server sends too slowly"
+                        )
             # A garbled or cut-short body is retried like a dropped connection.
             problem = check(Path(tmp_name))
             if problem:
@@ -64,12 +74,14 @@ def download(
     retries: int = 4,
     timeout: float = 60.0,
     backoff: float = 1.0,
+    deadline: float = 900.0,
 ) -> None:
     """Fetch ``dest`` from the first mirror that serves good bytes.
 
     ``check(path)`` returns None for a good file, else what is wrong with it. Each mirror gets
     ``retries`` extra attempts with exponential backoff; the file appears at ``dest`` only once
-    it passes the check, so a failed download leaves nothing behind.
+    it passes the check, so a failed download leaves nothing behind. ``timeout`` bounds each
+    connect and each read; ``deadline`` bounds a whole attempt at the file.
     """
     failures = []
     for url in urls:
@@ -83,7 +95,7 @@ def download(
                 with attempt:
                     if attempt.retry_state.attempt_number > 1:
                         log.warning("retrying %s (attempt %d)", url, attempt.retry_state.attempt_number)
-                    _fetch_once(url, dest, check, timeout)
+                    _fetch_once(url, dest, check, timeout, deadline)
             return
         except RetryError as exc:
             failures.append(str(exc.last_attempt.exception()))

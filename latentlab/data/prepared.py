@@ -30,8 +30,9 @@ def read_meta(prepared_dir: Path) -> dict:
 
 
 def is_labeled(meta: dict, *labels: np.ndarray) -> bool:
-    """Whether the dataset has class names and every given label array is fully labeled."""
-    return bool(meta.get("class_names")) and all(not (y == UNLABELED).any() for y in labels)
+    """Whether there is something to classify: two classes or more, and every given label array
+    fully labeled. A single-class folder is treated like an unlabeled one."""
+    return len(meta.get("class_names") or ()) >= 2 and all(not (y == UNLABELED).any() for y in labels)
 
 
 def class_counts(labels: np.ndarray, class_names: list[str] | None) -> dict[str, int]:

@@ -27,6 +27,7 @@ def fetch(block: DataBlock, out_dir: Path) -> dict:
             [Path(block.local_dir), fashion_mnist.DEBIAN_DIR],
             block.download_retries,
             block.mirrors or fashion_mnist.MIRRORS,
+            block.download_deadline,
         )
     elif kind == "digits":
         meta = digits.fetch(out_dir)
@@ -34,7 +35,8 @@ def fetch(block: DataBlock, out_dir: Path) -> dict:
         meta = folder.fetch(out_dir, Path(block.local_dir), block.on_bad_image)
     else:
         meta = tfds_source.fetch(
-            out_dir, block.argument, block.tfds_splits.model_dump(), block.download_retries
+            out_dir, block.argument, block.tfds_splits.model_dump(), block.download_retries,
+            manual_dir=Path(block.local_dir),
         )
     meta.update(kind=kind, source=block.source, on_bad_image=block.on_bad_image)
     write_json(out_dir / SOURCE_FILE, meta)

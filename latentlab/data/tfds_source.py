@@ -67,21 +67,73 @@ def _resolve_splits(builder, requested: dict[str, str]) -> dict[str, str]:
     return resolved
 
 
-def fetch(out_dir: Path, name: str, requested_splits: dict[str, str], retries: int) -> dict:
-    """Download and prepare the dataset under ``out_dir/tfds``."""
+def _expected_files(builder) -> dict[str, str]:
+    """The files the builder downloads, {file name: URL}, as its registered checksums list them."""
+    return {info.filename: url for url, info in (builder.url_infos or {}).items() if info.filename}
+
+
+def _offline_message(builder, manual_dir: Path, problem: str) -> str:
+    files = _expected_files(builder)
+    listing = "; ".join(f"{name} from {url}" for name, url in files.items())
+    how = (f"download {listing} into data.local_dir ({manual_dir})" if files else
+           f"put the dataset's downloaded files in data.local_dir ({manual_dir}); the dataset's "
+           "page in the TFDS catalog lists them")
+    return (f"tfds:{builder.name} could not be downloaded ({problem}). Offline? {how} and rerun: "
+            f"TFDS prepares the dataset from those files into data/raw/{DATA_DIR}")
+
+
+def _check_reachable(builder, manual_dir: Path, retries: int, timeout: float) -> None:
+    """Fail fast, with what to do, when a file the builder needs is neither local nor reachable.
+
+    TFDS's own downloader retries a dead connection for minutes before raising a bare
+    `requests` error; one HEAD request per missing file finds out first.
+    """
+    import requests
     from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+    missing = {n: u for n, u in _expected_files(builder).items() if not (manual_dir / n).is_file()}
+    for url in missing.values():
+        try:
+            for attempt in Retrying(
+                retry=retry_if_exception_type(requests.ConnectionError),
+                stop=stop_after_attempt(retries + 1),
+                wait=wait_exponential(multiplier=2, max=60),
+                reraise=True,
+            ):
+                with attempt:
+                    requests.head(url, timeout=timeout, allow_redirects=True).close()
+        except requests.RequestException as exc:
+            problem = f"{url}: {type(exc).__name__}"
+            raise UserError(_offline_message(builder, manual_dir, problem)) from None
+
+
+def fetch(out_dir: Path, name: str, requested_splits: dict[str, str], retries: int,
+          manual_dir: Path, timeout: float = 30.0) -> dict:
+    """Download (or take from ``manual_dir``) and prepare the dataset under ``out_dir/tfds``.
+
+    Files the builder would download are taken from ``manual_dir`` when it holds them under their
+    published names (`data.local_dir`); TFDS checks their checksums either way.
+    """
+    import requests
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
 
     data_dir = out_dir / DATA_DIR
     builder = _builder(name, data_dir)
     image_key, label_key = _features(builder)
-    for attempt in Retrying(
-        retry=retry_if_exception_type((ConnectionError, TimeoutError)),
-        stop=stop_after_attempt(retries + 1),
-        wait=wait_exponential(multiplier=2, max=60),
-        reraise=True,
-    ):
-        with attempt:
-            builder.download_and_prepare()
+    manual_dir = manual_dir.expanduser().resolve()
+    _check_reachable(builder, manual_dir, retries, timeout)
+    config = tfds.download.DownloadConfig(manual_dir=str(manual_dir) if manual_dir.is_dir() else None)
+    try:
+        builder.download_and_prepare(download_config=config)
+    except NonMatchingChecksumError as exc:
+        raise UserError(
+            f"tfds:{name}: a file does not match the dataset's published checksum "
+            f"({str(exc).splitlines()[0]}); download it again (a file in data.local_dir "
+            f"{manual_dir} must be the original, unmodified)"
+        ) from None
+    except requests.RequestException as exc:
+        raise UserError(_offline_message(builder, manual_dir, str(exc))) from None
     class_names = list(builder.info.features[label_key].names) if label_key else None
     return {
         "origin": f"tfds:{name}",

@@ -50,10 +50,14 @@ RUN_COLUMNS = ["labels_per_class", "seed", "labels", *KINDS]
 
 
 def not_applicable(prepared: Path) -> str | None:
-    """Why the curve does not apply to this dataset (it has no labels), or None when it does."""
+    """Why the curve does not apply to this dataset (no labels, or one class), or None."""
     meta = read_meta(prepared)
     _, train_y = load_split(prepared, "train")
-    if not meta.get("class_names") or (train_y == UNLABELED).all():
+    names = meta.get("class_names") or []
+    if len(names) == 1:
+        return (f"dataset {meta.get('dataset')!r} has a single class ({names[0]!r}), so there is "
+                "nothing to classify; the autoencoder, VAE and GAN stages still apply")
+    if not names or (train_y == UNLABELED).all():
         return (f"dataset {meta.get('dataset')!r} has no labels, so there is no classifier to "
                 "fine-tune; the autoencoder, VAE and GAN stages still apply")
     return None
