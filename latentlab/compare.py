@@ -17,8 +17,17 @@ from latentlab.tracking import EXPERIMENT, enabled
 log = logging.getLogger(__name__)
 
 
+# Tags that say which data and which experiment a run belongs to, as table columns.
+TAG_COLUMNS = {"tags.latentlab.dataset": "dataset", "tags.latentlab.image_shape": "image",
+               "tags.latentlab.dvc_experiment": "dvc_exp"}
+# The generation metrics compared across runs in the report (evaluate's metrics, per model).
+GENERATION = [("gan.frechet_distance", "GAN FD ↓"), ("gan.kid", "GAN KID ↓"),
+              ("vae.frechet_distance", "VAE FD ↓"), ("vae.kid", "VAE KID ↓")]
+
+
 def compare(stage: str | None = None, last: int = 5) -> dict[str, pd.DataFrame]:
-    """stage → a table, one row per run (newest first): differing params, then final metrics."""
+    """stage → a table, one row per run (newest first): dataset, image size and DVC experiment,
+    the params that differ between the runs, then final metrics."""
     import mlflow
 
     runs = mlflow.search_runs(experiment_names=[EXPERIMENT], order_by=["start_time DESC"])
@@ -34,9 +43,11 @@ def compare(stage: str | None = None, last: int = 5) -> dict[str, pd.DataFrame]:
         params = [c for c in rows if c.startswith("params.") and rows[c].nunique(dropna=False) > 1]
         metrics = [c for c in rows if c.startswith("metrics.") and not c.startswith("metrics.epoch.")
                    and rows[c].notna().any()]
-        table = rows[["run_id", "start_time", *params, *metrics]].copy()
+        tags = [c for c in TAG_COLUMNS if c in rows]
+        table = rows[["run_id", "start_time", *tags, *params, *metrics]].copy()
         table["run_id"] = table["run_id"].str[:8]
         table["start_time"] = table["start_time"].dt.strftime("%Y-%m-%d %H:%M")
+        table = table.rename(columns=TAG_COLUMNS).fillna({TAG_COLUMNS[c]: "" for c in tags})
         table.columns = [c.removeprefix("params.").removeprefix("metrics.") for c in table.columns]
         tables[name] = table.reset_index(drop=True)
     return tables
@@ -52,9 +63,19 @@ def report_tables(last: int = 5) -> list[tuple[str, list[str], list[list[str]]]]
         found = compare(last=last)
     except Exception:  # noqa: BLE001
         return []
-    return [(f"{stage}: last {len(table)} runs", [str(c) for c in table.columns],
+    out = []
+    evaluate = found.get("evaluate")
+    if evaluate is not None and len(evaluate) > 1:
+        keys = ["run_id", "start_time", *(c for c in TAG_COLUMNS.values() if c in evaluate)]
+        measured = [(c, title) for c, title in GENERATION if c in evaluate]
+        out.append((f"Generation: last {len(evaluate)} runs (FD and KID compare only within one "
+                    "dataset and image size)", [*keys, *(title for _, title in measured)],
+                    [[fmt(v) for v in row] for row in
+                     evaluate[[*keys, *(c for c, _ in measured)]].itertuples(index=False)]))
+    out += [(f"{stage}: last {len(table)} runs", [str(c) for c in table.columns],
              [[fmt(v) for v in row] for row in table.itertuples(index=False)])
             for stage, table in found.items() if len(table) > 1]
+    return out
 
 
 def main() -> None:

@@ -314,9 +314,14 @@ class Params(Block):
     evaluate: EvaluateBlock = EvaluateBlock()
     render: RenderBlock = RenderBlock()
 
-    def block_hash(self, *names: str) -> str:
-        """A short stable hash of the named blocks, for tagging outputs and runs."""
-        payload = json.dumps({n: getattr(self, n).model_dump() for n in names}, sort_keys=True)
+    def block_hash(self, *names: str, exclude: tuple[str, ...] = ()) -> str:
+        """A short stable hash of the named blocks, for tagging outputs and runs, and for keying
+        checkpoints; ``exclude`` leaves out dotted keys (``"train_gan.epochs"``)."""
+        blocks = {n: getattr(self, n).model_dump() for n in names}
+        for dotted in exclude:
+            block, _, key = dotted.partition(".")
+            blocks[block].pop(key)
+        payload = json.dumps(blocks, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import html
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from latentlab.io import write_text_atomic
@@ -23,57 +25,111 @@ def fmt(value) -> str:
     return str(value)
 
 
-def tables(metrics: dict) -> list[tuple[str, list[str], list[list[str]]]]:
-    """(title, header, rows) for each table of the report."""
+# Reference figures published for one dataset only, shown only on that dataset.
+GERON_VAE_VAL_LOSS = 0.0311  # Géron's chapter-17 notebook, Fashion-MNIST 28×28×1, same scaling
+
+
+def is_fashion_mnist_28(data: dict) -> bool:
+    return data.get("source") == "fashion_mnist" and list(data.get("image_shape", [])) == [28, 28, 1]
+
+
+@dataclass
+class Table:
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    note: str = ""  # one line under the title: what is measured, which way is better
+
+    @property
+    def anchor(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-")[:60]
+
+
+def _pairs(values: dict) -> list[list[str]]:
+    return [[k, fmt(v)] for k, v in values.items()]
+
+
+def tables(metrics: dict, data: dict | None = None) -> list[Table]:
+    """The report's metric tables, each with a one-line explanation."""
+    data = data or {}
     out = []
     ae = {**metrics.get("pretrain", {}), **metrics.get("evaluate/autoencoder", {})}
     if ae:
-        out.append(("Autoencoder (test split unless named val)", ["metric", "value"],
-                    [[k, fmt(v)] for k, v in ae.items()]))
+        out.append(Table(
+            "Autoencoder (test split unless named val)", ["metric", "value"], _pairs(ae),
+            "Reconstruction of held-out images in pixel space: MSE ↓, PSNR (dB) ↑, SSIM ↑ (1 = "
+            "identical); denoising gain: the PSNR (dB) the autoencoder wins back from images with "
+            "Gaussian noise ↑."))
     curve = metrics.get("finetune", {})
     if curve.get("available") is False:
-        out.append(("Label efficiency: not applicable", ["why"], [[curve.get("reason", "")]]))
+        out.append(Table("Label efficiency: not applicable", ["why"], [[curve.get("reason", "")]],
+                         "The curve needs a dataset with two classes or more."))
     elif curve:
         rows = [[str(e["labels"]),
                  *(f"{e[f'{k}_mean']:.3f} ± {e[f'{k}_std']:.3f}" for k in ("pretrained", "scratch", "probe")),
                  f"{e['gain_over_scratch']:+.3f}"] for e in curve.values()]
-        out.append(("Label efficiency: test accuracy (mean ± std over seeds)",
-                    ["labels", "pretrained", "scratch", "linear probe", "gain"], rows))
+        out.append(Table(
+            "Label efficiency: test accuracy (mean ± std over seeds)",
+            ["labels", "pretrained", "scratch", "linear probe", "gain"], rows,
+            "Test accuracy ↑ of a classifier given this many labeled train images: pretrained = "
+            "the autoencoder's encoder plus a head, fine-tuned; scratch = the same network from "
+            "random weights, same budget; linear probe = logistic regression on the frozen "
+            "codings; gain = pretrained − scratch."))
     vae = metrics.get("vae", {})
     if vae:
-        out.append(("VAE (val split; loss in Géron's scaling)", ["metric", "value"],
-                    [[k, fmt(v)] for k, v in vae.items()]))
+        rows = _pairs({k: v for k, v in vae.items() if k != "geron_val_loss"})
+        if is_fashion_mnist_28(data):
+            rows.append(["Géron's notebook val_loss (Fashion-MNIST 28×28)", fmt(GERON_VAE_VAL_LOSS)])
+        out.append(Table(
+            "VAE (val split; loss in Géron's scaling)", ["metric", "value"], rows,
+            "Val loss ↓ = per-pixel reconstruction MSE + KL divergence to the prior / pixels."))
     gen_rows = []
     anchors = metrics.get("evaluate/anchors", {})
-    for name, values in (("VAE", metrics.get("evaluate/vae")), ("GAN", metrics.get("evaluate/gan")),
-                         ("floor: held-out real", anchors.get("real_holdout")),
-                         ("ceiling: per-pixel Gaussian", anchors.get("pixel_gaussian"))):
+    gen_sources = (("VAE", metrics.get("evaluate/vae")), ("GAN", metrics.get("evaluate/gan")),
+                   ("floor: held-out real", anchors.get("real_holdout")),
+                   ("ceiling: per-pixel Gaussian", anchors.get("pixel_gaussian")))
+    for name, values in gen_sources:
         if values:
             gen_rows.append([name, *(fmt(values.get(k, "–")) for k, _ in GENERATION_COLUMNS)])
     if gen_rows:
         space = anchors.get("feature_space", "")
-        out.append((f"Generation vs the test split ({space})", ["model", *(t for _, t in GENERATION_COLUMNS)],
-                    gen_rows))
+        kid = next((v["kid_subset_size"] for _, v in gen_sources if v and "kid_subset_size" in v),
+                   None)
+        kid_note = f" over subsets of {kid}" if kid else ""
+        out.append(Table(
+            f"Generation vs the test split ({space})",
+            ["model", *(t for _, t in GENERATION_COLUMNS)], gen_rows,
+            f"Samples against real test images, both mapped to {space}: "
+            f"Fréchet distance and KID{kid_note} ↓; precision (samples on the real manifold) and "
+            "recall (real images covered) ↑; classes the evaluator finds in ≥ 1 % of samples; "
+            "nearest-train-image distance of samples over that of test images (≪ 1: copies). "
+            "Floor and ceiling: held-out real images and per-pixel Gaussian noise, judged alike."))
     gan = metrics.get("gan", {})
     if gan:
-        out.append(("GAN training", ["metric", "value"], [[k, fmt(v)] for k, v in gan.items()]))
+        out.append(Table("GAN training", ["metric", "value"], _pairs(gan),
+                         "Last epoch's discriminator and generator losses and D's outputs on "
+                         "real and fake images, and training throughput."))
     evaluator = metrics.get("evaluator", {})
     if evaluator:
-        out.append(("Evaluator network", ["metric", "value"],
-                    [[k, fmt(v)] for k, v in evaluator.items()]))
+        out.append(Table("Evaluator network", ["metric", "value"], _pairs(evaluator),
+                         "The classifier whose features the generation metrics use: its test "
+                         "accuracy ↑ (absent for data without classes)."))
     return out
 
 
-def _html_table(title: str, header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+def _html_table(table: Table) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                   for row in rows)
-    return f"<h3>{html.escape(title)}</h3>\n<table><tr>{head}</tr>{body}</table>\n"
+                   for row in table.rows)
+    note = f"<p class='note'>{html.escape(table.note)}</p>" if table.note else ""
+    return (f"<h3 id='{table.anchor}'>{html.escape(table.title)}</h3>\n{note}"
+            f"<table><tr>{head}</tr>{body}</table>\n")
 
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
 h1 { margin-bottom: 0.2rem; } .meta { color: #666; margin-top: 0; }
+nav ul { columns: 2; font-size: 0.9rem; } .note { color: #555; font-size: 0.85rem; max-width: 900px; }
 table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
@@ -84,31 +140,53 @@ pre { background: #f6f6f6; padding: 0.8rem; overflow-x: auto; font-size: 0.8rem;
 """
 
 
-def write_report(out_dir: Path, dataset: str, revision: str, metrics: dict,
+def _describe(data: dict) -> str:
+    shape = "×".join(map(str, data.get("image_shape", []))) or "?"
+    counts = ", ".join(f"{k} {v:,}" for k, v in (data.get("counts") or {}).items())
+    classes = data.get("class_names")
+    kind = f"{len(classes)} classes" if classes and len(classes) > 1 else (
+        "one class" if classes else "unlabeled")
+    return f"source {data.get('source', '?')}, {shape} images ({counts}), {kind}"
+
+
+def write_report(out_dir: Path, data: dict, revision: str, metrics: dict,
                  galleries: list[tuple[str, str]], params_text: str,
                  comparison: list[tuple[str, list[str], list[list[str]]]] = ()) -> None:
-    """``reports/index.html`` and ``reports/summary.md``; ``galleries`` holds (relative path,
-    caption) pairs, paths relative to ``out_dir``."""
+    """``reports/index.html`` and ``reports/summary.md``. ``data`` is the prepared data's
+    meta.json; ``galleries`` holds (relative path, caption) pairs, relative to ``out_dir``."""
+    dataset = data.get("dataset", "?")
+    metric_tables = tables(metrics, data)
+    earlier = [Table(*t) for t in comparison]
+    sections = [("metrics", "Metrics", metric_tables)]
+    if earlier:
+        sections.append(("earlier-runs", "Earlier runs (MLflow)", earlier))
+    sections += [("galleries", "Galleries", []), ("params", "Params", [])]
+    toc = "".join(
+        f"<li><a href='#{sid}'>{title}</a>" + (
+            "<ul>" + "".join(f"<li><a href='#{t.anchor}'>{html.escape(t.title)}</a></li>"
+                             for t in items) + "</ul>" if items else "") + "</li>"
+        for sid, title, items in sections)
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
              f"<title>latentlab report: {html.escape(dataset)}</title><style>{STYLE}</style></head><body>",
              f"<h1>latentlab: {html.escape(dataset)}</h1>",
-             f"<p class='meta'>git revision {html.escape(revision)}</p>",
-             "<h2>Metrics</h2>"]
-    parts += [_html_table(*t) for t in tables(metrics)]
-    if comparison:
-        parts.append("<h2>Earlier runs (MLflow)</h2>")
-        parts += [_html_table(*t) for t in comparison]
-    parts.append("<h2>Galleries</h2>")
+             f"<p class='meta'>{html.escape(_describe(data))}; git revision "
+             f"{html.escape(revision)}</p>",
+             f"<nav><h2>Contents</h2><ul>{toc}</ul></nav>"]
+    for sid, title, items in sections[:-2]:
+        parts.append(f"<h2 id='{sid}'>{title}</h2>")
+        parts += [_html_table(t) for t in items]
+    parts.append("<h2 id='galleries'>Galleries</h2>")
     for path, caption in galleries:
         parts.append(f"<figure><img src='{html.escape(path)}' alt='{html.escape(caption)}'>"
                      f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-    parts.append(f"<h2>Params</h2><pre>{html.escape(params_text)}</pre></body></html>")
+    parts.append(f"<h2 id='params'>Params</h2><pre>{html.escape(params_text)}</pre></body></html>")
     write_text_atomic(out_dir / "index.html", "\n".join(parts))
 
-    md = [f"# latentlab: {dataset}", "", f"git revision {revision}", ""]
-    for title, header, rows in [*tables(metrics), *comparison]:
-        md += [f"## {title}", "", "| " + " | ".join(header) + " |",
-               "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows] + [""]
+    md = [f"# latentlab: {dataset}", "", f"{_describe(data)}; git revision {revision}", ""]
+    for table in [*metric_tables, *earlier]:
+        md += [f"## {table.title}", ""] + ([table.note, ""] if table.note else []) + [
+            "| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)
+        ] + ["| " + " | ".join(r) + " |" for r in table.rows] + [""]
     md += ["## Galleries", ""] + [f"- [{caption}]({path})" for path, caption in galleries]
     write_text_atomic(out_dir / "summary.md", "\n".join(md) + "\n")
 

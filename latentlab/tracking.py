@@ -86,6 +86,18 @@ def pipeline_key() -> str | None:
     return None
 
 
+def _data_tags(stage: str, params) -> dict[str, str]:
+    """Which data the run saw: the source, and (from `downsample` on) the dataset and image shape,
+    so runs of different datasets are told apart when compared."""
+    tags = {"latentlab.source": params.data.source}
+    meta = Path("data/prepared/meta.json")
+    if stage != "download" and meta.is_file():
+        info = json.loads(meta.read_text())
+        tags["latentlab.dataset"] = str(info.get("dataset", ""))
+        tags["latentlab.image_shape"] = "×".join(map(str, info.get("image_shape", [])))
+    return tags
+
+
 def build_record(stage: str, params, blocks: list[str], *, metrics_files=(), histories=(),
                  artifacts=(), models=(), data_hash: str | None = None) -> Record:
     """Gather a stage's params, tags, metrics, artifacts and models from its outputs on disk."""
@@ -105,6 +117,7 @@ def build_record(stage: str, params, blocks: list[str], *, metrics_files=(), his
     }
     if data_hash:
         tags["latentlab.data_hash"] = data_hash
+    tags.update(_data_tags(stage, params))
     record = Record(stage, flat, tags, pipeline_key=pipeline_key())
     metrics_files = [p for p in map(Path, metrics_files) if p.is_file()]
     for path in metrics_files:

@@ -34,7 +34,11 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     seed_everything(params.base.seed)
     train, _, val = train_and_val(prepared, "pretrain", block.max_train_images, params.base.seed)
     x, xv = as_float(train), as_float(val)
-    key = f"{params.block_hash('base', 'pretrain')}-{fingerprint(prepared, ('train', 'val'))}"
+    # Raising `epochs` continues from the checkpoint; greedy layer-wise training cannot continue
+    # (each layer was trained on the codings of the layers before it), so there it starts afresh.
+    exclude = () if block.layerwise else ("pretrain.epochs",)
+    key = "-".join([params.block_hash("base", "pretrain", exclude=exclude),
+                    fingerprint(prepared, ("train", "val"))])
     ae = build_autoencoder(block, x.shape[1:])
     log.info("pretrain: %s autoencoder, %d codings, %d train / %d val images, %d parameters",
              block.architecture, block.codings, len(x), len(xv), ae.model.count_params())

@@ -45,7 +45,7 @@ def run(params: Params, prepared: Path = PREPARED, models: Path = MODELS, metric
         galleries += mg.gan_galleries(out, block, train, models, reports, seed)
         galleries += mg.curve_galleries(out, plots)
     params_text = Path("params.yaml").read_text() if Path("params.yaml").is_file() else ""
-    write_report(reports, meta.get("dataset", "?"), git_revision(), read_metrics(metrics),
+    write_report(reports, meta, git_revision(), read_metrics(metrics),
                  galleries, params_text, report_tables())
     log.info("render: %d galleries, report at %s", len(galleries), reports / "index.html")
     return galleries

@@ -58,8 +58,12 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     shape = tuple(train.shape[1:])
     gan = build_gan(block, shape, n_classes)
     trainer = GanTrainer(gan, block, seed)
-    key = f"{params.block_hash('base', 'train_gan')}-{fingerprint(prepared, ('train',))}"
-    state, progress = resume(checkpoints, key, trainer.initial_state())
+    # Epochs are seeded one by one, so raising `epochs` continues from the checkpoint, unless
+    # instance noise decays over the epochs (its schedule depends on their number).
+    exclude = () if block.instance_noise else ("train_gan.epochs",)
+    key = "-".join([params.block_hash("base", "train_gan", exclude=exclude),
+                    fingerprint(prepared, ("train",))])
+    state, progress = resume(checkpoints, key, trainer.initial_state(), block.epochs)
     noise, noise_labels = fixed_inputs(block.latent, block.grid_size, n_classes, seed)
 
     def on_epoch_end(epoch: int, state: dict) -> None:

@@ -181,6 +181,17 @@ def test_an_interrupted_fit_resumes_from_the_last_epoch(digits, tmp_path):
     fit_resumable(_model(x), x, x, callbacks=(fresh,), **{**common, "key": "k2"})
     assert fresh.seen == [0, 1, 2, 3, 4]
 
+    # More epochs continue the finished fit (the stages leave epochs out of the key); fewer
+    # epochs than the checkpoint holds start afresh.
+    model = _model(x)
+    more = StopAfter(99)
+    history = fit_resumable(model, x, x, callbacks=(more,), **{**common, "key": "k2", "epochs": 7})
+    assert more.seen == [5, 6] and len(history["loss"]) == 7
+    assert int(to_numpy(model.optimizer.iterations)) == 7 * 8
+    fewer = StopAfter(99)
+    fit_resumable(_model(x), x, x, callbacks=(fewer,), **{**common, "key": "k2", "epochs": 3})
+    assert fewer.seen == [0, 1, 2]
+
 
 def test_early_stopping_ends_on_the_best_weights(digits, tmp_path):
     x = digits[0][:256]

@@ -285,6 +285,33 @@ def test_train_gan_stage_variants_and_errors(digits_prepared, tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+def test_more_gan_epochs_continue_the_checkpoint_and_equal_a_fresh_run(digits_prepared, tmp_path):
+    def run(where, epochs, **extra):
+        params = make_params(train_gan={**TINY_GAN, "epochs": epochs, **extra})
+        out = [where / k for k in ("models", "ck", "m.json", "h.csv", "samples")]
+        return train_gan.run(params, digits_prepared, *out), where
+
+    def generator_steps(where) -> int:
+        checkpoint = Checkpoint(where / "ck", json.loads((where / "ck/checkpoint.json").read_text())["key"])
+        checkpoint.load()
+        return int(checkpoint.arrays("state")["generator/optimizer/0"])  # Adam's iterations
+
+    run(tmp_path / "a", 1)
+    steps_per_epoch = generator_steps(tmp_path / "a")
+    metrics, _ = run(tmp_path / "a", 3)  # continues: epochs 2 and 3 only
+    assert metrics["epochs_trained"] == 3 and generator_steps(tmp_path / "a") == 3 * steps_per_epoch
+    frames = sorted(p.name for p in (tmp_path / "a/samples/progress").iterdir())
+    assert frames == ["epoch_001.png", "epoch_002.png", "epoch_003.png"]
+    run(tmp_path / "b", 3)
+    # Epochs are seeded one by one: continuing gives exactly the run made in one go.
+    assert (tmp_path / "a/h.csv").read_text() == (tmp_path / "b/h.csv").read_text()
+
+    metrics, _ = run(tmp_path / "a", 2)  # fewer epochs than the checkpoint: afresh
+    assert metrics["epochs_trained"] == 2 and generator_steps(tmp_path / "a") == 2 * steps_per_epoch
+    run(tmp_path / "a", 3, learning_rate=1e-4)  # anything else: afresh
+    assert generator_steps(tmp_path / "a") == 3 * steps_per_epoch
+
+
 def test_train_vae_stage_writes_models_samples_and_metrics(digits_prepared, tmp_path):
     params = make_params(train_vae={**TINY_VAE, "architecture": "conv"})
     out = [tmp_path / k for k in ("models", "ck", "m.json", "h.csv", "samples")]

@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 
+from latentlab.report import write_report
 from tests.conftest import dvc
 
 pytestmark = pytest.mark.slow
@@ -24,6 +25,15 @@ def test_report_lists_every_gallery_and_metrics_table(built):
     for title in ("Label efficiency", "Generation vs the test split", "floor: held-out real",
                   "ceiling: per-pixel Gaussian", "git revision", "Params"):
         assert title in html
+    # A table of contents whose every link lands on a section or table of the page.
+    anchors = set(re.findall(r"id='([^']+)'", html))
+    links = re.findall(r"href='#([^']+)'", html)
+    assert len(links) >= 10 and set(links) <= anchors
+    metric_tables = html.split("id='metrics'")[1].split("<h2")[0].count("<table>")
+    assert metric_tables >= 6 and html.count("<p class='note'>") >= metric_tables
+    assert "both mapped to evaluator features" in html
+    assert "Géron's notebook val_loss" not in html  # a Fashion-MNIST reference, not for digits
+    assert "source digits, 8×8×1 images" in html
     summary = (built.project / "reports/summary.md").read_text()
     assert "| VAE |" in summary and "| GAN |" in summary
     gif = built.project / "reports/galleries/gan_progress.gif"
@@ -87,3 +97,14 @@ def test_report_opens_in_headless_chromium_with_every_image_loaded(built, tmp_pa
         assert shot.stat().st_size > 10_000
     finally:
         driver.quit()
+
+
+def test_the_fashion_mnist_reference_shows_on_fashion_mnist_alone(tmp_path):
+    metrics = {"vae": {"val_loss": 0.0312}}
+    fashion = {"dataset": "fashion_mnist", "source": "fashion_mnist", "image_shape": [28, 28, 1],
+               "counts": {"train": 54000}, "class_names": [str(i) for i in range(10)]}
+    for data, shown in ((fashion, True), ({**fashion, "image_shape": [32, 32, 3]}, False),
+                        ({**fashion, "source": "folder"}, False)):
+        write_report(tmp_path, data, "rev", metrics, [], "")
+        html = (tmp_path / "index.html").read_text()
+        assert ("Géron&#x27;s notebook val_loss" in html) is shown, data

@@ -67,11 +67,19 @@ def test_a_second_execution_is_a_second_parent_with_new_model_versions(built, bu
     report = (built_copy / "reports/index.html").read_text()
     assert "Earlier runs (MLflow)" in report
     assert f"train_gan: last {min(len(finished_gan_runs), 5)} runs" in report
+    # Which data and which DVC experiment each run was, with its generation metrics.
+    experiment = client.get_run(newest.run_id).data.tags["latentlab.dvc_experiment"]
+    assert experiment and f"<td>{experiment}</td>" in report
+    generation = report.split("Generation: last ")[1].split("</table>")[0]
+    for column in ("dataset", "image", "dvc_exp", "GAN FD ↓", "GAN KID ↓", "VAE FD ↓"):
+        assert f"<th>{column}</th>" in generation
+    assert "<td>digits</td><td>8×8×1</td>" in generation
     compare = subprocess.run([sys.executable, "-m", "latentlab.compare", "--stage", "train_gan"],
                              cwd=built_copy, capture_output=True, text=True,
                              env={**os.environ, "MLFLOW_TRACKING_URI": built.server.url})
     assert compare.returncode == 0, compare.stderr
     assert "train_gan.epochs" in compare.stdout and "epochs_trained" in compare.stdout
+    assert "dataset" in compare.stdout and experiment in compare.stdout
 
 
 def test_a_tracking_outage_loses_nothing(built_copy, tmp_path):

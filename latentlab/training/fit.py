@@ -89,10 +89,20 @@ def fit_resumable(
 
     The model must be compiled. Returns the per-epoch history, including epochs trained before
     a restart. A finished fit under the same key is not repeated: its best weights are loaded.
+    ``done`` marks an early stop, which more epochs do not undo (the same params from scratch
+    would stop at the same epoch).
     """
     checkpoint = Checkpoint(directory, key)
-    state = checkpoint.load() or {"epoch": -1, "history": {}, "best": math.inf,
-                                  "best_epoch": -1, "wait": 0, "done": False}
+    fresh = {"epoch": -1, "history": {}, "best": math.inf, "best_epoch": -1, "wait": 0,
+             "done": False}
+    state = checkpoint.load() or fresh
+    if state["epoch"] + 1 > epochs:
+        # ``key`` may leave out the epochs (more epochs continue); a checkpoint past them does not
+        # match these params.
+        log.info("%s: the checkpoint is after epoch %d, past epochs=%d; starting afresh",
+                 directory, state["epoch"] + 1, epochs)
+        checkpoint.clear()
+        state = fresh
     if state["epoch"] >= 0:
         last = checkpoint.arrays("last")
         _assign(model.weights, _under("model/", last))
@@ -111,9 +121,6 @@ def fit_resumable(
             callbacks=[Checkpointer(checkpoint, state, monitor, patience), *callbacks],
             verbose=verbose,
         )
-    if not state["done"]:
-        state["done"] = True
-        checkpoint.save(state)
     if checkpoint.has("best"):
         _assign(model.weights, checkpoint.arrays("best"))
     return state["history"]

@@ -96,11 +96,18 @@ def save_checkpoint(checkpoint: Checkpoint, state: dict, progress: Progress) -> 
                     state={**_flatten(state), **{f"extra/{k}": v for k, v in progress.extra.items()}})
 
 
-def load_checkpoint(directory: Path, key: str, template: dict) -> tuple[dict, Progress] | None:
-    """The checkpoint in ``directory`` if it was made under ``key``; else clear it, None."""
+def load_checkpoint(directory: Path, key: str, template: dict,
+                    epochs: int | None = None) -> tuple[dict, Progress] | None:
+    """The checkpoint in ``directory`` if it was made under ``key`` (and, given ``epochs``, is not
+    past them); else clear it, None. The state is restored into ``template``'s variables."""
     checkpoint = Checkpoint(directory, key)
     saved = checkpoint.load()
     if saved is None:
+        return None
+    if epochs is not None and saved["epoch"] + 1 > epochs:
+        log.info("%s: the checkpoint is after epoch %d, past epochs=%d; starting afresh",
+                 directory, saved["epoch"] + 1, epochs)
+        checkpoint.clear()
         return None
     arrays = checkpoint.arrays("state")
     extra = {k[len("extra/"):]: v for k, v in arrays.items() if k.startswith("extra/")}
@@ -182,11 +189,17 @@ def run_epochs(
     return state, progress
 
 
-def resume(directory: Path, key: str, template: dict) -> tuple[dict, Progress]:
-    """The checkpointed state and progress under ``key``, or ``template`` and a fresh start."""
-    loaded = load_checkpoint(directory, key, template)
+def resume(directory: Path, key: str, template: dict, epochs: int) -> tuple[dict, Progress]:
+    """The checkpointed state and progress under ``key``, or ``template`` and a fresh start.
+
+    The key leaves out the number of epochs where more epochs simply continue the same training:
+    a checkpoint with fewer epochs than ``epochs`` is continued, one with more (``epochs`` was
+    lowered) is discarded, since its weights went past what these params ask for.
+    """
+    loaded = load_checkpoint(directory, key, template, epochs)
     if loaded is None:
         return template, Progress(key)
     state, progress = loaded
-    log.info("resuming from the checkpoint after epoch %d in %s", progress.epoch + 1, directory)
+    log.info("resuming from the checkpoint after epoch %d of %d in %s", progress.epoch + 1, epochs,
+             directory)
     return state, progress
