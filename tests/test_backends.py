@@ -5,9 +5,14 @@ which run stages as processes and test nothing backend-specific; this test reads
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
+
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -17,3 +22,22 @@ def test_model_tests_pass_on_jax_without_tensorflow(jax_model_tests):
     passed = re.search(r"(\d+) passed", summary)
     assert passed and int(passed.group(1)) > 0, jax_model_tests[-4000:]
     assert not re.search(r"skipped|failed|error", summary), summary
+
+
+def test_a_training_stage_on_jax_never_imports_an_installed_tensorflow(digits_prepared, tmp_path):
+    # TensorFlow is installed here; on jax it must not be imported (it costs seconds per stage).
+    script = f"""
+import sys
+from pathlib import Path
+from stages import pretrain
+from tests.conftest import make_params
+params = make_params(pretrain={{"codings": 4, "conv_filters": [4], "epochs": 1}})
+out = Path({str(tmp_path)!r})
+pretrain.run(params, Path({str(digits_prepared)!r}), out / "models", out / "ck", out / "m.json",
+             out / "h.csv")
+print("imported:", sorted(m for m in sys.modules if m.split(".")[0] == "tensorflow")[:3])
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "imported: []" in proc.stdout, proc.stdout
