@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
 import yaml
 from pydantic import (
@@ -123,6 +123,8 @@ Rate = Annotated[float, Field(gt=0.0, le=1.0)]
 Epochs = Annotated[int, Field(ge=1, le=10_000)]
 BatchSize = Annotated[int, Field(ge=1, le=65_536)]
 Units = Annotated[int, Field(ge=1, le=65_536)]
+# Widths of strided conv layers, or "auto": scaled to the image size when the model is built.
+ConvWidths = Union[Literal["auto"], Annotated[list[Units], Field(min_length=1)]]
 
 
 class PretrainBlock(Block):
@@ -131,7 +133,9 @@ class PretrainBlock(Block):
     architecture: Literal["dense", "conv", "recurrent"] = "conv"
     codings: Units = 30
     hidden_units: list[Units] = [100]          # dense: layers between the input and the codings
-    conv_filters: list[Units] = [32, 64]       # conv: one strided 3x3 conv per entry
+    # conv: one strided 3x3 conv per entry; auto = one per halving of the side down to ≤ 7
+    # (28: [32, 64]; 64: [32, 64, 128, 256])
+    conv_filters: ConvWidths = "auto"
     recurrent_units: Units = 100               # recurrent: the outer LSTM's width
     activation: Literal["relu", "selu", "elu", "tanh"] = "relu"
     # auto = sigmoid when a sparsity penalty is on (activations in (0, 1)), else linear.
@@ -209,7 +213,7 @@ class VaeBlock(Block):
     architecture: Literal["dense", "conv"] = "dense"
     latent: Units = 10
     hidden_units: list[Units] = [150, 100]     # dense: from the input inwards
-    conv_filters: list[Units] = [32, 64]       # conv
+    conv_filters: ConvWidths = "auto"           # conv: as pretrain.conv_filters
     activation: Literal["relu", "selu", "elu", "tanh"] = "selu"
     beta: Annotated[float, Field(ge=0.0)] = 1.0  # weight of the KL term
     epochs: Epochs = 25
@@ -224,7 +228,11 @@ class GanBlock(Block):
 
     architecture: Literal["dcgan", "dense"] = "dcgan"
     latent: Units = 100
-    filters: list[Units] = [64, 128]           # dcgan: discriminator convs; generator mirrors them
+    # dcgan: discriminator convs, generator mirrors them; auto = one stride-2 block per halving
+    # of the side down to ≤ 7, widths from 64 doubling to ≤ 512 (28: [64, 128]; 64: 4 blocks)
+    filters: ConvWidths = "auto"
+    upsample: Literal["transpose", "resize"] = "transpose"  # G: transposed convs, or resize-conv
+    spectral_norm: bool = False                # spectral normalisation of D's layers
     hidden_units: list[Units] = [100, 150]     # dense: generator from the noise outwards
     loss: Literal["nonsaturating", "wgan_gp"] = "nonsaturating"
     gp_weight: Annotated[float, Field(ge=0.0)] = 10.0

@@ -17,7 +17,7 @@ import yaml
 from latentlab.data.prepared import load_split
 from latentlab.errors import UserError
 from latentlab.models.gan import build_gan
-from latentlab.models.layers import MinibatchDiscrimination, MinibatchStdDev
+from latentlab.models.layers import MinibatchDiscrimination, MinibatchStdDev, SNConv2D, SNDense
 from latentlab.models.vae import build_vae
 from latentlab.training import shim
 from latentlab.training.checkpoint import Checkpoint
@@ -92,15 +92,55 @@ def test_gan_shapes(architecture, conditional):
     assert gan.discriminator([fake, labels] if conditional else fake).shape == (5, 1)
 
 
+@pytest.mark.parametrize(("size", "channels", "blocks"), [(28, 1, 2), (32, 3, 3), (64, 3, 4),
+                                                          (128, 3, 5)])
+def test_the_dcgan_follows_the_image_size(size, channels, blocks):
+    # Noise projected to 4×4 (7×7 at 28), then one stride-2 block per doubling; D mirrors G.
+    for upsample in ("transpose", "resize"):
+        gan = build_gan(gan_block(filters="auto", upsample=upsample, spectral_norm=True),
+                        (size, size, channels))
+        assert gan.generator.output_shape == (None, size, size, channels)
+        assert gan.discriminator.output_shape == (None, 1)
+        reshaped = next(layer for layer in gan.generator.layers
+                        if isinstance(layer, keras.layers.Reshape))
+        assert reshaped.target_shape[0] == (7 if size == 28 else 4)
+        kind = keras.layers.Conv2DTranspose if upsample == "transpose" else keras.layers.UpSampling2D
+        assert sum(isinstance(layer, kind) for layer in gan.generator.layers) == blocks
+        normed = [layer for layer in gan.discriminator.layers
+                  if isinstance(layer, (SNConv2D, SNDense))]
+        assert len(normed) == blocks + 1  # every conv and the logit
+
+
+def test_spectral_norm_bounds_the_largest_singular_value_and_saves(tmp_path):
+    x = np.random.default_rng(0).random((4, 6, 6, 3)).astype("float32")
+    inputs = keras.Input((6, 6, 3))
+    conv = SNConv2D(5, 3, padding="same")
+    model = keras.Model(inputs, SNDense(1)(keras.layers.Flatten()(conv(inputs))))
+    conv.kernel.assign(conv.kernel * 40.0)
+    stored = keras.ops.convert_to_numpy(conv.kernel).copy()
+    for _ in range(30):  # power iteration: one step per training call
+        model(x, training=True)
+    kernel = keras.ops.convert_to_numpy(conv.normalized_kernel(False)).reshape(-1, 5)
+    assert np.linalg.svd(kernel, compute_uv=False)[0] == pytest.approx(1.0, abs=0.02)
+    assert np.array_equal(keras.ops.convert_to_numpy(conv.kernel), stored)  # never overwritten
+    model.save(tmp_path / "d.keras")
+    again = keras.models.load_model(tmp_path / "d.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(again(x)),
+                               keras.ops.convert_to_numpy(model(x)), rtol=1e-5)
+
+
 def _batch(trainer, digits, rng):
     images, labels = digits
     index = np.arange(trainer.block.batch_size)
     return trainer.host_batch(rng, to_gan_range(images[index]), labels[index], 0.0)
 
 
-@pytest.mark.parametrize("loss", ["nonsaturating", "wgan_gp"])
-def test_a_step_trains_d_then_g_each_with_the_other_frozen(digits, loss):
-    block = gan_block(loss=loss)
+@pytest.mark.parametrize(("loss", "extra"), [
+    ("nonsaturating", {}), ("wgan_gp", {}),
+    ("nonsaturating", {"spectral_norm": True, "upsample": "resize"}),
+])
+def test_a_step_trains_d_then_g_each_with_the_other_frozen(digits, loss, extra):
+    block = gan_block(loss=loss, **extra)
     trainer = GanTrainer(build_gan(block, SHAPE), block, seed=0)
     state = trainer.initial_state()
     batch = _batch(trainer, digits, np.random.default_rng(0))

@@ -84,6 +84,19 @@ def _dense(block: PretrainBlock, shape: tuple[int, int, int]):
     return encoder, decoder, list(zip(encoder_layers, decoder_layers))
 
 
+def conv_widths(spec, size: int, base: int, cap: int = 512) -> list[int]:
+    """Widths of the strided conv layers: ``spec`` itself, or for "auto" one layer per halving
+    of the side until it is at most 7 (28 → 7, 32 → 4, 64 → 4, 128 → 4), widths doubling from
+    ``base`` up to ``cap``: the DCGAN layout, which gives the earlier fixed defaults at 28."""
+    if spec != "auto":
+        return list(spec)
+    widths, side = [], size
+    while side > 7 or not widths:
+        widths.append(min(base * 2 ** len(widths), cap))
+        side = math.ceil(side / 2)
+    return widths
+
+
 def conv_encoder_body(x, filters: list[int], activation: str, kernel: int = 3,
                       batchnorm: bool = False):
     """Strided convolutions, each halving the side (rounding up). Returns (output, last side)."""
@@ -97,10 +110,21 @@ def conv_encoder_body(x, filters: list[int], activation: str, kernel: int = 3,
     return x, side
 
 
+def _upsample(x, filters: int, kernel: int, upsample: str, name: str, activation=None):
+    """Double the side: a stride-2 transposed conv, or resize-convolution (nearest-neighbour
+    upsampling then a conv), which leaves no checkerboard (Odena et al. 2016)."""
+    if upsample == "resize":
+        x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up")(x)
+        return keras.layers.Conv2D(filters, kernel, padding="same", activation=activation,
+                                   name=name)(x)
+    return keras.layers.Conv2DTranspose(filters, kernel, strides=2, padding="same",
+                                        activation=activation, name=name)(x)
+
+
 def conv_decoder(inputs, filters: list[int], shape: tuple[int, int, int], activation: str,
                  output_activation: str = "sigmoid", kernel: int = 3,
-                 batchnorm: bool = False):
-    """The mirror of `conv_encoder_body` from a flat vector: Dense → Reshape → transposed convs,
+                 batchnorm: bool = False, upsample: str = "transpose"):
+    """The mirror of `conv_encoder_body` from a flat vector: Dense → Reshape → upsampling convs,
     cropped to ``shape`` where ceil-halving overshot an odd side."""
     size, _, channels = shape
     side = size
@@ -112,12 +136,11 @@ def conv_decoder(inputs, filters: list[int], shape: tuple[int, int, int], activa
     x = keras.layers.Activation(activation)(x)
     x = keras.layers.Reshape((side, side, filters[-1]))(x)
     for i, f in enumerate(reversed(filters[:-1])):
-        x = keras.layers.Conv2DTranspose(f, kernel, strides=2, padding="same", name=f"deconv_{i}")(x)
+        x = _upsample(x, f, kernel, upsample, f"deconv_{i}")
         if batchnorm:
             x = keras.layers.BatchNormalization()(x)
         x = keras.layers.Activation(activation)(x)
-    x = keras.layers.Conv2DTranspose(channels, kernel, strides=2, padding="same",
-                                     activation=output_activation, name="deconv_out")(x)
+    x = _upsample(x, channels, kernel, upsample, "deconv_out", output_activation)
     extra = side * 2 ** len(filters) - size
     if extra:
         x = keras.layers.Cropping2D(((0, extra), (0, extra)))(x)
@@ -135,12 +158,13 @@ def dense_decoder(inputs, hidden: list[int], shape: tuple[int, int, int], activa
 
 
 def _conv(block: PretrainBlock, shape: tuple[int, int, int]):
+    widths = conv_widths(block.conv_filters, shape[0], 32)
     inputs = keras.Input(shape=shape)
-    x, _ = conv_encoder_body(inputs, block.conv_filters, block.activation)
+    x, _ = conv_encoder_body(inputs, widths, block.activation)
     x = keras.layers.Flatten()(x)
     encoder = keras.Model(inputs, codings_layer(block)(x), name="encoder")
     codings = keras.Input(shape=(block.codings,))
-    decoded = conv_decoder(codings, block.conv_filters, shape, block.activation)
+    decoded = conv_decoder(codings, widths, shape, block.activation)
     return encoder, keras.Model(codings, decoded, name="decoder"), []
 
 

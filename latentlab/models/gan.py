@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import keras
 from keras import ops
 
-from latentlab.models.autoencoders import conv_decoder, dense_decoder
-from latentlab.models.layers import MinibatchDiscrimination, MinibatchStdDev
+from latentlab.models.autoencoders import conv_decoder, conv_widths, dense_decoder
+from latentlab.models.layers import MinibatchDiscrimination, MinibatchStdDev, SNConv2D, SNDense
 from latentlab.params import GanBlock
 
 
@@ -34,8 +34,15 @@ def _minibatch_features(x, block: GanBlock):
 
 
 def build_gan(block: GanBlock, image_shape: tuple[int, int, int], n_classes: int = 0) -> Gan:
-    """``n_classes`` > 0 builds the conditional pair (``block.conditional`` must be set)."""
+    """``n_classes`` > 0 builds the conditional pair (``block.conditional`` must be set).
+
+    The DCGAN (Radford et al. 2016) follows the image size: the noise is projected to a 4×4 to
+    7×7 map, then one stride-2 block per doubling (BatchNorm and ReLU in G, tanh out; LeakyReLU in
+    D, mirrored; no pooling). ``upsample=resize`` swaps G's transposed convs for resize-convs;
+    ``spectral_norm`` wraps D's layers in spectral normalisation (Miyato et al. 2018).
+    """
     size = image_shape[0]
+    widths = conv_widths(block.filters, size, 64)
     noise = keras.Input(shape=(block.latent,), name="noise")
     g_inputs, x = [noise], noise
     if n_classes:
@@ -43,8 +50,8 @@ def build_gan(block: GanBlock, image_shape: tuple[int, int, int], n_classes: int
         g_inputs.append(g_label)
         x = keras.layers.Concatenate()([noise, g_label])
     if block.architecture == "dcgan":
-        out = conv_decoder(x, block.filters, image_shape, "relu", output_activation="tanh",
-                           kernel=5, batchnorm=True)
+        out = conv_decoder(x, widths, image_shape, "relu", output_activation="tanh",
+                           kernel=5, batchnorm=True, upsample=block.upsample)
     else:
         out = dense_decoder(x, block.hidden_units, image_shape, "selu", output_activation="tanh")
     generator = keras.Model(g_inputs, out, name="generator")
@@ -57,18 +64,20 @@ def build_gan(block: GanBlock, image_shape: tuple[int, int, int], n_classes: int
         planes = keras.layers.Reshape((1, 1, n_classes))(d_label)
         planes = keras.layers.UpSampling2D(size)(planes)  # (size, size, n_classes)
         x = keras.layers.Concatenate()([image, planes])
+    conv, dense = ((SNConv2D, SNDense) if block.spectral_norm else
+                   (keras.layers.Conv2D, keras.layers.Dense))
     if block.architecture == "dcgan":
-        for i, filters in enumerate(block.filters):
-            x = keras.layers.Conv2D(filters, 5, strides=2, padding="same", name=f"d_conv_{i}")(x)
+        for i, filters in enumerate(widths):
+            x = conv(filters, 5, strides=2, padding="same", name=f"d_conv_{i}")(x)
             x = keras.layers.LeakyReLU(0.2)(x)
     else:
         x = keras.layers.Flatten()(x)
         for units in reversed(block.hidden_units):
-            x = keras.layers.Dense(units)(x)
+            x = dense(units)(x)
             x = keras.layers.LeakyReLU(0.2)(x)
     x = _minibatch_features(x, block)
     x = keras.layers.Flatten()(x)
-    logit = keras.layers.Dense(1, name="logit")(x)
+    logit = dense(1, name="logit")(x)
     discriminator = keras.Model(d_inputs, logit, name="discriminator")
     return Gan(generator, discriminator, n_classes)
 

@@ -128,3 +128,62 @@ class MinibatchDiscrimination(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "kernels": self.kernels, "kernel_dim": self.kernel_dim}
+
+
+class _SpectralNorm:
+    """Mixin for Dense/Conv2D: the kernel divided by its largest singular value, estimated by one
+    power-iteration step per training call (Miyato et al. 2018).
+
+    Unlike `keras.layers.SpectralNormalization`, the stored kernel is never overwritten: only the
+    power-iteration vector ``u`` (non-trainable) is updated, in training calls, so a network
+    frozen for the other player's step keeps its weights, the same on every backend.
+    """
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.sn_u = self.add_weight(shape=(1, self.kernel.shape[-1]), name="sn_u",
+                                    initializer=keras.initializers.RandomNormal(seed=0),
+                                    trainable=False)
+
+    def normalized_kernel(self, training):
+        w = ops.reshape(self.kernel, (-1, self.kernel.shape[-1]))
+        u = ops.stop_gradient(self.sn_u)
+        v = _l2_normalize(ops.matmul(u, ops.transpose(w)))
+        u_new = _l2_normalize(ops.matmul(v, w))
+        u_new, v = ops.stop_gradient(u_new), ops.stop_gradient(v)
+        sigma = ops.sum(ops.matmul(v, w) * u_new)
+        if training:
+            self.sn_u.assign(u_new)
+        return self.kernel / sigma
+
+    # Dense and Conv2D save only their kernel and bias (a layout made for quantization); the
+    # generic layout saves every variable, ``sn_u`` included.
+    def save_own_variables(self, store):
+        keras.layers.Layer.save_own_variables(self, store)
+
+    def load_own_variables(self, store):
+        keras.layers.Layer.load_own_variables(self, store)
+
+
+def _l2_normalize(x):
+    return x / ops.sqrt(ops.sum(ops.square(x)) + 1e-12)
+
+
+@keras.saving.register_keras_serializable("latentlab")
+class SNDense(_SpectralNorm, keras.layers.Dense):
+    def call(self, inputs, training=None):
+        x = ops.matmul(inputs, self.normalized_kernel(training))
+        if self.use_bias:
+            x = x + self.bias
+        return self.activation(x) if self.activation is not None else x
+
+
+@keras.saving.register_keras_serializable("latentlab")
+class SNConv2D(_SpectralNorm, keras.layers.Conv2D):
+    def call(self, inputs, training=None):
+        x = ops.conv(inputs, self.normalized_kernel(training), strides=self.strides,
+                     padding=self.padding, data_format=self.data_format,
+                     dilation_rate=self.dilation_rate)
+        if self.use_bias:
+            x = x + self.bias
+        return self.activation(x) if self.activation is not None else x

@@ -6,7 +6,12 @@ from dataclasses import dataclass
 
 import keras
 
-from latentlab.models.autoencoders import conv_decoder, conv_encoder_body, dense_decoder
+from latentlab.models.autoencoders import (
+    conv_decoder,
+    conv_encoder_body,
+    conv_widths,
+    dense_decoder,
+)
 from latentlab.models.layers import Sampling
 from latentlab.params import VaeBlock
 
@@ -18,9 +23,10 @@ class Vae:
 
 
 def build_vae(block: VaeBlock, image_shape: tuple[int, int, int], seed: int) -> Vae:
+    widths = conv_widths(block.conv_filters, image_shape[0], 32)
     inputs = keras.Input(shape=image_shape, name="image")
     if block.architecture == "conv":
-        x, _ = conv_encoder_body(inputs, block.conv_filters, block.activation)
+        x, _ = conv_encoder_body(inputs, widths, block.activation)
         x = keras.layers.Flatten()(x)
     else:
         x = keras.layers.Flatten()(inputs)
@@ -33,7 +39,7 @@ def build_vae(block: VaeBlock, image_shape: tuple[int, int, int], seed: int) -> 
 
     codings = keras.Input(shape=(block.latent,), name="z")
     if block.architecture == "conv":
-        out = conv_decoder(codings, block.conv_filters, image_shape, block.activation)
+        out = conv_decoder(codings, widths, image_shape, block.activation)
     else:
         out = dense_decoder(codings, list(reversed(block.hidden_units)), image_shape,
                             block.activation)

@@ -1,0 +1,178 @@
+"""The `latentlab` command: use what the pipeline trained.
+
+    latentlab sample models/gan/generator.keras -n 16 -o samples/          # 16 PNGs
+    latentlab sample models:/latentlab-gan-generator/3 -n 64 --grid -o grid.png
+    latentlab sample models/vae/decoder.keras --interpolate 1 2 --steps 24 -o walk.gif
+
+A model is a GAN generator (`models/gan/generator.keras`, registered as latentlab-gan-generator)
+or a VAE decoder (`models/vae/decoder.keras`, latentlab-vae-decoder), given as a path or as an
+MLflow registry URI (`models:/<name>/<version>`, from ``MLFLOW_TRACKING_URI``). The same seed
+gives the same images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from latentlab.errors import UserError
+
+log = logging.getLogger("latentlab")
+
+KINDS = {"generator": "GAN generator", "vae_decoder": "VAE decoder"}
+EXIT_USER_ERROR = 2
+
+
+def load_model(source: str):
+    """A Keras model from a .keras path or a `models:/name/version` registry URI."""
+    path = Path(source)
+    if not source.startswith("models:/") and not path.is_file():
+        raise UserError(f"{source}: no such model file; give a .keras file (e.g. "
+                        "models/gan/generator.keras) or a registry URI models:/<name>/<version>")
+    import keras
+
+    import latentlab.models  # noqa: F401 - registers the custom layers saved models use
+
+    if source.startswith("models:/"):
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return mlflow.keras.load_model(source)
+        except MlflowException as exc:
+            uri = mlflow.get_tracking_uri()
+            raise UserError(
+                f"{source}: not found in the MLflow registry at {uri} ({exc.message.splitlines()[0]}); "
+                "check the name and version (the MLflow UI's Models page lists them) or set "
+                "MLFLOW_TRACKING_URI"
+            ) from None
+    try:
+        return keras.models.load_model(path)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise UserError(f"{source}: not a Keras model file ({type(exc).__name__}: {exc})") from None
+
+
+def _kind(model) -> str:
+    if model.name not in KINDS:
+        raise UserError(
+            f"the model is the {model.name!r} network; `latentlab sample` draws from a GAN generator "
+            "(models/gan/generator.keras, models:/latentlab-gan-generator/<version>) or a VAE "
+            "decoder (models/vae/decoder.keras, models:/latentlab-vae-decoder/<version>)"
+        )
+    return model.name
+
+
+def _noise(model, n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(
+        (n, model.inputs[0].shape[-1])).astype(np.float32)
+
+
+def draw(model, noise: np.ndarray, label: int | None, seed: int) -> np.ndarray:
+    """uint8 images (N, H, W, C) the model makes from ``noise`` (and a class, conditional GANs)."""
+    from latentlab.galleries import to_uint8
+
+    kind = _kind(model)
+    inputs = noise
+    if len(model.inputs) > 1:  # a conditional generator: one-hot classes next to the noise
+        n_classes = model.inputs[1].shape[-1]
+        if label is not None and not 0 <= label < n_classes:
+            raise UserError(f"--label {label}: the generator knows classes 0..{n_classes - 1}")
+        labels = (np.full(len(noise), label) if label is not None else
+                  np.random.default_rng(seed + 1).integers(0, n_classes, len(noise)))
+        inputs = [noise, np.eye(n_classes, dtype=np.float32)[labels]]
+    elif label is not None:
+        raise UserError("--label: this model is not class-conditional; leave --label out")
+    images = model.predict(inputs, batch_size=256, verbose=0)
+    if kind == "generator":
+        images = (images + 1.0) / 2.0  # tanh output
+    return to_uint8(images)
+
+
+def _save_png(image: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
+
+
+def sample(args: argparse.Namespace) -> list[Path]:
+    from latentlab.galleries import image_grid
+
+    if args.n < 1:
+        raise UserError(f"-n {args.n}: ask for at least one image")
+    if args.steps < 2:
+        raise UserError(f"--steps {args.steps}: a walk needs at least 2 frames")
+    out = Path(args.out)
+    if args.interpolate and out.suffix.lower() != ".gif":
+        raise UserError(f"-o {out}: --interpolate writes a GIF; name a .gif file")
+    if args.grid and out.suffix.lower() != ".png":
+        raise UserError(f"-o {out}: --grid writes one PNG; name a .png file")
+    model = load_model(args.model)
+    _kind(model)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.interpolate:
+        a, b = (_noise(model, 1, s)[0] for s in args.interpolate)
+        t = np.linspace(0.0, 1.0, args.steps, dtype=np.float32)[:, None]
+        # Spherical interpolation: Gaussian noise lives near a sphere, so straight lines between
+        # two draws pass through unlikely, low-norm points.
+        omega = np.arccos(np.clip(np.dot(a / np.linalg.norm(a), b / np.linalg.norm(b)), -1, 1))
+        if omega < 1e-6:
+            path = (1 - t) * a + t * b
+        else:
+            path = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+        frames = draw(model, path.astype(np.float32), args.label, args.interpolate[0])
+        pictures = [image_grid(f[None], 1, min_cell=128, gap=0).convert("RGB") for f in frames]
+        pictures += pictures[-2:0:-1]  # there and back
+        pictures[0].save(out, save_all=True, append_images=pictures[1:], duration=80, loop=0)
+        return [out]
+    images = draw(model, _noise(model, args.n, args.seed), args.label, args.seed)
+    if args.grid:
+        image_grid(images, int(np.ceil(np.sqrt(len(images))))).save(out)
+        return [out]
+    if out.exists() and not out.is_dir():
+        raise UserError(f"-o {out}: a file is in the way; name a folder for the PNGs")
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, image in enumerate(images):
+        written.append(out / f"sample_{args.seed}_{i:04d}.png")
+        _save_png(image, written[-1])
+    return written
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="latentlab", description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("sample", help="images from a trained GAN generator or VAE decoder",
+                            description="Write images drawn from a GAN generator or a VAE decoder.")
+    p.add_argument("model", help="a .keras file or models:/<name>/<version>")
+    p.add_argument("-n", type=int, default=16, help="how many images (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="the noise seed (default 0)")
+    p.add_argument("-o", "--out", default="samples",
+                   help="a folder for the PNGs; a .png with --grid; a .gif with --interpolate")
+    p.add_argument("--grid", action="store_true", help="one PNG grid instead of one PNG each")
+    p.add_argument("--interpolate", nargs=2, type=int, metavar=("SEED_A", "SEED_B"),
+                   help="a GIF walking the latent space from one seed's noise to another's")
+    p.add_argument("--steps", type=int, default=16, help="frames of the walk (default 16)")
+    p.add_argument("--label", type=int, default=None,
+                   help="conditional GANs: the class to draw (default: random classes)")
+    return top
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = parser().parse_args(argv)
+    try:
+        written = sample(args)
+    except UserError as exc:
+        print(f"latentlab {args.command}: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+    print(f"wrote {written[0]}" + (f" and {len(written) - 1} more" if len(written) > 1 else ""))
+
+
+if __name__ == "__main__":
+    main()
