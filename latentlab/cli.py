@@ -1,4 +1,4 @@
-"""The `latentlab` command: use what the pipeline trained.
+"""The `latentlab` command: use what the pipeline trained; print a params profile.
 
     latentlab sample models/gan/generator.keras -n 16 -o samples/          # 16 PNGs
     latentlab sample models:/latentlab-gan-generator/3 -n 64 --grid -o grid.png
@@ -8,6 +8,8 @@ A model is a GAN generator (`models/gan/generator.keras`, registered as latentla
 or a VAE decoder (`models/vae/decoder.keras`, latentlab-vae-decoder), given as a path or as an
 MLflow registry URI (`models:/<name>/<version>`, from ``MLFLOW_TRACKING_URI``). The same seed
 gives the same images.
+
+    eval "dvc exp run -n flowers64 $(latentlab profile flowers64)"        # profiles/flowers64.yaml
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -143,6 +146,45 @@ def sample(args: argparse.Namespace) -> list[Path]:
     return written
 
 
+PROFILES = Path(__file__).resolve().parents[1] / "profiles"
+
+
+def _dotted(prefix: str, value, out: dict) -> None:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _dotted(f"{prefix}.{key}" if prefix else str(key), inner, out)
+    else:
+        out[prefix] = value
+
+
+def profile_flags(name: str, params_file: Path = Path("params.yaml")) -> list[str]:
+    """``-S key=value`` flags for `dvc exp run` from ``profiles/<name>.yaml``, checked against the
+    project's params first."""
+    import json
+
+    from latentlab.params import parse_params, read_yaml
+
+    path = PROFILES / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PROFILES.glob("*.yaml"))) or "none"
+        raise UserError(f"no profile {name!r}; the profiles are: {known}")
+    overrides: dict = {}
+    _dotted("", read_yaml(path.read_text(), str(path)) or {}, overrides)
+    merged = read_yaml(params_file.read_text(), str(params_file)) if params_file.is_file() else {}
+    for dotted, value in overrides.items():
+        *parents, last = dotted.split(".")
+        node = merged
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    parse_params(merged, origin=f"params.yaml with profile {name}")
+    flags = []
+    for dotted, value in overrides.items():
+        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        flags += ["-S", f"{dotted}={text}"]
+    return flags
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="latentlab", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True)
@@ -159,6 +201,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=16, help="frames of the walk (default 16)")
     p.add_argument("--label", type=int, default=None,
                    help="conditional GANs: the class to draw (default: random classes)")
+    p = commands.add_parser(
+        "profile", help="print a params profile as `dvc exp run` flags",
+        description="Print profiles/NAME.yaml as -S flags, shell-quoted: "
+                    'eval "dvc exp run -n NAME $(latentlab profile NAME)"')
+    p.add_argument("name", help="a profile in profiles/, e.g. flowers64")
     return top
 
 
@@ -167,6 +214,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parser().parse_args(argv)
     try:
+        if args.command == "profile":
+            print(shlex.join(profile_flags(args.name)))  # for the shell: eval or copy-paste
+            return
         written = sample(args)
     except UserError as exc:
         print(f"latentlab {args.command}: {exc}", file=sys.stderr)

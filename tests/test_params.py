@@ -131,3 +131,26 @@ def test_a_stage_with_bad_params_exits_non_zero_before_any_work(tmp_path, stage)
     assert "downsample.image_size" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"], "stage wrote something"
+
+
+def test_a_profile_prints_dvc_flags_that_parse_back_to_valid_params(tmp_path, monkeypatch):
+    import shlex
+
+    from latentlab import cli
+    from pipelines.flow import parse_value, with_overrides
+
+    monkeypatch.chdir(ROOT)
+    line = subprocess.run([str(Path(sys.executable).parent / "latentlab"), "profile", "flowers64"],
+                          capture_output=True, text=True, check=True).stdout
+    words = shlex.split(line)  # what the shell hands `dvc exp run`
+    assert words[::2] == ["-S"] * (len(words) // 2)
+    overrides = {k: parse_value(v, k) for k, v in (w.split("=", 1) for w in words[1::2])}
+    assert overrides["data.tfds_splits.val"] == "validation[:50%]"
+    assert overrides["finetune.labels_per_class"] == [1, 5, 10]
+    params = with_overrides(ROOT, overrides)
+    assert params["downsample"]["image_size"] == 64 and params["train_gan"]["spectral_norm"] is True
+
+    (tmp_path / "broken.yaml").write_text("train_gan:\n  upsample: bilinear\n")
+    monkeypatch.setattr(cli, "PROFILES", tmp_path)
+    with pytest.raises(UserError, match="train_gan.upsample: Input should be 'transpose' or 'resize'"):
+        cli.profile_flags("broken")

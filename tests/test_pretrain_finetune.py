@@ -73,7 +73,7 @@ def test_tied_layerwise_sparse_denoising_dense_pretrain(digits_prepared, tmp_pat
     metrics = pretrain.run(params, digits_prepared, **paths(tmp_path)["pretrain"])
     for layer in ("layer_0", "layer_1", "full"):  # each fit of the stack checkpoints on its own
         saved = json.loads((tmp_path / f"ck/pretrain/{layer}/checkpoint.json").read_text())
-        assert saved["state"]["done"] and len(saved["state"]["history"]["loss"]) == 2
+        assert saved["state"]["epoch"] == 1 and len(saved["state"]["history"]["loss"]) == 2
     assert 0 < metrics["mean_coding_activation"] < 1  # sigmoid codings
 
 

@@ -70,7 +70,7 @@ def test_a_second_execution_is_a_second_parent_with_new_model_versions(built, bu
     # Which data and which DVC experiment each run was, with its generation metrics.
     experiment = client.get_run(newest.run_id).data.tags["latentlab.dvc_experiment"]
     assert experiment and f"<td>{experiment}</td>" in report
-    generation = report.split("Generation: last ")[1].split("</table>")[0]
+    generation = report.split("<h3 id='generation-last")[1].split("</table>")[0]
     for column in ("dataset", "image", "dvc_exp", "GAN FD ↓", "GAN KID ↓", "VAE FD ↓"):
         assert f"<th>{column}</th>" in generation
     assert "<td>digits</td><td>8×8×1</td>" in generation
