@@ -96,14 +96,16 @@ def tables(metrics: dict, data: dict | None = None) -> list[Table]:
         kid = next((v["kid_subset_size"] for _, v in gen_sources if v and "kid_subset_size" in v),
                    None)
         kid_note = f" over subsets of {kid}" if kid else ""
+        classes = ("classes the evaluator finds in ≥ 1 % of samples; " if "classes_covered" in
+                   (metrics.get("evaluate/gan") or {}) else "no classes, so no class columns; ")
         out.append(Table(
             f"Generation vs the test split ({space})",
             ["model", *(t for _, t in GENERATION_COLUMNS)], gen_rows,
             f"Samples against real test images, both mapped to {space}: "
             f"Fréchet distance and KID{kid_note} ↓; precision (samples on the real manifold) and "
-            "recall (real images covered) ↑; classes the evaluator finds in ≥ 1 % of samples; "
-            "nearest-train-image distance of samples over that of test images (≪ 1: copies). "
-            "Floor and ceiling: held-out real images and per-pixel Gaussian noise, judged alike."))
+            f"recall (real images covered) ↑; {classes}nearest-train-image distance of samples "
+            "over that of test images (≪ 1: copies). Floor and ceiling: held-out real images and "
+            "per-pixel Gaussian noise, judged alike."))
     gan = metrics.get("gan", {})
     if gan:
         out.append(Table("GAN training", ["metric", "value"], _pairs(gan),
@@ -129,7 +131,7 @@ def _html_table(table: Table) -> str:
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
 h1 { margin-bottom: 0.2rem; } .meta { color: #666; margin-top: 0; }
-nav ul { columns: 2; font-size: 0.9rem; } .note { color: #555; font-size: 0.85rem; max-width: 900px; }
+nav ul { font-size: 0.9rem; margin: 0.2rem 0; } .note { color: #555; font-size: 0.85rem; max-width: 900px; }
 table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
 th:first-child, td:first-child { text-align: left; }

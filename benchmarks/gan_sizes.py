@@ -1,0 +1,70 @@
+"""The DCGAN at 32×32×3 and 64×64×3: parameters and training throughput of the networks before
+`filters: auto` (the fixed 64/128 pair: a dense layer to a 16×16 map at 64 px, two transposed
+convs) and after it (one stride-2 block per doubling from 4×4), with transposed or resize
+convolutions, with and without a spectral-normalised D; the same compiled step, random images.
+
+    uv run python -m benchmarks.gan_sizes [--sizes 32 64] [--steps 20]
+
+Writes benchmarks/results/gan_sizes.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from latentlab.models.gan import build_gan
+from latentlab.params import parse_params
+from latentlab.seeding import seed_everything
+from latentlab.training.gan import GanTrainer
+
+RESULTS = Path(__file__).resolve().parent / "results" / "gan_sizes.json"
+VARIANTS = {
+    "fixed [64, 128], transpose (before)": {"filters": [64, 128]},
+    "auto, transpose": {"filters": "auto"},
+    "auto, resize": {"filters": "auto", "upsample": "resize"},
+    "auto, resize, spectral norm": {"filters": "auto", "upsample": "resize", "spectral_norm": True},
+}
+
+
+def throughput(block, shape, steps: int) -> float:
+    """Images per second over ``steps`` steps, after two warm-up steps (compilation)."""
+    seed_everything(0)
+    trainer = GanTrainer(build_gan(block, shape), block, seed=0)
+    state = trainer.initial_state()
+    rng = np.random.default_rng(0)
+    real = rng.uniform(-1, 1, (block.batch_size, *shape)).astype("float32")
+    for step in range(steps + 2):
+        if step == 2:
+            started = time.perf_counter()
+        state, logs = trainer.fused_step(state, trainer.host_batch(rng, real, None, 0.0))
+    keras.ops.convert_to_numpy(logs["d_loss"])  # wait for the device
+    return steps * block.batch_size / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args()
+    results = {}
+    for size in args.sizes:
+        shape = (size, size, 3)
+        for name, values in VARIANTS.items():
+            block = parse_params({"train_gan": {**values, "batch_size": 32}}, origin="bench").train_gan
+            gan = build_gan(block, shape)
+            row = {"generator_params": gan.generator.count_params(),
+                   "discriminator_params": gan.discriminator.count_params(),
+                   "images_per_second": round(throughput(block, shape, args.steps), 1)}
+            results[f"{size}: {name}"] = row
+            print(f"{size}×{size}×3  {name:38s} {row}", flush=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
