@@ -16,6 +16,7 @@ import yaml
 
 from latentlab.data.prepared import load_split
 from latentlab.errors import UserError
+from latentlab.models.autoencoders import conv_widths
 from latentlab.models.gan import build_gan
 from latentlab.models.layers import MinibatchDiscrimination, MinibatchStdDev, SNConv2D, SNDense
 from latentlab.models.vae import build_vae
@@ -95,6 +96,8 @@ def test_gan_shapes(architecture, conditional):
 @pytest.mark.parametrize(("size", "channels", "blocks"), [(28, 1, 2), (32, 3, 3), (64, 3, 4),
                                                           (128, 3, 5)])
 def test_the_dcgan_follows_the_image_size(size, channels, blocks):
+    # The 28×28 defaults are the fixed widths they replace, so the default run is unchanged.
+    assert conv_widths("auto", 28, 64) == [64, 128] and conv_widths("auto", 28, 32) == [32, 64]
     # Noise projected to 4×4 (7×7 at 28), then one stride-2 block per doubling; D mirrors G.
     for upsample in ("transpose", "resize"):
         gan = build_gan(gan_block(filters="auto", upsample=upsample, spectral_norm=True),
