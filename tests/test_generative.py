@@ -266,10 +266,13 @@ loop.run_epochs = run_epochs
     assert not (project / "models").exists() and not (project / "metrics").exists()
 
 
+STAGE_GAN = {**TINY_GAN, "max_train_images": 256}  # 16 steps an epoch: the process is the test
+
+
 def _stage_project(tmp_path, digits_prepared, **gan):
     (tmp_path / "data").mkdir(parents=True)
     os.symlink(digits_prepared, tmp_path / "data" / "prepared")
-    params = {"train_gan": {**TINY_GAN, **gan}}
+    params = {"train_gan": {**STAGE_GAN, **gan}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return tmp_path
 
@@ -303,7 +306,7 @@ loop.save_checkpoint = save_checkpoint
 
     # Resuming lost nothing: the same five epochs in one go give the same losses.
     fresh = tmp_path / "fresh"
-    train_gan.run(make_params(train_gan={**TINY_GAN, "epochs": 5}), digits_prepared,
+    train_gan.run(make_params(train_gan={**STAGE_GAN, "epochs": 5}), digits_prepared,
                   *(fresh / k for k in ("models", "ck", "m.json", "h.csv", "samples")))
     assert (fresh / "h.csv").read_text() == "\n".join(history) + "\n"
 
@@ -329,7 +332,8 @@ def test_train_gan_stage_variants_and_errors(digits_prepared, tmp_path):
 
 def test_more_gan_epochs_continue_the_checkpoint_and_equal_a_fresh_run(digits_prepared, tmp_path):
     def run(where, epochs, **extra):
-        params = make_params(train_gan={**TINY_GAN, "epochs": epochs, **extra})
+        params = make_params(train_gan={**TINY_GAN, "epochs": epochs, "max_train_images": 256,
+                                        **extra})
         out = [where / k for k in ("models", "ck", "m.json", "h.csv", "samples")]
         return train_gan.run(params, digits_prepared, *out), where
 
