@@ -40,8 +40,13 @@ VARIANTS = [
 ]
 
 
-@pytest.mark.parametrize("architecture", ["dense", "conv", "recurrent"])
-@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(v.values()) or "plain")
+# Noise and sparsity wrap the input and the codings the same way whatever the body, so every
+# variant runs on the conv body and every body runs plain (not the whole cross product).
+CASES = [("conv", v) for v in VARIANTS] + [("dense", {}), ("recurrent", {})]
+
+
+@pytest.mark.parametrize(("architecture", "variant"), CASES,
+                         ids=lambda c: c if isinstance(c, str) else "-".join(c.values()) or "plain")
 def test_every_architecture_and_variant_builds_and_trains_a_step(digits, architecture, variant):
     x = digits[0][:64]
     ae = build_autoencoder(block(architecture=architecture, **variant), x.shape[1:])
