@@ -468,7 +468,9 @@ def _start_shared_jobs(request, shared, _hermetic_environment) -> None:
             project = tiny_project(shared.project("unlabeled").parent,
                                    data={"source": "folder", "local_dir": str(images)},
                                    downsample={"image_size": 16, "channels": 3})
-            shared.job("unlabeled").start(owner, python_dvc, project, dvc_env())
+            # On jax: the whole pipeline on the other backend (and no TensorFlow import per stage).
+            shared.job("unlabeled").start(owner, python_dvc, project,
+                                          {**dvc_env(), "KERAS_BACKEND": "jax"})
         if "rebuilt" in needed:
             project = tiny_project(shared.project("rebuilt").parent)
             shared.job("rebuilt").start(owner, python_dvc, project, dvc_env())
@@ -526,7 +528,8 @@ def rebuilt(shared) -> Path:
 
 @pytest.fixture(scope="session")
 def unlabeled_built(shared) -> tuple[Path, str]:
-    """The tiny pipeline on a flat folder of RGBA sprites (no labels), 16×16 RGB: (project, output)."""
+    """The tiny pipeline on a flat folder of RGBA sprites (no labels), 16×16 RGB, run with
+    KERAS_BACKEND=jax: (project, output)."""
     return shared.project("unlabeled"), _finished(shared, "unlabeled")
 
 
