@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.conftest import commit_all, copy_project, set_params
+from tests.conftest import commit_all, copy_project, make_rgba_sprites, set_params
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "datasets.json"
@@ -50,22 +50,6 @@ if path:
              for url, info in json.load(open(path)).items()}
     tfds.builder_cls("oxford_flowers102").url_infos = infos
 """
-
-
-def make_sprites(root: Path, count: int, size: int = 48, seed: int = 0) -> None:
-    """Flat folder of RGBA sprites: a disc and a bar of two colours on a transparent ground."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    y, x = np.mgrid[:size, :size]
-    for i in range(count):
-        sprite = np.zeros((size, size, 4), np.uint8)
-        cx, cy = rng.integers(size // 3, 2 * size // 3, 2)
-        disc = (x - cx) ** 2 + (y - cy) ** 2 < rng.integers(size // 6, size // 3) ** 2
-        sprite[disc, :3], sprite[disc, 3] = rng.integers(0, 256, 3), 255
-        top, left = rng.integers(size // 4, size // 2, 2)
-        bar = (slice(top, top + size // 3), slice(left, left + size // 10))
-        sprite[bar][..., :3], sprite[bar][..., 3] = rng.integers(0, 256, 3), 200
-        Image.fromarray(sprite, "RGBA").save(root / f"sprite_{i:04d}.png")
 
 
 def make_labeled_rgb64(root: Path, per_class: int, seed: int = 0) -> None:
@@ -94,7 +78,7 @@ def prepare(name: str, work: Path) -> tuple[Path, dict]:
     project = copy_project(work / name)
     env: dict[str, str] = {}
     if name == "rgba_folder":
-        make_sprites(work / "sprites", 600)
+        make_rgba_sprites(work / "sprites", 600, size=48, radius=(8, 16), bar=True)
         set_params(project, data={"source": "folder", "local_dir": str(work / "sprites")},
                    downsample={"image_size": 32, "channels": 3, "fit": "pad"})
     elif name == "labeled_rgb64":

@@ -415,18 +415,26 @@ def tiny_project(where: Path, **blocks: dict) -> Path:
     return project
 
 
-def make_rgba_sprites(root: Path, count: int, size: int = 24, seed: int = 0) -> None:
-    """A flat folder (no labels) of RGBA PNG sprites: a coloured disc on a transparent ground."""
+def make_rgba_sprites(root: Path, count: int, size: int = 24, seed: int = 0,
+                      radius: tuple[int, int] | None = None, bar: bool = False) -> None:
+    """A flat folder (no labels) of RGBA PNG sprites: a coloured disc on a transparent ground,
+    its radius drawn from ``radius`` (default ``size // 8`` to ``size // 5``); ``bar`` adds a
+    half-transparent bar of another colour."""
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
+    low, high = radius or (size // 8, size // 5 + 1)
     y, x = np.mgrid[:size, :size]
     for i in range(count):
         sprite = np.zeros((size, size, 4), np.uint8)
         cx, cy = rng.integers(size // 3, 2 * size // 3, 2)  # never near the corners
-        disc = (x - cx) ** 2 + (y - cy) ** 2 < rng.integers(size // 8, size // 5 + 1) ** 2
+        disc = (x - cx) ** 2 + (y - cy) ** 2 < rng.integers(low, high) ** 2
         sprite[disc, :3] = rng.integers(0, 256, 3)
         sprite[disc, 3] = 255
-        Image.fromarray(sprite, "RGBA").save(root / f"sprite_{i:03d}.png")
+        if bar:
+            top, left = rng.integers(size // 4, size // 2, 2)
+            box = (slice(top, top + size // 3), slice(left, left + size // 10))
+            sprite[box][..., :3], sprite[box][..., 3] = rng.integers(0, 256, 3), 200
+        Image.fromarray(sprite, "RGBA").save(root / f"sprite_{i:04d}.png")
 
 
 MODEL_TESTS = ["tests/test_autoencoders.py", "tests/test_generative.py"]
