@@ -24,11 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from latentlab.errors import UserError
+from latentlab.stage_runner import EXIT_USER_ERROR
 
-log = logging.getLogger("latentlab")
-
-KINDS = {"generator": "GAN generator", "vae_decoder": "VAE decoder"}
-EXIT_USER_ERROR = 2
+KINDS = ("generator", "vae_decoder")  # the names of the networks `sample` draws from
 
 
 def load_model(source: str):
@@ -61,6 +59,7 @@ def load_model(source: str):
 
 
 def _kind(model) -> str:
+    """The network's name when `sample` can draw from it, else a UserError naming what can."""
     if model.name not in KINDS:
         raise UserError(
             f"the model is the {model.name!r} network; `latentlab sample` draws from a GAN generator "
@@ -75,11 +74,10 @@ def _noise(model, n: int, seed: int) -> np.ndarray:
         (n, model.inputs[0].shape[-1])).astype(np.float32)
 
 
-def draw(model, noise: np.ndarray, label: int | None, seed: int) -> np.ndarray:
+def draw(model, kind: str, noise: np.ndarray, label: int | None, seed: int) -> np.ndarray:
     """uint8 images (N, H, W, C) the model makes from ``noise`` (and a class, conditional GANs)."""
     from latentlab.galleries import to_uint8
 
-    kind = _kind(model)
     inputs = noise
     if len(model.inputs) > 1:  # a conditional generator: one-hot classes next to the noise
         n_classes = model.inputs[1].shape[-1]
@@ -115,7 +113,7 @@ def sample(args: argparse.Namespace) -> list[Path]:
     if args.grid and out.suffix.lower() != ".png":
         raise UserError(f"-o {out}: --grid writes one PNG; name a .png file")
     model = load_model(args.model)
-    _kind(model)
+    kind = _kind(model)  # before any output is written
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.interpolate:
         a, b = (_noise(model, 1, s)[0] for s in args.interpolate)
@@ -127,12 +125,12 @@ def sample(args: argparse.Namespace) -> list[Path]:
             path = (1 - t) * a + t * b
         else:
             path = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
-        frames = draw(model, path.astype(np.float32), args.label, args.interpolate[0])
+        frames = draw(model, kind, path.astype(np.float32), args.label, args.interpolate[0])
         pictures = [image_grid(f[None], 1, min_cell=128, gap=0).convert("RGB") for f in frames]
         pictures += pictures[-2:0:-1]  # there and back
         pictures[0].save(out, save_all=True, append_images=pictures[1:], duration=80, loop=0)
         return [out]
-    images = draw(model, _noise(model, args.n, args.seed), args.label, args.seed)
+    images = draw(model, kind, _noise(model, args.n, args.seed), args.label, args.seed)
     if args.grid:
         image_grid(images, int(np.ceil(np.sqrt(len(images))))).save(out)
         return [out]
@@ -162,7 +160,7 @@ def profile_flags(name: str, params_file: Path = Path("params.yaml")) -> list[st
     project's params first."""
     import json
 
-    from latentlab.params import parse_params, read_yaml
+    from latentlab.params import parse_params, read_yaml, set_dotted
 
     path = PROFILES / f"{name}.yaml"
     if not path.is_file():
@@ -170,14 +168,8 @@ def profile_flags(name: str, params_file: Path = Path("params.yaml")) -> list[st
         raise UserError(f"no profile {name!r}; the profiles are: {known}")
     overrides: dict = {}
     _dotted("", read_yaml(path.read_text(), str(path)) or {}, overrides)
-    merged = read_yaml(params_file.read_text(), str(params_file)) if params_file.is_file() else {}
-    for dotted, value in overrides.items():
-        *parents, last = dotted.split(".")
-        node = merged
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    parse_params(merged, origin=f"params.yaml with profile {name}")
+    project = read_yaml(params_file.read_text(), str(params_file)) if params_file.is_file() else {}
+    parse_params(set_dotted(project, overrides), origin=f"params.yaml with profile {name}")
     flags = []
     for dotted, value in overrides.items():
         text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
@@ -220,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
         written = sample(args)
     except UserError as exc:
         print(f"latentlab {args.command}: {exc}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+        sys.exit(EXIT_USER_ERROR)  # as the stages exit on a user error
     print(f"wrote {written[0]}" + (f" and {len(written) - 1} more" if len(written) > 1 else ""))
 
 

@@ -392,6 +392,18 @@ def read_yaml(text: str, origin: str) -> object:
         raise UserError(f"{origin}: not valid YAML{line}: {what}") from None
 
 
+def set_dotted(params, overrides: dict):
+    """Set each dotted key of ``overrides`` (``"train_gan.epochs"``) in the nested ``params``,
+    as `dvc exp run -S` does; returns ``params``."""
+    for key, value in overrides.items():
+        node = params
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return params
+
+
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
     """Read and validate ``params.yaml``."""
     path = Path(path)

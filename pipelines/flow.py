@@ -33,7 +33,7 @@ from prefect.runtime import flow_run  # noqa: E402
 from prefect.tasks import exponential_backoff  # noqa: E402
 
 from latentlab.errors import UserError  # noqa: E402
-from latentlab.params import parse_params, read_yaml  # noqa: E402
+from latentlab.params import parse_params, read_yaml, set_dotted  # noqa: E402
 from latentlab.stage_runner import EXIT_USER_ERROR  # noqa: E402
 
 TRANSIENT_STAGES = {"download"}  # network fetches: worth retrying
@@ -89,21 +89,11 @@ run_transient_stage = run_stage.with_options(
     retry_condition_fn=_not_a_user_error)
 
 
-def _set(params, overrides: dict[str, Any]):
-    for key, value in overrides.items():
-        node = params
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return params
-
-
 def with_overrides(project: Path, overrides: dict[str, Any]) -> dict:
     """params.yaml (read as DVC reads it) with ``overrides`` (dotted keys) applied, validated:
     bad ones fail here."""
     path = project / "params.yaml"
-    params = _set(read_yaml(path.read_text(), str(path)), overrides)
+    params = set_dotted(read_yaml(path.read_text(), str(path)), overrides)
     parse_params(params, origin=f"params.yaml with overrides {overrides}")
     return params
 
@@ -115,7 +105,7 @@ def apply_overrides(project: Path, overrides: dict[str, Any]) -> None:
     with_overrides(project, overrides)
     path = project / "params.yaml"
     document = YAML()  # round trip
-    params = _set(document.load(path.read_text()), overrides)
+    params = set_dotted(document.load(path.read_text()), overrides)
     with open(path, "w") as f:
         document.dump(params, f)
 
