@@ -54,9 +54,14 @@ def plan_routes(raw: RawDataset, val_fraction: float, test_fraction: float, seed
     return routes
 
 
+def split_sizes(routes: dict) -> dict[str, int]:
+    """How many items each output split gets under ``routes``."""
+    return {s: sum(int((r == i).sum()) for r in routes.values()) for i, s in enumerate(SPLITS)}
+
+
 def _check_sizes(raw: RawDataset, routes: dict, fractions: dict[str, float]) -> None:
     """Every later stage needs a train split, and a val and test split unless asked for none."""
-    sizes = {s: sum(int((r == i).sum()) for r in routes.values()) for i, s in enumerate(SPLITS)}
+    sizes = split_sizes(routes)
     n = len(raw.splits["train"])
     for split in ("val", "test"):
         if sizes[split] == 0 and fractions[split] > 0 and split not in raw.splits:
@@ -170,7 +175,7 @@ def downsample(
 ) -> Result:
     """Write ``{split}_images.npy`` (N, S, S, C) uint8 and ``{split}_labels.npy`` per split."""
     routes = plan_routes(raw, val_fraction, test_fraction, seed)
-    capacity = {s: sum(int((r == i).sum()) for r in routes.values()) for i, s in enumerate(SPLITS)}
+    capacity = split_sizes(routes)
     writers = [_SplitWriter(out_dir / f"{s}_images.npy", capacity[s], spec) for s in SPLITS]
     bad: list[tuple[str, str]] = []
     total = sum(len(r) for r in routes.values())
