@@ -147,27 +147,18 @@ def sample(args: argparse.Namespace) -> list[Path]:
 PROFILES = Path(__file__).resolve().parents[1] / "profiles"
 
 
-def _dotted(prefix: str, value, out: dict) -> None:
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            _dotted(f"{prefix}.{key}" if prefix else str(key), inner, out)
-    else:
-        out[prefix] = value
-
-
 def profile_flags(name: str, params_file: Path = Path("params.yaml")) -> list[str]:
     """``-S key=value`` flags for `dvc exp run` from ``profiles/<name>.yaml``, checked against the
     project's params first."""
     import json
 
-    from latentlab.params import parse_params, read_yaml, set_dotted
+    from latentlab.params import flatten_dotted, parse_params, read_yaml, set_dotted
 
     path = PROFILES / f"{name}.yaml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in PROFILES.glob("*.yaml"))) or "none"
         raise UserError(f"no profile {name!r}; the profiles are: {known}")
-    overrides: dict = {}
-    _dotted("", read_yaml(path.read_text(), str(path)) or {}, overrides)
+    overrides = flatten_dotted(read_yaml(path.read_text(), str(path)) or {})
     project = read_yaml(params_file.read_text(), str(params_file)) if params_file.is_file() else {}
     parse_params(set_dotted(project, overrides), origin=f"params.yaml with profile {name}")
     flags = []

@@ -392,6 +392,17 @@ def read_yaml(text: str, origin: str) -> object:
         raise UserError(f"{origin}: not valid YAML{line}: {what}") from None
 
 
+def flatten_dotted(value, prefix: str = "") -> dict:
+    """Nested dicts as {dotted key: leaf value} (``{"train_gan.epochs": 3}``); `set_dotted` puts
+    them back."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    flat = {}
+    for key, inner in value.items():
+        flat.update(flatten_dotted(inner, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
 def set_dotted(params, overrides: dict):
     """Set each dotted key of ``overrides`` (``"train_gan.epochs"``) in the nested ``params``,
     as `dvc exp run -S` does; returns ``params``."""

@@ -53,14 +53,6 @@ class Record:
     pipeline_key: str | None = None
 
 
-def _flatten(prefix: str, value, out: dict[str, str]) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
-    else:
-        out[prefix] = str(value)
-
-
 def _numbers(prefix: str, value, out: list) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
@@ -103,11 +95,13 @@ def build_record(stage: str, params, blocks: list[str], *, metrics_files=(), his
     """Gather a stage's params, tags, metrics, artifacts and models from its outputs on disk."""
     import keras
 
+    from latentlab.params import flatten_dotted
     from latentlab.provenance import git_revision
 
     flat: dict[str, str] = {}
     for name in blocks:
-        _flatten(name, getattr(params, name).model_dump(), flat)
+        flat.update((k, str(v)) for k, v in
+                    flatten_dotted(getattr(params, name).model_dump(), name).items())
     tags = {
         "latentlab.stage": stage,
         "latentlab.git_revision": git_revision(),
