@@ -35,18 +35,28 @@ class Checkpoint:
         self._files: dict[str, str] = {}
         self._generation = 0
 
-    def load(self) -> dict | None:
+    def load(self, epochs: int | None = None) -> dict | None:
         """The saved JSON state if a whole checkpoint under this key is here; else clear the
-        directory (a checkpoint of other params or data, or none) and return None."""
+        directory (a checkpoint of other params or data, or none) and return None.
+
+        Training keys leave the number of epochs out, so that more epochs continue; given
+        ``epochs``, a checkpoint whose state is past them (``state["epoch"]``, 0-based) does not
+        match these params either and is cleared too.
+        """
         index = self.directory / INDEX
         if index.is_file():
             saved = json.loads(index.read_text())
             files = saved.get("files", {})
-            if saved.get("key") == self.key and all((self.directory / f).is_file()
-                                                    for f in files.values()):
+            if saved.get("key") != self.key or not all((self.directory / f).is_file()
+                                                       for f in files.values()):
+                log.info("%s: checkpoint is for other params or data; starting afresh",
+                         self.directory)
+            elif epochs is not None and saved["state"]["epoch"] + 1 > epochs:
+                log.info("%s: the checkpoint is after epoch %d, past epochs=%d; starting afresh",
+                         self.directory, saved["state"]["epoch"] + 1, epochs)
+            else:
                 self._files, self._generation = files, saved.get("generation", 0)
                 return saved["state"]
-            log.info("%s: checkpoint is for other params or data; starting afresh", self.directory)
         self.clear()
         return None
 

@@ -93,16 +93,8 @@ def fit_resumable(
     would stop at the same epoch).
     """
     checkpoint = Checkpoint(directory, key)
-    fresh = {"epoch": -1, "history": {}, "best": math.inf, "best_epoch": -1, "wait": 0,
-             "done": False}
-    state = checkpoint.load() or fresh
-    if state["epoch"] + 1 > epochs:
-        # ``key`` may leave out the epochs (more epochs continue); a checkpoint past them does not
-        # match these params.
-        log.info("%s: the checkpoint is after epoch %d, past epochs=%d; starting afresh",
-                 directory, state["epoch"] + 1, epochs)
-        checkpoint.clear()
-        state = fresh
+    state = checkpoint.load(epochs) or {"epoch": -1, "history": {}, "best": math.inf,
+                                        "best_epoch": -1, "wait": 0, "done": False}
     if state["epoch"] >= 0:
         last = checkpoint.arrays("last")
         _assign(model.weights, _under("model/", last))

@@ -101,13 +101,8 @@ def load_checkpoint(directory: Path, key: str, template: dict,
     """The checkpoint in ``directory`` if it was made under ``key`` (and, given ``epochs``, is not
     past them); else clear it, None. The state is restored into ``template``'s variables."""
     checkpoint = Checkpoint(directory, key)
-    saved = checkpoint.load()
+    saved = checkpoint.load(epochs)
     if saved is None:
-        return None
-    if epochs is not None and saved["epoch"] + 1 > epochs:
-        log.info("%s: the checkpoint is after epoch %d, past epochs=%d; starting afresh",
-                 directory, saved["epoch"] + 1, epochs)
-        checkpoint.clear()
         return None
     arrays = checkpoint.arrays("state")
     extra = {k[len("extra/"):]: v for k, v in arrays.items() if k.startswith("extra/")}
