@@ -52,12 +52,12 @@ if path:
 """
 
 
-def make_labeled_rgb64(root: Path, per_class: int, seed: int = 0) -> None:
-    """Class sub-folders of 64×64 RGB JPEGs from Fashion-MNIST's test pictures."""
+def make_labeled_rgb64(root: Path, per_class: int, seed: int = 0, split: str = "test") -> None:
+    """Class sub-folders of 64×64 RGB JPEGs from Fashion-MNIST's ``split`` pictures."""
     from latentlab.data import fashion_mnist
 
     def read(part: str) -> np.ndarray:
-        spec = fashion_mnist.FILES[("test", part)]
+        spec = fashion_mnist.FILES[(split, part)]
         payload = fashion_mnist.read_payload(fashion_mnist.DEBIAN_DIR / spec.name)
         return fashion_mnist.parse_idx(payload, spec)
 

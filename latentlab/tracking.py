@@ -31,6 +31,16 @@ PENDING = Path("mlflow-pending")
 # Fail fast when the server is down: the stage's outputs are already safe on disk.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+# MLflow's notes on every logged model in a uv project (which has no pip): not news to a user.
+ROUTINE = ("Detected uv project", "Failed to resolve installed pip version")
+
+
+def _not_routine(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(ROUTINE)
+
+
+for _name in ("mlflow.utils.uv_utils", "mlflow.utils.environment"):
+    logging.getLogger(_name).addFilter(_not_routine)
 
 
 @dataclass

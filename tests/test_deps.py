@@ -14,8 +14,10 @@ from tests.conftest import ROOT
 EXEMPT = {
     "latentlab/__init__.py": "the package docstring and version",
     "latentlab/errors.py": "the exception type for user errors",
+    "latentlab/native_logs.py": "drops native libraries' routine log lines from stderr",
     "latentlab/stage_runner.py": "logging set-up and exit codes around a stage",
     "latentlab/tracking.py": "MLflow logging, after the outputs are written",
+    "stages/__init__.py": "a stage process's stderr filter (native_logs)",
 }
 PACKAGES = ("latentlab", "stages", "pipelines")
 
@@ -49,7 +51,8 @@ def _imported_modules(path: Path) -> set[str]:
 def import_closure(entry: Path) -> set[str]:
     """Project files (relative paths) that running ``entry`` imports, following non-exempt files."""
     seen: set[str] = set()
-    todo = [entry]
+    todo = [entry, *(p / "__init__.py" for p in entry.parents if (p / "__init__.py").is_file()
+                     and ROOT in p.parents)]
     while todo:
         path = todo.pop()
         rel = path.relative_to(ROOT).as_posix()

@@ -30,6 +30,10 @@ def ran(output: str | subprocess.CompletedProcess) -> set[str]:
 
 def test_the_first_repro_ran_every_stage_and_a_second_runs_none(built):
     assert ran(built.output) == set(STAGES)
+    # Quiet by default: none of TensorFlow's native start-up lines, nor MLflow's uv/pip notes.
+    for noise in ("absl::InitializeLog", "cuInit", "cuda drivers", "Detected uv project",
+                  "Failed to resolve installed pip version"):
+        assert noise not in built.output
     project = built.project
     images = np.load(project / "data/prepared/train_images.npy")
     assert images.shape[1:] == (8, 8, 1)
