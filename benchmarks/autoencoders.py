@@ -37,7 +37,11 @@ VARIANTS = {
     "sparse_l1_300": ({"architecture": "dense", "hidden_units": [100], "codings": 300,
                        "sparsity": "l1", "sparsity_weight": 0.001}, None),
     "sparse_kl_300": ({"architecture": "dense", "hidden_units": [100], "codings": 300,
-                       "sparsity": "kl", "sparsity_weight": 0.05, "sparsity_target": 0.1}, 0.0099),
+                       "activation": "selu", "sparsity": "kl", "sparsity_weight": 0.05,
+                       "sparsity_target": 0.1}, 0.0099),
+    "sparse_kl_300_target_0.095": ({"architecture": "dense", "hidden_units": [100], "codings": 300,
+                                    "activation": "selu", "sparsity": "kl",
+                                    "sparsity_weight": 0.05, "sparsity_target": 0.095}, 0.0099),
 }
 
 

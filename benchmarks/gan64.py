@@ -36,13 +36,16 @@ VARIANTS = {
     "before": {"filters": [64, 128]},
     "auto": {"filters": "auto"},
     "auto_resize_sn": {"filters": "auto", "upsample": "resize", "spectral_norm": True},
+    "before_conditional": {"filters": [64, 128], "conditional": True},
+    "auto_conditional": {"filters": "auto", "conditional": True},
 }
+BASE = {"filters": "auto", "upsample": "transpose", "spectral_norm": False, "conditional": False}
 THROUGHPUT = re.compile(r"train_gan: ([\d.]+) images/s over (\d+) images")
 
 
 def train_gan(project: Path, values: dict, epochs: int) -> float:
     """Run the `train_gan` stage with ``values`` for ``epochs``; seconds spent training."""
-    set_params(project, train_gan={**values, "epochs": epochs})
+    set_params(project, train_gan={**BASE, **values, "epochs": epochs})
     proc = subprocess.run([sys.executable, "-m", "stages.train_gan"], cwd=project,
                           env=dvc_env(), capture_output=True, text=True)
     if proc.returncode:

@@ -122,6 +122,7 @@ class DownsampleBlock(Block):
 Rate = Annotated[float, Field(gt=0.0, le=1.0)]
 Epochs = Annotated[int, Field(ge=1, le=10_000)]
 BatchSize = Annotated[int, Field(ge=1, le=65_536)]
+Optimizer = Literal["adam", "nadam"]  # Nadam: Adam with Nesterov momentum (Géron's notebook)
 Units = Annotated[int, Field(ge=1, le=65_536)]
 # Widths of strided conv layers, or "auto": scaled to the image size when the model is built.
 ConvWidths = Union[Literal["auto"], Annotated[list[Units], Field(min_length=1)]]
@@ -150,6 +151,7 @@ class PretrainBlock(Block):
     epochs: Epochs = 10
     batch_size: BatchSize = 128
     learning_rate: Annotated[float, Field(gt=0.0, le=10.0)] = 1e-3
+    optimizer: Optimizer = "adam"
     patience: Annotated[int, Field(ge=1, le=1000)] = 3
     max_train_images: Annotated[int, Field(ge=0)] = 0  # 0 = the whole train split
 
@@ -219,6 +221,7 @@ class VaeBlock(Block):
     epochs: Epochs = 25
     batch_size: BatchSize = 128
     learning_rate: LearningRate = 1e-3
+    optimizer: Optimizer = "nadam"
     max_train_images: Annotated[int, Field(ge=0)] = 0  # 0 = the whole train split
     grid_size: Annotated[int, Field(ge=1, le=32)] = 8
 

@@ -45,7 +45,7 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
 
     if block.layerwise:
         train_layerwise(ae, block, x, xv, checkpoints, key)
-    compile_mse(ae.model, block.learning_rate)
+    compile_mse(ae.model, block)
     history = fit_resumable(ae.model, x, x, directory=checkpoints / "full", key=key,
                             epochs=block.epochs, batch_size=block.batch_size,
                             validation_data=(xv, xv), patience=block.patience)

@@ -69,9 +69,11 @@ def test_vae_shapes_and_sampling_noise_in_training_and_generation(digits, archit
     assert not np.allclose(z1, z2)
 
 
-def test_vae_step_lowers_the_loss(digits):
-    block = make_params(train_vae=TINY_VAE).train_vae
+@pytest.mark.parametrize("optimizer", ["adam", "nadam"])
+def test_vae_step_lowers_the_loss(digits, optimizer):
+    block = make_params(train_vae={**TINY_VAE, "optimizer": optimizer}).train_vae
     trainer = VaeTrainer(build_vae(block, SHAPE, 0), block, SHAPE, 0)
+    assert type(trainer.nets["vae"].optimizer).__name__.lower() == optimizer
     state = trainer.initial_state()
     before = trainer.evaluate(state, digits[0][:256])
     for _ in range(30):

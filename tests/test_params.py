@@ -41,6 +41,7 @@ def test_project_params_file_is_valid_and_matches_the_defaults():
         ({"data": {"mirrors": ["ftp://x/"]}}, ["data.mirrors", "http(s) base URL"]),
         ({"data": {"tfds_splits": {"train": " "}}}, ["data.tfds_splits.train", "split expression"]),
         ({"data": {"tfds_splits": {"dev": "x"}}}, ["data.tfds_splits.dev: unknown key", "test"]),
+        ({"train_vae": {"optimizer": "sgd"}}, ["train_vae.optimizer", "'adam' or 'nadam'"]),
         ({"evaluate": {"metrics": ["fid"]}}, ["evaluate.metrics.0", "'frechet_distance'", "'kid'"]),
         ({"evaluate": {"metrics": ["kid", "kid"]}}, ["evaluate.metrics", "each generation metric once"]),
         ([1, 2], ["expected a mapping of blocks"]),

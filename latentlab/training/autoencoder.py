@@ -10,15 +10,15 @@ import numpy as np
 
 from latentlab.models.autoencoders import Autoencoder
 from latentlab.params import PretrainBlock
-from latentlab.training.fit import fit_resumable
+from latentlab.training.fit import fit_resumable, make_optimizer
 
 log = logging.getLogger(__name__)
 
 NEAR_ZERO = 0.01  # a coding with |value| below this counts as inactive
 
 
-def compile_mse(model: keras.Model, learning_rate: float) -> None:
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+def compile_mse(model: keras.Model, block: PretrainBlock) -> None:
+    model.compile(optimizer=make_optimizer(block.optimizer, block.learning_rate), loss="mse")
 
 
 def train_layerwise(ae: Autoencoder, block: PretrainBlock, x: np.ndarray, xv: np.ndarray,
@@ -29,7 +29,7 @@ def train_layerwise(ae: Autoencoder, block: PretrainBlock, x: np.ndarray, xv: np
     for i, (enc, dec) in enumerate(ae.layer_pairs):
         inputs = keras.Input(shape=(reps.shape[1],))
         shallow = keras.Model(inputs, dec(enc(inputs)), name=f"layer_{i}")
-        compile_mse(shallow, block.learning_rate)
+        compile_mse(shallow, block)
         log.info("layer-wise: training layer %d (%d → %d units)", i, reps.shape[1], enc.units)
         fit_resumable(shallow, reps, reps, directory=checkpoints / f"layer_{i}", key=key,
                       epochs=block.epochs, batch_size=block.batch_size,

@@ -20,6 +20,11 @@ from latentlab.training.checkpoint import Checkpoint
 log = logging.getLogger(__name__)
 
 
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """``name`` as the params spell it ("adam", "nadam")."""
+    return {"adam": keras.optimizers.Adam, "nadam": keras.optimizers.Nadam}[name](learning_rate)
+
+
 def _arrays(variables) -> dict[str, np.ndarray]:
     return {str(i): keras.ops.convert_to_numpy(v) for i, v in enumerate(variables)}
 

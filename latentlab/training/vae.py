@@ -18,6 +18,7 @@ from latentlab.data.prepared import as_float
 from latentlab.models.vae import Vae
 from latentlab.params import VaeBlock
 from latentlab.training import shim
+from latentlab.training.fit import make_optimizer
 from latentlab.training.loop import (
     EpochLogs,
     Net,
@@ -37,7 +38,7 @@ class VaeTrainer:
         inputs = keras.Input(shape=image_shape)
         mean, log_var, z = vae.encoder(inputs)
         self.model = keras.Model(inputs, [vae.decoder(z), mean, log_var], name="vae")
-        self.nets = {"vae": Net(self.model, keras.optimizers.Adam(block.learning_rate))}
+        self.nets = {"vae": Net(self.model, make_optimizer(block.optimizer, block.learning_rate))}
         self.train_step = shim.jit(self._train_step)
         self.eval_step = shim.jit(self._eval_step, updates_state=False)
 
