@@ -21,5 +21,6 @@ benchmark: setup
 	$(UV) run python -m benchmarks.gan_modes
 	$(UV) run python -m benchmarks.prefect_overhead
 	$(UV) run python -m benchmarks.gan_sizes
+	$(UV) run python -m benchmarks.gan64
 	$(UV) run python -m benchmarks.stage_overhead --baseline 1793510
 	$(UV) run python -m benchmarks.datasets
