@@ -2,7 +2,8 @@
 
 import sys
 
-if sys.argv[:1] == ["-m"]:  # a stage process (Python sets argv[0] so while locating the module)
+# `python -m stages.<name>` imports this package while argv[0] is still "-m": a stage process.
+if sys.argv[:1] == ["-m"]:
     from latentlab.native_logs import filter_native_logs
 
     filter_native_logs()
