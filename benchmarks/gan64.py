@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from benchmarks.datasets import make_labeled_rgb64
+from latentlab.params import GanBlock
 from tests.conftest import commit_all, copy_project, dvc, dvc_env, set_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +39,8 @@ VARIANTS = {
     "auto_resize_sn": {"filters": "auto", "upsample": "resize", "spectral_norm": True},
     "auto_conditional": {"filters": "auto", "conditional": True},
 }
-BASE = {"filters": "auto", "upsample": "transpose", "spectral_norm": False, "conditional": False}
+# Every key a variant sets, at its default: a variant's settings do not leak into the next.
+BASE = {key: GanBlock.model_fields[key].default for values in VARIANTS.values() for key in values}
 THROUGHPUT = re.compile(r"train_gan: ([\d.]+) images/s over (\d+) images")
 
 
@@ -58,7 +60,7 @@ def judge(project: Path, seed: int):
     import keras
 
     from latentlab.data.prepared import as_float, load_split
-    from latentlab.evaluation import Judge, rounded
+    from latentlab.evaluation import Judge, evaluator_features, rounded
     from latentlab.models.sampling import pixel_gaussian_samples
     from latentlab.params import parse_params
 
@@ -67,9 +69,8 @@ def judge(project: Path, seed: int):
     train = as_float(load_split(prepared, "train")[0])
     val = as_float(load_split(prepared, "val")[0])
     classifier = keras.models.load_model(project / "models/evaluator/evaluator.keras")
-    features = keras.Model(classifier.inputs, classifier.get_layer("features").output)
     block = parse_params({"evaluate": {"kid_subset_size": 500}}).evaluate
-    scorer = Judge(block, features, classifier, as_float(test), test_labels, train, seed)
+    scorer = Judge(block, evaluator_features(classifier), classifier, as_float(test), test_labels, train, seed)
     anchors = {"real_holdout": rounded(scorer(val[:len(test)])),
                "pixel_gaussian": rounded(scorer(pixel_gaussian_samples(train, len(test), seed)))}
     return scorer, len(test), anchors

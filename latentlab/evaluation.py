@@ -32,6 +32,11 @@ def load_model(path: Path) -> keras.Model:
     return keras.models.load_model(path)
 
 
+def evaluator_features(classifier: keras.Model) -> keras.Model:
+    """The evaluator's feature extractor: its input up to the layer named "features"."""
+    return keras.Model(classifier.inputs, classifier.get_layer("features").output)
+
+
 class Judge:
     """Scores sets of images against the test split, in one feature space."""
 
@@ -93,7 +98,7 @@ def evaluate_models(block: EvaluateBlock, prepared: Path, models: Path, evaluato
     decoder = load_model(models / "pretrain/decoder.keras")
     if evaluator.is_file():
         classifier = keras.models.load_model(evaluator)
-        features = keras.Model(classifier.inputs, classifier.get_layer("features").output)
+        features = evaluator_features(classifier)
         space = "evaluator features"
     else:
         classifier, features, space = None, encoder, "autoencoder codings (no labels)"

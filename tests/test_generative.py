@@ -334,8 +334,7 @@ def test_train_gan_stage_variants_and_errors(digits_prepared, tmp_path):
 
 def test_more_gan_epochs_continue_the_checkpoint_and_equal_a_fresh_run(digits_prepared, tmp_path):
     def run(where, epochs, **extra):
-        params = make_params(train_gan={**TINY_GAN, "epochs": epochs, "max_train_images": 256,
-                                        **extra})
+        params = make_params(train_gan={**STAGE_GAN, "epochs": epochs, **extra})
         out = [where / k for k in ("models", "ck", "m.json", "h.csv", "samples")]
         return train_gan.run(params, digits_prepared, *out), where
 
