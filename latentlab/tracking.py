@@ -143,15 +143,41 @@ def build_record(stage: str, params, blocks: list[str], *, metrics_files=(), his
 
 # ---- sending --------------------------------------------------------------------------------
 
-def _parent_run_id(client, experiment_id: str, key: str) -> str:
+def _parent_run_id(client, experiment_id: str, key: str, kind: str = "pipeline",
+                   parent: str | None = None) -> str:
     found = client.search_runs([experiment_id], f"tags.`latentlab.pipeline_key` = '{key}'",
                                max_results=1)
     if found:
         return found[0].info.run_id
-    run = client.create_run(experiment_id, run_name=f"pipeline {time.strftime('%Y-%m-%d %H:%M:%S')}",
-                            tags={"latentlab.pipeline_key": key, "latentlab.kind": "pipeline"})
+    tags = {"latentlab.pipeline_key": key, "latentlab.kind": kind}
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    run = client.create_run(experiment_id, run_name=f"{kind} {time.strftime('%Y-%m-%d %H:%M:%S')}",
+                            tags=tags)
     client.set_terminated(run.info.run_id)
     return run.info.run_id
+
+
+def _experiment_id(client) -> str:
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    return experiment.experiment_id if experiment else client.create_experiment(EXPERIMENT)
+
+
+def open_parent(key: str, kind: str = "pipeline", parent: str | None = None) -> str | None:
+    """Create the parent run of a pipeline execution (or of a sweep: ``kind="sweep"``, and its
+    points with ``parent``) before its stages start, so that stages running at the same time
+    share one parent. Returns its run id; None when tracking is off or MLflow cannot be reached
+    (never raises: the stages then make the parent themselves, or keep their records pending)."""
+    if not enabled():
+        return None
+    try:
+        import mlflow
+
+        client = mlflow.MlflowClient()
+        return _parent_run_id(client, _experiment_id(client), key, kind, parent)
+    except Exception as exc:  # noqa: BLE001 - a logging outage never stops the pipeline
+        log.warning("mlflow: could not create the %s run %s (%s)", kind, key, exc)
+        return None
 
 
 def send(record: Record) -> str:
@@ -160,8 +186,7 @@ def send(record: Record) -> str:
     from mlflow.entities import Metric, Param, RunTag
 
     client = mlflow.MlflowClient()
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(EXPERIMENT)
+    experiment_id = _experiment_id(client)
     tags = dict(record.tags)
     if record.pipeline_key:
         tags["mlflow.parentRunId"] = _parent_run_id(client, experiment_id, record.pipeline_key)

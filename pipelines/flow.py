@@ -1,22 +1,31 @@
 """Prefect 3 flows over the DVC pipeline.
 
-`pipeline` runs every DVC stage as one task, in the order DVC's own graph gives, each task calling
-`dvc repro --single-item <stage>` so that `dvc.lock` and the cache stay the source of truth.
-`sweep` runs a grid of params overrides as DVC experiments and returns the MLflow comparison.
+`pipeline` runs every DVC stage as one task, each task calling `dvc repro --single-item <stage>`
+so that `dvc.lock` and the cache stay the source of truth. Tasks go to a Dask task runner as soon
+as the stages they depend on (DVC's own graph) are done, so independent branches (the
+autoencoder, the VAE, the GAN, the evaluator) run at the same time.
+`sweep` runs a grid of params overrides as DVC experiments, in parallel, each in its own temporary
+workspace, and returns the MLflow comparison.
 
     python -m pipelines.flow                                   # ephemeral Prefect, whole pipeline
     python -m pipelines.flow -S train_gan.epochs=5             # with overrides
+    python -m pipelines.flow --workers 1                       # one stage at a time
+    python -m pipelines.flow --dask-address tcp://scheduler:8786   # an existing Dask cluster
     python -m pipelines.flow --sweep train_gan.replay=true,false train_gan.minibatch=none,stddev
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
+import logging
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +38,15 @@ os.environ.setdefault("PREFECT_SERVER_DATABASE_TIMEOUT", "60")
 
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
+from prefect.futures import as_completed, wait  # noqa: E402
 from prefect.runtime import flow_run  # noqa: E402
 from prefect.tasks import exponential_backoff  # noqa: E402
+from prefect_dask import DaskTaskRunner  # noqa: E402
 
 from latentlab.errors import UserError  # noqa: E402
 from latentlab.params import parse_params, read_yaml, set_dotted  # noqa: E402
 from latentlab.stage_runner import EXIT_USER_ERROR  # noqa: E402
+from latentlab.tracking import open_parent  # noqa: E402
 
 TRANSIENT_STAGES = {"download"}  # network fetches: worth retrying
 
@@ -45,21 +57,47 @@ class StageFailed(RuntimeError):
         self.code = code
 
 
-def stage_order(project: Path) -> list[str]:
-    """The DVC stages in dependency order, as DVC's graph gives them."""
+def stage_graph(project: Path) -> dict[str, list[str]]:
+    """Every DVC stage of the project's dvc.yaml, in dependency order, with the stages it depends
+    on (DVC's own graph)."""
     import networkx as nx
     from dvc.repo import Repo
 
     with Repo(str(project)) as repo:
         graph = repo.index.graph  # edges point from a stage to the stages it depends on
-        return [stage.addressing for stage in reversed(list(nx.topological_sort(graph)))]
+        return {stage.name: sorted(s.name for s in graph.successors(stage))
+                for stage in reversed(list(nx.topological_sort(graph)))}
+
+
+def stage_order(project: Path) -> list[str]:
+    """The DVC stages in dependency order, as DVC's graph gives them."""
+    return list(stage_graph(project))
+
+
+def task_runner(workers: int | None = None, address: str | None = None) -> DaskTaskRunner:
+    """Dask: the cluster at ``address`` (or $LATENTLAB_DASK_ADDRESS), else a LocalCluster of
+    ``workers`` (or $LATENTLAB_DASK_WORKERS, default 2) single-threaded in-process workers. A
+    task only starts a DVC command and waits for it, so a local worker is a thread of the flow's
+    process (no second import of the flow's code) and runs one stage at a time."""
+    address = address or os.environ.get("LATENTLAB_DASK_ADDRESS") or None
+    if address:
+        return DaskTaskRunner(address=address)
+    workers = workers or int(os.environ.get("LATENTLAB_DASK_WORKERS", "2"))
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # in-process: no startup chatter
+    return DaskTaskRunner(cluster_kwargs={
+        "n_workers": workers, "threads_per_worker": 1, "processes": False,
+        "dashboard_address": None, "worker_dashboard_address": None,
+        "silence_logs": logging.ERROR})
 
 
 def _dvc(project: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     venv_bin = str(Path(sys.executable).parent)
     env = {**os.environ, **(env or {}), "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}"}
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, env=env,
-                          capture_output=True, text=True)
+    # --wait-for-lock: DVC holds its repository lock except while a stage's command runs, so a
+    # stage that starts while another one saves its outputs waits for it instead of failing with
+    # "Unable to acquire lock" (treeverse/dvc#10465)
+    return subprocess.run([sys.executable, "-m", "dvc", "--wait-for-lock", *args], cwd=project,
+                          env=env, capture_output=True, text=True)
 
 
 def _not_a_user_error(task, task_run, state) -> bool:
@@ -74,14 +112,19 @@ def _not_a_user_error(task, task_run, state) -> bool:
 
 
 @task(task_run_name="{stage}")
-def run_stage(stage: str, project: str, pipeline_id: str) -> str:
+def run_stage(stage: str, project: str, pipeline_id: str) -> dict:
+    """One stage; returns when it ran (wall-clock seconds) and whether DVC reran it."""
+    start = time.time()
     proc = _dvc(Path(project), "repro", "--single-item", stage,
                 env={"LATENTLAB_PIPELINE_ID": pipeline_id})
+    end = time.time()
     out = proc.stdout if len(proc.stdout) <= 3000 else f"{proc.stdout[:1000]}\n…\n{proc.stdout[-2000:]}"
     get_run_logger().info("%s\n%s", stage, out)
     if proc.returncode != 0:
         raise StageFailed(stage, proc.returncode, proc.stdout + proc.stderr)
-    return stage
+    return {"stage": stage, "start": start, "end": end,
+            "ran": f"Running stage '{stage}'" in proc.stdout, "worker": socket.gethostname(),
+            "pid": os.getpid()}
 
 
 run_transient_stage = run_stage.with_options(
@@ -115,18 +158,61 @@ def parse_value(text: str, key: str) -> Any:
     return read_yaml(text, f"-S {key}={text}")
 
 
-@flow(name="latentlab-pipeline", log_prints=True)
+@flow(name="latentlab-pipeline", log_prints=True, task_runner=task_runner())
 def pipeline(overrides: dict[str, Any] | None = None, project: str = ".") -> dict:
-    """Every DVC stage, in DVC's order; returns the final metrics of the run."""
+    """Every DVC stage, each submitted once the stages it depends on are done; returns the final
+    metrics of the run and its timeline (one row per stage: start and end, seconds from the
+    first start, and whether DVC reran it)."""
     root = Path(project).resolve()
     if overrides:
         apply_overrides(root, overrides)
     pipeline_id = f"prefect-{flow_run.get_id() or os.getpid()}"
-    for stage in stage_order(root):
-        runner = run_transient_stage if stage in TRANSIENT_STAGES else run_stage
-        runner(stage, str(root), pipeline_id)
+    with contextlib.chdir(root):  # MLflow's default store is the project's mlflow.db
+        open_parent(pipeline_id)  # before stages that may start at the same time
+    rows = run_graph(stage_graph(root), root, pipeline_id)
+    origin = min(row["start"] for row in rows)
+    timeline = [{**row, "start": round(row["start"] - origin, 2),
+                 "end": round(row["end"] - origin, 2)} for row in rows]
+    create_markdown_artifact(timeline_markdown(timeline), key="pipeline-timeline")
     metrics = _dvc(root, "metrics", "show", "--json")
-    return json.loads(metrics.stdout) if metrics.returncode == 0 else {}
+    return {"metrics": json.loads(metrics.stdout) if metrics.returncode == 0 else {},
+            "timeline": timeline}
+
+
+def run_graph(graph: dict[str, list[str]], root: Path, pipeline_id: str) -> list[dict]:
+    """Submit each stage once every stage it depends on is done (a task with no dependencies
+    goes to whichever worker is free); returns the stages' rows in ``graph``'s order. After a
+    failure nothing new starts, the running stages finish, and the first failure is raised."""
+    pending, running, rows, failure = dict(graph), {}, {}, None
+    while pending or running:
+        for stage, upstream in list(pending.items()):
+            if failure is None and all(u in rows for u in upstream):
+                del pending[stage]
+                runner = run_transient_stage if stage in TRANSIENT_STAGES else run_stage
+                running[runner.submit(stage, str(root), pipeline_id)] = stage
+        if not running:
+            break
+        future = next(as_completed(list(running)))
+        stage = running.pop(future)
+        try:
+            rows[stage] = future.result()
+        except Exception as exc:  # noqa: BLE001 - re-raised below, once the others are done
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+    return [rows[stage] for stage in graph]
+
+
+def timeline_markdown(timeline: list[dict]) -> str:
+    """The stages as a table with a bar per stage (one character per 2 % of the run)."""
+    total = max(row["end"] for row in timeline) or 1.0
+    lines = ["| stage | start s | end s | ran | timeline |", "|---|---|---|---|---|"]
+    for row in timeline:
+        lead, width = int(50 * row["start"] / total), max(1, int(50 * (row["end"] - row["start"]) / total))
+        bar = "·" * lead + "█" * width
+        lines.append(f"| {row['stage']} | {row['start']:.1f} | {row['end']:.1f} | "
+                     f"{'yes' if row['ran'] else 'no'} | `{bar}` |")
+    return "\n".join(lines)
 
 
 def grid_runs(grid: dict[str, list]) -> list[dict[str, Any]]:
@@ -134,9 +220,26 @@ def grid_runs(grid: dict[str, list]) -> list[dict[str, Any]]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
-@flow(name="latentlab-sweep", log_prints=True)
+@task(task_run_name="point {index}")
+def run_point(index: int, overrides: dict[str, Any], project: str, point_id: str,
+              tracking_uri: str) -> dict:
+    """One grid point as a DVC experiment in its own temporary workspace (`dvc exp run --temp`):
+    points run at the same time without touching the project's workspace or each other."""
+    args = [arg for k, v in overrides.items() for arg in ("-S", f"{k}={json.dumps(v)}")]
+    start = time.time()
+    proc = _dvc(Path(project), "exp", "run", "--temp", *args,
+                env={"LATENTLAB_PIPELINE_ID": point_id, "MLFLOW_TRACKING_URI": tracking_uri})
+    if proc.returncode != 0:
+        raise StageFailed(f"experiment {overrides}", proc.returncode, proc.stdout + proc.stderr)
+    return {"index": index, "overrides": overrides, "start": start, "end": time.time(),
+            "pid": os.getpid()}
+
+
+@flow(name="latentlab-sweep", log_prints=True, task_runner=task_runner())
 def sweep(grid: dict[str, list], project: str = ".") -> list[dict]:
-    """Each combination of ``grid`` as a DVC experiment, then the MLflow comparison table."""
+    """Each combination of ``grid`` as a DVC experiment, as many at once as the task runner has
+    workers; then the MLflow comparison table. MLflow gets one sweep run, with each point's
+    pipeline run under it and the point's stage runs under that."""
     from latentlab.compare import compare
 
     root = Path(project).resolve()
@@ -144,24 +247,55 @@ def sweep(grid: dict[str, list], project: str = ".") -> list[dict]:
     for overrides in runs:  # every point is checked before any runs
         with_overrides(root, overrides)
     sweep_id = f"prefect-{flow_run.get_id() or os.getpid()}"
-    for i, overrides in enumerate(runs):
-        args = [arg for k, v in overrides.items() for arg in ("-S", f"{k}={json.dumps(v)}")]
-        proc = _dvc(root, "exp", "run", *args, env={"LATENTLAB_PIPELINE_ID": f"{sweep_id}-{i}"})
-        if proc.returncode != 0:
-            raise StageFailed(f"experiment {overrides}", proc.returncode, proc.stdout + proc.stderr)
-    tables = compare(last=len(runs))
+    # the temporary workspaces are not the project: they log where the project logs
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
+    with contextlib.chdir(root), _environ(MLFLOW_TRACKING_URI=tracking_uri):
+        parent = open_parent(sweep_id, kind="sweep")
+        for i in range(len(runs)):
+            open_parent(f"{sweep_id}-{i}", parent=parent)
+    futures = [run_point.submit(i, overrides, str(root), f"{sweep_id}-{i}", tracking_uri)
+               for i, overrides in enumerate(runs)]
+    wait(futures)  # every point finishes (or fails) before the first failure is raised
+    points = [future.result() for future in futures]
+    with contextlib.chdir(root), _environ(MLFLOW_TRACKING_URI=tracking_uri):
+        tables = compare(last=len(runs))
     markdown = "\n\n".join(f"## {stage}\n\n{table.to_markdown(index=False)}"
                            for stage, table in tables.items())
     create_markdown_artifact(markdown or "no runs", key="sweep-comparison")
+    origin = min(p["start"] for p in points)
+    print("\n".join(f"point {p['index']} {p['overrides']}: {p['start'] - origin:.1f} s to "
+                    f"{p['end'] - origin:.1f} s" for p in points))
     return [{"stage": stage, **row} for stage, table in tables.items()
             for row in table.to_dict(orient="records")]
+
+
+@contextlib.contextmanager
+def _environ(**values: str):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the latentlab pipeline as a Prefect flow.")
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--sweep", nargs="+", metavar="KEY=V1,V2", help="a grid of overrides")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="Dask workers of the local cluster (default 2, or $LATENTLAB_DASK_WORKERS)")
+    parser.add_argument("--dask-address", default=None, metavar="tcp://HOST:PORT",
+                        help="an existing Dask scheduler (or $LATENTLAB_DASK_ADDRESS)")
+    parser.add_argument("--timeline-json", type=Path, default=None, metavar="PATH",
+                        help="also write the run's stage timeline here")
     args = parser.parse_args()
+    if args.workers is not None and args.workers < 1:
+        parser.error("--workers must be at least 1")
     try:  # bad overrides: the params message alone and exit status 2, before any flow starts
         if args.sweep:
             grid = {k: [parse_value(v, k) for v in values.split(",")]
@@ -174,10 +308,14 @@ def main() -> None:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
+    runner = task_runner(args.workers, args.dask_address)
     if args.sweep:
-        sweep(grid)
+        sweep.with_options(task_runner=runner)(grid)
     else:
-        pipeline(overrides)
+        result = pipeline.with_options(task_runner=runner)(overrides)
+        print(timeline_markdown(result["timeline"]))
+        if args.timeline_json:
+            args.timeline_json.write_text(json.dumps(result["timeline"], indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -61,25 +61,71 @@ def _env(project: Path, tmp_path: Path, **extra: str) -> dict:
     return {**env, **extra}
 
 
-def stage_lines(output: str) -> tuple[set[str], set[str]]:
-    """(stages DVC ran, stages it skipped as unchanged), from DVC's own lines."""
-    ran = {s for s in STAGES if f"Running stage '{s}'" in output}
-    skipped = {s for s in STAGES if f"Stage '{s}' didn't change, skipping" in output}
-    return ran, skipped
+class DaskCluster:
+    """A real Dask scheduler and ``workers`` single-threaded worker processes on loopback, as a
+    team starts them on its machines (`dask scheduler`, `dask worker tcp://...`)."""
+
+    def __init__(self, project: Path, env: dict, workers: int = 2):
+        self.port, self.workers = free_port(), workers
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.env = {**env, "PYTHONPATH": str(project)}
+        self.procs: list[subprocess.Popen] = []
+
+    def _start(self, module: str, *args: str) -> None:
+        self.procs.append(subprocess.Popen(
+            [sys.executable, "-m", f"distributed.cli.{module}", *args, "--no-dashboard"],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True))
+
+    def __enter__(self) -> DaskCluster:
+        from distributed import Client
+
+        self._start("dask_scheduler", "--host", "127.0.0.1", "--port", str(self.port))
+        for _ in range(self.workers):
+            # --preload: the flow's code is imported as the worker starts, not by its first task
+            self._start("dask_worker", self.address, "--host", "127.0.0.1", "--nthreads", "1",
+                        "--preload", "pipelines.flow")
+        with Client(self.address, timeout=300) as client:  # pytest-timeout bounds a stuck start
+            client.wait_for_workers(self.workers)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for proc in reversed(self.procs):
+            stop(proc)
 
 
-def test_ephemeral_flow_runs_the_pipeline_with_overrides(built_copy, tmp_path):
+def overlap(a: dict, b: dict) -> float:
+    return min(a["end"], b["end"]) - max(a["start"], b["start"])
+
+
+def test_flow_runs_independent_stages_at_once_on_a_dask_cluster(built_copy, tmp_path):
+    from pipelines.flow import stage_graph
+
     env = _env(built_copy, tmp_path, LATENTLAB_TRACKING="0")
-    proc = subprocess.run([sys.executable, "-m", "pipelines.flow", "-S", "render.map_points=50"],
-                          cwd=built_copy, capture_output=True, text=True, env=env)
+    with DaskCluster(built_copy, env) as cluster:
+        proc = subprocess.run([sys.executable, "-m", "pipelines.flow", "--dask-address",
+                               cluster.address, "-S", "finetune.head_epochs=2", "-S", "evaluate.k=2",
+                               "--timeline-json", "timeline.json"],
+                              cwd=built_copy, capture_output=True, text=True, env=env)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-6000:]
-    assert "Completed" in output
-    ran, skipped = stage_lines(output)
-    # render is the only stage that reads render.map_points; index lists data.local_dir each time
-    assert ran == {"index", "render"}, output[-6000:]
-    assert skipped == set(STAGES) - ran  # every stage was a task; DVC decided what to rerun
-    assert yaml.safe_load((built_copy / "params.yaml").read_text())["render"]["map_points"] == 50
+    timeline = {row["stage"]: row for row in json.loads((built_copy / "timeline.json").read_text())}
+    assert sorted(timeline) == sorted(STAGES)  # every stage was a task; DVC decided what to rerun
+    # the two changed stages and the report that reads both; index lists data.local_dir each time
+    assert {s for s, row in timeline.items() if row["ran"]} == {
+        "index", "finetune", "evaluate", "render"}, output[-6000:]
+    finetune, evaluate, render = timeline["finetune"], timeline["evaluate"], timeline["render"]
+    # the independent branches ran at the same time, in the cluster's two worker processes
+    assert overlap(finetune, evaluate) > 0, output[-3000:]
+    assert finetune["pid"] != evaluate["pid"]
+    assert os.getpid() not in (finetune["pid"], evaluate["pid"])
+    graph = stage_graph(built_copy)
+    for stage, row in timeline.items():  # and no stage before what it depends on
+        for upstream in graph[stage]:
+            assert row["start"] >= timeline[upstream]["end"], output[-3000:]
+    assert render["start"] >= max(finetune["end"], evaluate["end"])
+    params = yaml.safe_load((built_copy / "params.yaml").read_text())
+    assert (params["finetune"]["head_epochs"], params["evaluate"]["k"]) == (2, 2)
     status = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=built_copy,
                             capture_output=True, text=True, env=env)
     # dvc.lock records what the flow ran: nothing is out of date but the listing stage
@@ -191,3 +237,16 @@ def test_sweep_runs_a_grid_as_dvc_experiments_and_compares_them(built_copy, tmp_
                            capture_output=True, text=True, env=env).stdout
     experiments = [r for r in csv.DictReader(io.StringIO(shown)) if r["Experiment"]]
     assert sorted(int(r["evaluate.k"]) for r in experiments) == [2, 4]
+    # one sweep run; each point's pipeline run under it; each point's stage runs under those
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("latentlab").experiment_id])
+    kind = {r.info.run_id: r.data.tags.get("latentlab.kind", "stage") for r in runs}
+    parent = {r.info.run_id: r.data.tags.get("mlflow.parentRunId") for r in runs}
+    sweeps = [run for run, k in kind.items() if k == "sweep"]
+    points = [run for run, k in kind.items() if k == "pipeline"]
+    assert len(sweeps) == 1 and len(points) == 2
+    assert {parent[point] for point in points} == set(sweeps)
+    evaluates = [r for r in runs if r.data.tags.get("latentlab.stage") == "evaluate"]
+    assert sorted(parent[r.info.run_id] for r in evaluates) == sorted(points)
