@@ -29,6 +29,10 @@ def run_stage(name: str, body: Callable[[Params], object],
     )
     try:
         params = load_params()
+        if os.environ.get("LATENTLAB_DATA_PARALLEL", "0") == "1":
+            from latentlab.training.shim import setup_data_parallel
+
+            log.info("data parallel over %d devices", setup_data_parallel())
         body(params)
     except UserError as exc:
         log.error("stage %s failed: %s", name, exc)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a fresh machine: Python environment from the lockfile, Debian's copy of
 # Fashion-MNIST where apt-get is usable (else the download stage fetches it), and DVC's git repo.
-# `setup.sh test` also installs what the tests use: headless Chromium and its WebDriver.
+# `setup.sh test` also installs what the tests use: headless Chromium and its WebDriver, and
+# PostgreSQL's server (a throwaway cluster backs an MLflow server in one test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,12 @@ fi
 if [ "${1:-}" = test ] && ! command -v chromedriver >/dev/null && can_apt; then
     apt_install chromium chromium-driver \
         || echo "setup: could not install chromium; the browser test of the report will skip" >&2
+fi
+
+if [ "${1:-}" = test ] && ! command -v initdb >/dev/null \
+        && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && can_apt; then
+    apt_install postgresql \
+        || echo "setup: could not install postgresql; the MLflow-on-PostgreSQL test will skip" >&2
 fi
 
 # DVC works inside a git repository; a source tarball has none.

@@ -272,18 +272,62 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def postgres_bin() -> Path | None:
+    """Debian's PostgreSQL server programs (`initdb`, `pg_ctl`), or None."""
+    found = shutil.which("initdb")
+    candidates = [Path(found)] if found else sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return candidates[-1].resolve().parent if candidates else None
+
+
+needs_postgres = pytest.mark.skipif(
+    postgres_bin() is None,
+    reason="PostgreSQL's server is not installed (scripts/setup.sh test installs Debian's)")
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster on loopback (`initdb` and `pg_ctl` in a temp dir of its
+    own), run as the `postgres` user when the tests run as root (initdb refuses root)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.uri = f"postgresql://postgres@127.0.0.1:{self.port}/mlflow"
+
+    def _run(self, program: str, *args: str) -> None:
+        as_user = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+        subprocess.run([*as_user, str(postgres_bin() / program), *args], check=True,
+                       capture_output=True, cwd=self.root)
+
+    def __enter__(self) -> Postgres:
+        import tempfile
+
+        self.root = Path(tempfile.mkdtemp(prefix="latentlab-pg-"))  # pytest's are root-only
+        if os.getuid() == 0:
+            shutil.chown(self.root, "postgres")
+        data = str(self.root / "data")
+        self._run("initdb", "-D", data, "-A", "trust", "-U", "postgres")
+        self._run("pg_ctl", "-D", data, "-l", str(self.root / "log"), "-w", "start", "-o",
+                  f"-h 127.0.0.1 -p {self.port} -k {self.root}")
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "mlflow")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 class MlflowServer:
     """A real `mlflow server` on loopback with its own SQLite store and artifact folder."""
 
-    def __init__(self, root: Path, port: int | None = None):
+    def __init__(self, root: Path, port: int | None = None, backend_store: str | None = None):
         self.root, self.port = root, port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.backend_store = backend_store or f"sqlite:///{root / 'mlflow.db'}"
         self.proc = None
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
                 "--port", str(self.port), "--workers", "1",
-                "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+                "--backend-store-uri", self.backend_store,
                 "--artifacts-destination", str(self.root / "artifacts")]
 
     def start(self) -> MlflowServer:

@@ -61,6 +61,26 @@ def test_a_changed_param_reruns_only_the_stages_that_read_it(built_copy):
     assert np.load(built_copy / "data/prepared/train_images.npy").shape[1:] == (12, 12, 1)
 
 
+def test_a_fresh_clone_pulls_the_run_from_a_shared_dvc_remote(built_copy, tmp_path):
+    # What a teammate does: clone, `dvc pull`, and have the whole run without training anything.
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    dvc(built_copy, "remote", "add", "--default", "shared", str(tmp_path / "remote"))
+    subprocess.run(["git", "add", "-A"], cwd=built_copy, check=True)
+    subprocess.run([*git, "commit", "-qm", "the run"], cwd=built_copy, check=True)
+    dvc(built_copy, "push")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(built_copy), str(clone)], check=True)
+    assert not (clone / "models").exists()
+    dvc(clone, "pull")
+    status = json.loads(dvc(clone, "status", "--json").stdout)
+    assert status == {"index": ["always changed"]}, status  # index lists data.local_dir each time
+    again = dvc(clone, "repro")
+    assert ran(again) == {"index"}, again.stdout
+    for path in ("models/gan/generator.keras", "models/finetune/classifier.keras",
+                 "data/prepared/train_images.npy", "reports/index.html", "metrics/evaluate/gan.json"):
+        assert (clone / path).read_bytes() == (built_copy / path).read_bytes(), path
+
+
 def test_changed_library_code_reruns_the_stages_that_import_it(built_copy):
     # latentlab/models/sampling.py is read by evaluate and render, not by any training stage.
     path = built_copy / "latentlab/models/sampling.py"

@@ -208,6 +208,7 @@ class GanTrainer:
                 real = to_gan_range(images[index])
                 batch = self.host_batch(rng, real, labels[index] if self.gan.n_classes else None,
                                         noise_std)
+                batch = shim.shard(batch, block.batch_size)
                 if pool is not None:
                     state, logs = self.replay_step(state, batch, pool, rng)
                 else:

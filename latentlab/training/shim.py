@@ -15,9 +15,11 @@ tensorflow is not installed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import keras
+import numpy as np
 
 from latentlab.errors import UserError
 
@@ -33,6 +35,39 @@ def backend() -> str:
 
 def functional() -> bool:
     return backend() == "jax"
+
+
+DATA_PARALLEL = "LATENTLAB_DATA_PARALLEL"
+
+
+def setup_data_parallel() -> int:
+    """With LATENTLAB_DATA_PARALLEL=1 (jax): every network built from here on is replicated on all
+    visible devices and each batch is split across them, gradients all-reduced
+    (`keras.distribution.DataParallel`; `model.fit` does this itself, the custom loops through
+    `shard`). Returns the number of devices the batches are split over (1 when off)."""
+    if os.environ.get(DATA_PARALLEL, "0") != "1":
+        return 1
+    if backend() != "jax":
+        raise UserError(f"{DATA_PARALLEL}=1 needs KERAS_BACKEND=jax (Keras' distribution API)")
+    devices = keras.distribution.list_devices()
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    return len(devices)
+
+
+def shard(batch: dict | np.ndarray, size: int):
+    """Split the arrays of a batch whose first axis is the batch (``size``) across the devices of
+    the data-parallel distribution; the rest (and everything, when it is off) is left as is."""
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        return batch
+    devices = len(keras.distribution.list_devices())
+
+    def one(x):
+        if x.shape[:1] != (size,) or size % devices:
+            return x
+        return keras.distribution.distribute_tensor(x, distribution.get_data_layout(x.shape))
+
+    return {k: one(v) for k, v in batch.items()} if isinstance(batch, dict) else one(batch)
 
 
 def state_of(variables: dict[str, list]) -> dict[str, list]:

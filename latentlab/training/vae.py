@@ -87,7 +87,8 @@ class VaeTrainer:
             epoch_logs = EpochLogs(epoch, directory, progress.epoch)
             for step in range(steps):
                 index = np.sort(order[step * block.batch_size:(step + 1) * block.batch_size])
-                state, logs = self.train_step(state, as_float(images[index]))
+                batch = shim.shard(as_float(images[index]), block.batch_size)
+                state, logs = self.train_step(state, batch)
                 epoch_logs.add(logs, step + 1)
             logs = epoch_logs.means(steps)
             logs.update({f"val_{k}": v for k, v in self.evaluate(state, val).items()})

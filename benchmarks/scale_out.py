@@ -1,0 +1,102 @@
+"""The Prefect flows on Dask: one worker (stages one at a time) vs two, on tiny params.
+
+- pipeline: the whole tiny pipeline from a fresh copy of the project, `python -m pipelines.flow
+  --workers N`, with each stage's start and end (the flow's timeline);
+- sweep: a 4-point grid (`train_vae.epochs` × `evaluate.k`) on an already built tiny project,
+  `--sweep ... --workers N`, each point a `dvc exp run --temp` with its MLflow runs under one
+  sweep run.
+
+Each run starts from its own copy. Tracking is off for the pipeline and on (SQLite) for the sweep.
+
+    uv run python -m benchmarks.scale_out [--workers 1 2]
+
+Writes benchmarks/results/scale_out.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.conftest import TINY_PIPELINE, copy_project, set_params
+
+RESULTS = Path(__file__).resolve().parent / "results" / "scale_out.json"
+GRID = ["train_vae.epochs=3,4", "evaluate.k=2,4"]
+
+
+def environment(project: Path, where: Path, tracking: bool) -> dict:
+    env = {**os.environ, "LATENTLAB_TRACKING": "1" if tracking else "0",
+           "PYTHONPATH": str(project), "PREFECT_HOME": str(where / "prefect"),
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("PREFECT_API_URL", None)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def timed(cmd: list[str], cwd: Path, env: dict) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True)
+    return round(time.perf_counter() - start, 1)
+
+
+def tiny(where: Path) -> Path:
+    where.mkdir(parents=True)
+    project = copy_project(where)
+    set_params(project, **TINY_PIPELINE)
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+    subprocess.run([*git, "commit", "-qam", "tiny params"], cwd=project, check=True)
+    return project
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    result: dict = {"pipeline": {}, "sweep": {}}
+    flow = [sys.executable, "-m", "pipelines.flow"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.workers:
+            where = Path(tmp) / f"pipeline-{n}"
+            project = tiny(where)
+            seconds = timed([*flow, "--workers", str(n), "--timeline-json", "timeline.json"],
+                            project, environment(project, where, tracking=False))
+            timeline = json.loads((project / "timeline.json").read_text())
+            result["pipeline"][f"workers_{n}"] = {
+                "seconds": seconds,
+                "timeline": {r["stage"]: [r["start"], r["end"]] for r in timeline}}
+        built = tiny(Path(tmp) / "built")
+        subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=built, check=True,
+                       capture_output=True, env=environment(built, built.parent, tracking=False))
+        subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost",
+                        "commit", "-qam", "built"], cwd=built, check=True)
+        for n in args.workers:
+            where = Path(tmp) / f"sweep-{n}"
+            project = where / "project"
+            shutil.copytree(built, project, symlinks=True)
+            seconds = timed([*flow, "--workers", str(n), "--sweep", *GRID], project,
+                            environment(project, where, tracking=True))
+            shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--csv"],
+                                   cwd=project, capture_output=True, text=True,
+                                   env=environment(project, where, tracking=False)).stdout
+            result["sweep"][f"workers_{n}"] = {
+                "seconds": seconds,
+                "experiments": sum(1 for line in shown.splitlines()[1:] if line.split(",")[0])}
+    for part in ("pipeline", "sweep"):
+        runs = result[part]
+        if "workers_1" in runs and "workers_2" in runs:
+            runs["speedup_2_workers"] = round(runs["workers_1"]["seconds"]
+                                              / runs["workers_2"]["seconds"], 2)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
