@@ -24,3 +24,5 @@ benchmark: setup
 	$(UV) run python -m benchmarks.gan64
 	$(UV) run python -m benchmarks.stage_overhead --baseline 1793510
 	$(UV) run python -m benchmarks.datasets
+	$(UV) run python -m benchmarks.scale_out
+	KERAS_BACKEND=jax $(UV) run python -m benchmarks.gan_device --batch-sizes 128 --steps-per-dispatch 2 --dispatches 3

@@ -3,8 +3,6 @@ server with a process work pool and worker running the scheduled deployment."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import signal
@@ -19,11 +17,8 @@ import yaml
 
 from tests.conftest import (
     ROOT,
-    MlflowServer,
-    Postgres,
     copy_project,
     free_port,
-    needs_postgres,
     set_params,
 )
 
@@ -227,47 +222,3 @@ def test_scheduled_deployment_runs_on_a_worker_against_a_real_server(built_copy,
     children = {r.data.tags["latentlab.stage"] for r in runs
                 if r.data.tags.get("mlflow.parentRunId") in flow_parents}
     assert children == {"render"}  # the stage DVC reran
-
-
-@needs_postgres
-def test_a_parallel_sweep_logs_every_point_into_mlflow_on_postgres(built_copy, tmp_path):
-    # Two points at once (the flow's 2 local Dask workers), each retraining the VAE in its own
-    # temporary workspace, both logging into one MLflow server on PostgreSQL.
-    with Postgres() as db:
-        server = MlflowServer(tmp_path / "mlflow", backend_store=db.uri).start()
-        try:
-            env = _env(built_copy, tmp_path, LATENTLAB_TRACKING="1", MLFLOW_TRACKING_URI=server.url)
-            script = ("import json; from pipelines.flow import sweep; "
-                      "rows = sweep({'train_vae.epochs': [3, 4]}); print(json.dumps(rows))")
-            proc = subprocess.run([sys.executable, "-c", script], cwd=built_copy,
-                                  capture_output=True, text=True, env=env)
-            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-            client = server.client()
-            runs = client.search_runs(
-                [client.get_experiment_by_name("latentlab").experiment_id], max_results=1000)
-            versions = client.search_model_versions("name='latentlab-vae-decoder'")
-            histories = {int(r.data.params["train_vae.epochs"]):
-                         len(client.get_metric_history(r.info.run_id, "epoch.loss"))
-                         for r in runs if r.data.tags.get("latentlab.stage") == "train_vae"}
-        finally:
-            server.stop()
-    rows = [r for r in json.loads(proc.stdout.strip().splitlines()[-1]) if r["stage"] == "train_vae"]
-    assert sorted(int(r["train_vae.epochs"]) for r in rows) == [3, 4]
-    shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--csv"], cwd=built_copy,
-                           capture_output=True, text=True, env=env).stdout
-    experiments = [r for r in csv.DictReader(io.StringIO(shown)) if r["Experiment"]]
-    assert sorted(int(r["train_vae.epochs"]) for r in experiments) == [3, 4]
-    # nothing lost: one sweep run; each point's pipeline run under it; each point's stage runs
-    # under those, with every epoch's metrics and a registered model version each
-    kind = {r.info.run_id: r.data.tags.get("latentlab.kind", "stage") for r in runs}
-    parent = {r.info.run_id: r.data.tags.get("mlflow.parentRunId") for r in runs}
-    sweeps = [run for run, k in kind.items() if k == "sweep"]
-    points = [run for run, k in kind.items() if k == "pipeline"]
-    assert len(sweeps) == 1 and len(points) == 2
-    assert {parent[point] for point in points} == set(sweeps)
-    for stage in ("train_vae", "evaluate", "render"):
-        stage_runs = [r for r in runs if r.data.tags.get("latentlab.stage") == stage]
-        assert sorted(parent[r.info.run_id] for r in stage_runs) == sorted(points), stage
-    assert histories == {3: 3, 4: 4}
-    assert len(versions) == 2 and {v.run_id for v in versions} == {
-        r.info.run_id for r in runs if r.data.tags.get("latentlab.stage") == "train_vae"}
