@@ -20,9 +20,9 @@ import keras
 import numpy as np
 from pathlib import Path
 from latentlab.training import shim
-from stages import train_gan, train_vae
+from stages import train_vae
 from tests.conftest import make_params
-from tests.test_generative import STAGE_GAN, TINY_VAE
+from tests.test_generative import TINY_VAE
 
 prepared, out = Path(sys.argv[1]), Path(sys.argv[2])
 report = []
@@ -33,8 +33,8 @@ for leg in sys.argv[3:]:  # "parallel:epochs" or "single:epochs", one after the 
         keras.distribution.set_distribution(None)
     batch = shim.shard(np.zeros((16, 8, 8, 1), "float32"), 16)
     small = {"epochs": int(epochs), "max_train_images": 128}
-    params = make_params(train_vae={**TINY_VAE, **small}, train_gan={**STAGE_GAN, **small})
-    for name, stage in (("vae", train_vae), ("gan", train_gan)):
+    params = make_params(train_vae={**TINY_VAE, **small})
+    for name, stage in (("vae", train_vae),):
         where = out / name
         stage.run(params, prepared, *(where / k for k in ("models", "ck", "m.json", "h.csv", "s")))
     on = len(batch.sharding.device_set) if hasattr(batch, "sharding") else 1  # numpy: host only
@@ -66,7 +66,7 @@ def test_eight_devices_follow_one_device_and_resume_across_device_counts(digits_
     split = train(digits_prepared, tmp_path / "eight", "parallel:2", "single:3")
     assert split[0] == {"devices": 8, "batch_on": 8}  # every batch split over the 8 devices
     assert split[1] == {"devices": 1, "batch_on": 1}
-    for name in ("vae", "gan"):
+    for name in ("vae",):
         one, eight = history(tmp_path / "one" / name / "h.csv"), history(tmp_path / "eight" / name / "h.csv")
         assert len(one) == len(eight) == 3
         for a, b in zip(one, eight):  # the same curve, up to the order of float additions

@@ -72,10 +72,12 @@ def test_a_fresh_clone_pulls_the_run_from_a_shared_dvc_remote(built_copy, tmp_pa
     subprocess.run(["git", "clone", "-q", str(built_copy), str(clone)], check=True)
     assert not (clone / "models/gan/generator.keras").exists()  # in the DVC cache, not in git
     dvc(clone, "pull")
-    status = json.loads(dvc(clone, "status", "--json").stdout)
-    assert status == {"index": ["always changed"]}, status  # index lists data.local_dir each time
     again = dvc(clone, "repro")
-    assert ran(again) == {"index"}, again.stdout
+    # index lists data.local_dir each time; the clone's listing differs from the original's, so
+    # download reruns too (seconds); nothing that trains does
+    assert ran(again) <= {"index", "download"}, again.stdout
+    status = json.loads(dvc(clone, "status", "--json").stdout)
+    assert status == {"index": ["always changed"]}, status
     for path in ("models/gan/generator.keras", "models/finetune/classifier.keras",
                  "data/prepared/train_images.npy", "reports/index.html", "metrics/evaluate/gan.json"):
         assert (clone / path).read_bytes() == (built_copy / path).read_bytes(), path
