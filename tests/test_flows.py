@@ -64,39 +64,6 @@ def _env(project: Path, tmp_path: Path, **extra: str) -> dict:
     return {**env, **extra}
 
 
-class DaskCluster:
-    """A real Dask scheduler and ``workers`` single-threaded worker processes on loopback, as a
-    team starts them on its machines (`dask scheduler`, `dask worker tcp://...`)."""
-
-    def __init__(self, project: Path, env: dict, workers: int = 2):
-        self.port, self.workers = free_port(), workers
-        self.address = f"tcp://127.0.0.1:{self.port}"
-        self.env = {**env, "PYTHONPATH": str(project)}
-        self.procs: list[subprocess.Popen] = []
-
-    def _start(self, module: str, *args: str) -> None:
-        self.procs.append(subprocess.Popen(
-            [sys.executable, "-m", f"distributed.cli.{module}", *args, "--no-dashboard"],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True))
-
-    def __enter__(self) -> DaskCluster:
-        from distributed import Client
-
-        self._start("dask_scheduler", "--host", "127.0.0.1", "--port", str(self.port))
-        for _ in range(self.workers):
-            # --preload: the flow's code is imported as the worker starts, not by its first task
-            self._start("dask_worker", self.address, "--host", "127.0.0.1", "--nthreads", "1",
-                        "--preload", "pipelines.flow")
-        with Client(self.address, timeout=300) as client:  # pytest-timeout bounds a stuck start
-            client.wait_for_workers(self.workers)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for proc in reversed(self.procs):
-            stop(proc)
-
-
 def overlap(a: dict, b: dict) -> float:
     return min(a["end"], b["end"]) - max(a["start"], b["start"])
 
