@@ -281,34 +281,34 @@ def _stage_project(tmp_path, digits_prepared, **gan):
 
 @pytest.mark.stage_process
 def test_kill_9_right_after_a_checkpoint_resumes_from_it(digits_prepared, tmp_path):
-    project = _stage_project(tmp_path, digits_prepared, epochs=5)
+    project = _stage_project(tmp_path, digits_prepared, epochs=3)
     killed = _run_wrapped(project, """
 original = loop.save_checkpoint
 def save_checkpoint(checkpoint, state, progress):
     original(checkpoint, state, progress)
-    if progress.epoch == 1:  # the second epoch's checkpoint is on disk: die at once
+    if progress.epoch == 0:  # the first epoch's checkpoint is on disk: die at once
         os.kill(os.getpid(), signal.SIGKILL)
 loop.save_checkpoint = save_checkpoint
 """)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     saved = json.loads((project / "checkpoints/train_gan/checkpoint.json").read_text())
-    assert saved["state"]["epoch"] == 1 and "epoch 3/5" not in killed.stderr
+    assert saved["state"]["epoch"] == 0 and "epoch 2/3" not in killed.stderr
 
     rerun = subprocess.run([sys.executable, "-m", "stages.train_gan"], cwd=project,
                            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
-    assert "resuming from the checkpoint after epoch 2" in rerun.stderr
-    assert "epoch 3/5" in rerun.stderr and "epoch 2/5" not in rerun.stderr
+    assert "resuming from the checkpoint after epoch 1" in rerun.stderr
+    assert "epoch 2/3" in rerun.stderr and "epoch 1/3" not in rerun.stderr
     metrics = json.loads((project / "metrics/gan.json").read_text())
-    assert metrics["epochs_trained"] == 5
+    assert metrics["epochs_trained"] == 3
     history = (project / "plots/gan_history.csv").read_text().splitlines()
-    assert len(history) == 1 + 5
+    assert len(history) == 1 + 3
     frames = sorted(p.name for p in (project / "reports/gan/progress").iterdir())
-    assert frames == [f"epoch_{i:03d}.png" for i in range(1, 6)]
+    assert frames == [f"epoch_{i:03d}.png" for i in range(1, 4)]
 
-    # Resuming lost nothing: the same five epochs in one go give the same losses.
+    # Resuming lost nothing: the same three epochs in one go give the same losses.
     fresh = tmp_path / "fresh"
-    train_gan.run(make_params(train_gan={**STAGE_GAN, "epochs": 5}), digits_prepared,
+    train_gan.run(make_params(train_gan={**STAGE_GAN, "epochs": 3}), digits_prepared,
                   *(fresh / k for k in ("models", "ck", "m.json", "h.csv", "samples")))
     assert (fresh / "h.csv").read_text() == "\n".join(history) + "\n"
 
