@@ -1,5 +1,5 @@
 """Prefect flows over DVC: stage order from DVC's graph, the ephemeral run, and a real Prefect
-server with a process work pool and worker running the scheduled deployment."""
+server with a process work pool and worker running the scheduled deployment on a Dask cluster."""
 
 from __future__ import annotations
 
@@ -103,8 +103,44 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def test_scheduled_deployment_runs_on_a_worker_against_a_real_server(built_copy, tmp_path,
-                                                                     mlflow_server):
+class DaskCluster:
+    """A Dask scheduler and two single-threaded workers, as separate processes on loopback: the
+    README's commands for a shared cluster, on one machine."""
+
+    def __init__(self, project: Path, env: dict):
+        self.address = f"tcp://127.0.0.1:{free_port()}"
+        self.project, self.env = project, env
+
+    def __enter__(self) -> DaskCluster:
+        from distributed import Client
+
+        dask = [sys.executable, "-m", "dask"]
+        self.procs = [subprocess.Popen(
+            [*dask, "scheduler", "--host", "127.0.0.1", "--port", self.address.rsplit(":", 1)[1],
+             "--no-dashboard"], cwd=self.project, env=self.env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)]
+        self.procs.append(subprocess.Popen(
+            [*dask, "worker", self.address, "--nworkers", "2", "--nthreads", "1", "--host",
+             "127.0.0.1", "--no-dashboard", "--preload", "pipelines.flow"], cwd=self.project,
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True))
+        self.client = Client(self.address, timeout=120)
+        self.client.wait_for_workers(2)
+        return self
+
+    def executed(self) -> list[int]:
+        """How many tasks each worker has run."""
+        counts = self.client.run(lambda dask_worker: dask_worker.state.executed_count)
+        return sorted(counts.values())
+
+    def __exit__(self, *exc) -> None:
+        self.client.close()
+        for proc in reversed(self.procs):
+            stop(proc)
+
+
+def test_scheduled_deployment_runs_on_a_worker_and_a_dask_cluster(built_copy, tmp_path,
+                                                                  mlflow_server):
     from pipelines.flow import stage_graph
 
     project = built_copy
@@ -116,43 +152,49 @@ def test_scheduled_deployment_runs_on_a_worker_against_a_real_server(built_copy,
         prefect = [sys.executable, "-m", "prefect"]
         subprocess.run([*prefect, "work-pool", "create", "test-pool", "--type", "process"],
                        cwd=project, env=env, check=True, capture_output=True)
-        deployed = subprocess.run(
-            [sys.executable, "-c", "from pipelines.deploy import deploy; from pathlib import Path; "
-             f"print(deploy('test-pool', project=Path({str(project)!r})))"],
-            cwd=project, env=env, capture_output=True, text=True)
-        assert deployed.returncode == 0, deployed.stderr[-3000:]
-        worker = subprocess.Popen([*prefect, "worker", "start", "--pool", "test-pool"], cwd=project,
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)
-        try:
-            script = (
-                "import asyncio, json\n"
-                "from prefect import get_client\n"
-                "from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId\n"
-                "from prefect.deployments import run_deployment\n"
-                "run = run_deployment('latentlab-pipeline/nightly', timeout=None)\n"
-                "async def details():\n"
-                "    async with get_client() as c:\n"
-                "        d = await c.read_deployment_by_name('latentlab-pipeline/nightly')\n"
-                "        tasks = await c.read_task_runs(flow_run_filter=FlowRunFilter(\n"
-                "            id=FlowRunFilterId(any_=[run.id])))\n"
-                "        return {'state': run.state.type.value,\n"
-                "                'crons': [s.schedule.cron for s in d.schedules],\n"
-                "                'tasks': {t.name: t.state.type.value for t in tasks},\n"
-                "                'times': {t.name: [t.start_time.timestamp(), t.end_time.timestamp()]\n"
-                "                          for t in tasks}}\n"
-                "print(json.dumps(asyncio.run(details())))\n")
-            run = subprocess.run([sys.executable, "-c", script], cwd=project, env=env,
-                                 capture_output=True, text=True)
-        finally:
-            stop(worker)
+        with DaskCluster(project, env) as cluster:
+            deployed = subprocess.run(
+                [sys.executable, "-c",
+                 "from pipelines.deploy import deploy; from pathlib import Path; "
+                 f"print(deploy('test-pool', project=Path({str(project)!r}), "
+                 f"dask_address={cluster.address!r}))"],
+                cwd=project, env=env, capture_output=True, text=True)
+            assert deployed.returncode == 0, deployed.stderr[-3000:]
+            worker = subprocess.Popen([*prefect, "worker", "start", "--pool", "test-pool"],
+                                      cwd=project, env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, start_new_session=True)
+            try:
+                script = (
+                    "import asyncio, json\n"
+                    "from prefect import get_client\n"
+                    "from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId\n"
+                    "from prefect.deployments import run_deployment\n"
+                    "run = run_deployment('latentlab-pipeline/nightly', timeout=None)\n"
+                    "async def details():\n"
+                    "    async with get_client() as c:\n"
+                    "        d = await c.read_deployment_by_name('latentlab-pipeline/nightly')\n"
+                    "        tasks = await c.read_task_runs(flow_run_filter=FlowRunFilter(\n"
+                    "            id=FlowRunFilterId(any_=[run.id])))\n"
+                    "        return {'state': run.state.type.value,\n"
+                    "                'crons': [s.schedule.cron for s in d.schedules],\n"
+                    "                'tasks': {t.name: t.state.type.value for t in tasks},\n"
+                    "                'times': {t.name: [t.start_time.timestamp(),\n"
+                    "                                   t.end_time.timestamp()] for t in tasks}}\n"
+                    "print(json.dumps(asyncio.run(details())))\n")
+                run = subprocess.run([sys.executable, "-c", script], cwd=project, env=env,
+                                     capture_output=True, text=True)
+                executed = cluster.executed()
+            finally:
+                stop(worker)
         assert run.returncode == 0, run.stderr[-3000:]
         details = json.loads(run.stdout.strip().splitlines()[-1])
         assert details["state"] == "COMPLETED", run.stdout[-2000:]
         assert details["crons"] == ["0 2 * * *"]
         assert details["tasks"] == {stage: "COMPLETED" for stage in STAGES}
-    # Prefect's own timeline: the independent stages ran at the same time on the flow's local
-    # Dask cluster, and no stage started before the stages it depends on had ended
+    # every stage ran on the cluster's workers, and both of them had work
+    assert sum(executed) == len(STAGES) and min(executed) > 0, executed
+    # Prefect's own timeline: the independent stages ran at the same time on the cluster's two
+    # workers, and no stage started before the stages it depends on had ended
     times = {stage: {"start": a, "end": b} for stage, (a, b) in details["times"].items()}
     assert overlap(times["finetune"], times["evaluate"]) > 0, times
     for stage, upstream in stage_graph(project).items():

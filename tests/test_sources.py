@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from latentlab.data import sources, tfds_source
-from latentlab.data.local_dir import index
+from latentlab.data.local_dir import index, write_index
 from latentlab.data.raw import UNLABELED
 from latentlab.errors import UserError
 from tests.conftest import make_image_folder, make_params
@@ -112,6 +114,34 @@ def test_entries_that_are_not_regular_files_are_listed_without_being_opened(tmp_
                                         r"and 1 more .*data.on_bad_image=skip"):
         index(root, "fail")
     assert index(tmp_path / "missing", "fail")["exists"] is False
+
+
+def test_the_folder_listing_names_contents_so_a_copy_lists_the_same(tmp_path):
+    # A fresh clone or a `dvc exp run --temp` workspace holds new copies of the same files: their
+    # listing must match, or `download` reruns for nothing. A changed image must change it.
+    root = tmp_path / "imgs"
+    make_image_folder(root, ["a", "b"], per_class=3)
+    out = tmp_path / "listing" / "local_dir.json"
+    first = write_index(root, out, "skip")
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)  # new inodes and mtimes
+    os.utime(next(copy.rglob("*.jpg")), ns=(1, 1))
+    assert index(copy, "skip")["files"] == first["files"]
+
+    # An unchanged file is not read again: its hash comes from the stat cache beside the listing.
+    state_path = out.with_name(".local_dir.state.json")
+    state = json.loads(state_path.read_text())
+    image = sorted(root.rglob("*.jpg"))[0]
+    state[str(image.absolute())][3] = "from-the-cache"
+    state_path.write_text(json.dumps(state))
+    relative = image.relative_to(root).as_posix()
+    assert write_index(root, out, "skip")["files"][relative][1] == "from-the-cache"
+
+    # A rewritten file (new mtime) is hashed again, and a changed content changes the listing.
+    Image.new("RGB", (20, 20), (1, 2, 3)).save(image, format="JPEG")
+    changed = write_index(root, out, "skip")["files"]
+    assert changed[relative][1] not in ("from-the-cache", first["files"][relative][1])
+    assert json.loads(out.read_text())["files"] == changed
 
 
 @pytest.mark.parametrize(

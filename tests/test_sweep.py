@@ -55,6 +55,5 @@ def test_a_parallel_sweep_logs_every_point_into_mlflow_on_postgres(built_copy, t
     first, second = ((set(r.data.params), set(r.data.metrics)) for r in renders)
     assert first == second
     stages = {r.data.tags.get("latentlab.stage") for r in runs if kind[r.info.run_id] == "stage"}
-    # nothing that trains reran; download does, in a workspace other than the project's (its
-    # folder listing, a cache: false output of index, is not carried over)
-    assert stages - {"download"} == {"render"}
+    # only render reran in each point's workspace, not download (index's listing there matches)
+    assert stages == {"render"}

@@ -2,13 +2,19 @@
 
 DVC would hash the folder itself if dvc.yaml named it as a dependency, and hashing opens every
 entry: a FIFO blocks it forever, a socket or a broken symlink stops it with a bare OS error. So
-the `index` stage lists the folder here instead (relative path, size, mtime of each regular file;
-hidden entries skipped), and `download` depends on that listing. Entries that are not regular
-files are skipped with a warning, or refused when `data.on_bad_image=fail`.
+the `index` stage lists the folder here instead (relative path, size and MD5 of each regular
+file; hidden entries skipped), and `download` depends on that listing. Entries that are not
+regular files are skipped with a warning, or refused when `data.on_bad_image=fail`.
+
+The listing holds content hashes, not modification times, so a fresh clone or a `dvc exp run
+--temp` workspace (where every tracked file is new) lists the same folder the same way and DVC
+skips `download`. Like DVC's own state database, a stat cache next to the listing keeps each
+file's hash until its size, mtime or inode changes, so an unchanged folder is only stat'ed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -72,8 +78,21 @@ def check_odd(odd: dict[Path, str], on_bad_image: str) -> None:
     log.warning("skipping %d entries that are not regular files, e.g. %s (%s)", len(odd), first, kind)
 
 
-def index(root: Path, on_bad_image: str) -> dict:
-    """The listing `download` depends on: every visible regular file's size and mtime."""
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def index(root: Path, on_bad_image: str, state: dict | None = None) -> dict:
+    """The listing `download` depends on: every visible regular file's size and MD5.
+
+    ``state`` maps an absolute path to ``[size, mtime_ns, inode, md5]`` from an earlier listing;
+    a file whose stat still matches keeps its hash unread, and ``state`` is updated in place.
+    """
+    state = {} if state is None else state
     root = root.expanduser()
     if not root.is_dir():
         return {"root": str(root), "exists": False, "files": {}, "left_out": {}}
@@ -82,7 +101,12 @@ def index(root: Path, on_bad_image: str) -> dict:
     listing = {}
     for path in files:
         info = path.stat()
-        listing[path.relative_to(root).as_posix()] = [info.st_size, info.st_mtime_ns]
+        key = str(path.absolute())
+        stamp = [info.st_size, info.st_mtime_ns, info.st_ino]
+        known = state.get(key)
+        if known is None or known[:3] != stamp:
+            state[key] = known = [*stamp, _md5(path)]
+        listing[path.relative_to(root).as_posix()] = [info.st_size, known[3]]
     return {
         "root": str(root),
         "exists": True,
@@ -91,8 +115,23 @@ def index(root: Path, on_bad_image: str) -> dict:
     }
 
 
+def _read_state(path: Path) -> dict:
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}  # first run, or a damaged cache: hash everything again
+    return state if isinstance(state, dict) else {}
+
+
 def write_index(root: Path, out: Path, on_bad_image: str) -> dict:
-    listing = index(root, on_bad_image)
+    """List ``root`` into ``out``, reusing and refreshing the stat cache beside it."""
+    state_path = out.with_name(f".{out.stem}.state.json")
+    state = _read_state(state_path)
+    listing = index(root, on_bad_image, state)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(listing, indent=1, sort_keys=True) + "\n")
+    kept = {key: value for key, value in state.items() if Path(key).exists()}
+    tmp = state_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(kept))
+    tmp.replace(state_path)
     return listing
