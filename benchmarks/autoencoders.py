@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import write_result
 from latentlab.params import load_params, parse_params
 from stages import pretrain
 
@@ -70,8 +71,7 @@ def main() -> None:
             "seconds": round(time.perf_counter() - start, 1),
         }
         logging.info("%s: %s", name, results[name])
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        write_result(RESULTS, results)
 
 
 if __name__ == "__main__":

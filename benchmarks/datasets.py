@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks import write_result
 from tests.conftest import commit_all, copy_project, make_rgba_sprites, set_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,7 +153,7 @@ def main() -> None:
         results[name] = {"exit_status": proc.returncode, "seconds": round(seconds, 1),
                          "project": str(project), **summary(project)}
         print(name, json.dumps(results[name]), flush=True)
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        write_result(RESULTS, results)
 
 
 if __name__ == "__main__":

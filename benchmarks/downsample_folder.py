@@ -25,6 +25,7 @@ import psutil
 import yaml
 from PIL import Image
 
+from benchmarks import write_result
 from tests.conftest import make_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,8 +126,7 @@ def main() -> None:
         "image_size": SIZE,
         "runs": rows,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(RESULTS, result)
     print(json.dumps(result, indent=2))
 
 

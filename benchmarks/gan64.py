@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import write_result
 from benchmarks.datasets import make_labeled_rgb64
 from latentlab.params import GanBlock
 from tests.conftest import commit_all, copy_project, dvc, dvc_env, set_params
@@ -121,7 +122,7 @@ def main() -> None:
             "generator_params": generator.count_params(),
             **{k: round(v, 4) for k, v in scorer(samples).items()}}
         print(name, json.dumps(results["variants"][name]), flush=True)
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        write_result(RESULTS, results)
 
 
 if __name__ == "__main__":

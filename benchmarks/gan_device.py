@@ -27,6 +27,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks import write_result  # noqa: E402
 from latentlab.models.gan import build_gan  # noqa: E402
 from latentlab.params import Params  # noqa: E402
 from latentlab.training.gan import GanTrainer  # noqa: E402
@@ -103,9 +104,7 @@ def main() -> None:
     result = {"platform": platform, "device": str(jax.devices()[0].device_kind),
               "devices": jax.device_count(), "steps_per_dispatch": args.steps_per_dispatch,
               "dispatches": args.dispatches, "rows": rows}
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"gan_device_{platform}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(RESULTS / f"gan_device_{platform}.json", result)
     print(json.dumps(result, indent=2))
 
 

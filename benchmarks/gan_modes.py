@@ -12,7 +12,6 @@ Writes benchmarks/results/gan_modes.json.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from benchmarks import write_result
 from latentlab.data.prepared import as_float, load_split
 from latentlab.metrics import mode_coverage
 from latentlab.models.classifier import build_evaluator
@@ -93,8 +93,7 @@ def main() -> None:
             "seconds": round(seconds, 1),
         }
         logging.info("%s: %s", name, results["configs"][name])
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        write_result(RESULTS, results)
 
 
 if __name__ == "__main__":

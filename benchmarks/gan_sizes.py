@@ -11,11 +11,11 @@ Writes benchmarks/results/gan_sizes.json.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks import write_result
 from benchmarks.gan_throughput import ours
 from latentlab.models.gan import build_gan
 from latentlab.params import parse_params
@@ -53,7 +53,7 @@ def main() -> None:
                    "images_per_second": round(throughput(block, shape, args.steps), 1)}
             results[f"{size}: {name}"] = row
             print(f"{size}×{size}×3  {name:38s} {row}", flush=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_result(RESULTS, results)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from benchmarks import write_result
 from latentlab.data.prepared import load_split
 from latentlab.models.gan import build_gan
 from latentlab.params import Params
@@ -109,9 +110,7 @@ def main() -> None:
         logging.info("batch %d: %s", batch, rows[str(batch)])
     result = {"backend": keras.backend.backend(), "cpus": os.cpu_count(), "steps": args.steps,
               "architecture": "dcgan 28x28x1, filters [64, 128], latent 100", "batches": rows}
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"gan_throughput_{keras.backend.backend()}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(RESULTS / f"gan_throughput_{keras.backend.backend()}.json", result)
     print(json.dumps(result, indent=2))
 
 

@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import write_result
 from tests.conftest import TINY_PIPELINE, copy_project, set_params
 
 RESULTS = Path(__file__).resolve().parent / "results" / "prefect_overhead.json"
@@ -52,8 +53,7 @@ def main() -> None:
     result = {"seconds": times, "best": {k: round(v, 1) for k, v in best.items()},
               "overhead_seconds": round(best["prefect_flow"] - best["dvc_repro"], 1),
               "ratio": round(best["prefect_flow"] / best["dvc_repro"], 2)}
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(RESULTS, result)
     print(json.dumps(result, indent=2))
 
 

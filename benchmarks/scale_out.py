@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import write_result
 from tests.conftest import TINY_PIPELINE, MlflowServer, Postgres, copy_project, set_params
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scale_out.json"
@@ -128,8 +129,7 @@ def main() -> None:
         if "workers_1" in runs and "workers_2" in runs:
             runs["speedup_2_workers"] = round(runs["workers_1"]["seconds"]
                                               / runs["workers_2"]["seconds"], 2)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(RESULTS, result)
     print(json.dumps(result, indent=2))
 
 

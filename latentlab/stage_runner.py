@@ -29,8 +29,8 @@ def run_stage(name: str, body: Callable[[Params], object],
     )
     try:
         params = load_params()
-        if os.environ.get("LATENTLAB_DATA_PARALLEL", "0") == "1":
-            from latentlab.training.shim import setup_data_parallel
+        if os.environ.get("LATENTLAB_DATA_PARALLEL", "0") == "1":  # only then import keras:
+            from latentlab.training.shim import setup_data_parallel  # index, download don't
 
             log.info("data parallel over %d devices", setup_data_parallel())
         body(params)

@@ -220,6 +220,17 @@ def set_params(project: Path, **blocks: dict) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+STAGES = ("index", "download", "downsample", "pretrain", "finetune", "train_vae", "train_gan",
+          "evaluator", "evaluate", "render")
+
+
+def ran(output: str | subprocess.CompletedProcess) -> set[str]:
+    """The stages a `dvc repro` / `dvc exp run` output says it ran."""
+    if isinstance(output, subprocess.CompletedProcess):
+        output = output.stdout + output.stderr
+    return {s for s in STAGES if f"Running stage '{s}'" in output}
+
+
 def dvc_env(tracking: str | None = None) -> dict:
     """The environment of a `dvc` run: this interpreter on PATH, tracking on ``tracking`` or off."""
     env = {**os.environ, "LATENTLAB_TRACKING": "1" if tracking else "0"}

@@ -17,15 +17,13 @@ import yaml
 
 from tests.conftest import (
     ROOT,
+    STAGES,
     copy_project,
     free_port,
     set_params,
 )
 
 pytestmark = pytest.mark.slow
-
-STAGES = ["index", "download", "downsample", "pretrain", "finetune", "train_vae", "train_gan", "evaluator",
-          "evaluate", "render"]
 
 
 def test_stage_order_follows_dvc_dependencies():

@@ -8,8 +8,9 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
-from tests.conftest import MlflowServer, dvc, free_port
+from tests.conftest import MlflowServer, dvc, free_port, ran
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +85,13 @@ def test_a_second_execution_is_a_second_parent_with_new_model_versions(built, bu
 
 def test_a_tracking_outage_loses_nothing(built_copy, tmp_path):
     down = MlflowServer(tmp_path / "mlflow", free_port())  # nothing listens on its port yet
-    proc = dvc(built_copy, "exp", "run", "-S", "train_gan.epochs=1", tracking=down.url)
+    # A GAN knob reruns the GAN and what reads it, never the autoencoder or the VAE. DVC writes
+    # the value in YAML 1.2 (1e-05), which the stage must read as a float.
+    proc = dvc(built_copy, "exp", "run", "-S", "train_gan.learning_rate=0.00001", tracking=down.url)
+    assert ran(proc) == {"index", "train_gan", "evaluate", "render"}, proc.stdout
+    assert "learning_rate: 1e-05" in (built_copy / "params.yaml").read_text()
+    resolved = yaml.safe_load((built_copy / "models/gan/params.resolved.yaml").read_text())
+    assert resolved["train_gan"]["learning_rate"] == 1e-05
     assert proc.stderr.count("MLflow unreachable") == 3, proc.stderr[-3000:]
     assert (built_copy / "reports/index.html").is_file()  # every output is written
     pending = sorted((built_copy / "mlflow-pending").iterdir())
