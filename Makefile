@@ -11,7 +11,7 @@ pipeline: setup
 
 test:
 	@bash scripts/setup.sh test
-	$(UV) run pytest -n 2 --dist worksteal --durations=25
+	$(UV) run pytest -n 2 --dist loadfile --durations=25
 
 benchmark: setup
 	$(UV) run dvc repro downsample

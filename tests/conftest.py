@@ -423,9 +423,12 @@ class SharedJob:
     def __init__(self, folder: Path):
         self.folder = folder
 
-    def start(self, owner: int, args: list[str], cwd: Path, env: dict) -> None:
+    def start(self, owner: int, args: list[str], cwd: Path, env: dict, nice: int = 0) -> None:
+        """Run ``args`` in ``cwd``; ``nice`` > 0 lets it have only the CPU the tests leave idle."""
         self.folder.mkdir(parents=True, exist_ok=True)
         env = {**env, "LOG": str(self.folder / "log"), "RC": str(self.folder / "rc")}
+        if nice:
+            args = ["nice", "-n", str(nice), *args]
         while_session(owner, ["sh", "-c", _RUN_AND_RECORD, "sh", str(cwd), *args], env)
 
     def wait(self) -> tuple[int, str]:
@@ -533,17 +536,22 @@ def _start_shared_jobs(request, shared, _hermetic_environment) -> None:
                                    downsample={"image_size": 16, "channels": 3})
             # On jax: the whole pipeline on the other backend (and no TensorFlow import per stage).
             shared.job("unlabeled").start(owner, python_dvc, project,
-                                          {**dvc_env(), "KERAS_BACKEND": "jax"})
+                                          {**dvc_env(), "KERAS_BACKEND": "jax"}, nice=BACKGROUND)
         if "rebuilt" in needed:
             project = tiny_project(shared.project("rebuilt").parent)
-            shared.job("rebuilt").start(owner, python_dvc, project, dvc_env())
+            shared.job("rebuilt").start(owner, python_dvc, project, dvc_env(), nice=BACKGROUND)
         if "jax_model_tests" in needed:
             env = {**os.environ, "KERAS_BACKEND": "jax", "LATENTLAB_BLOCK_TENSORFLOW": "1"}
             args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
                     "no:warnings", "-p", "no:xdist", "--basetemp", str(shared.root / "jax-tmp"),
                     "-m", "not stage_process", *MODEL_TESTS]
-            shared.job("jax_model_tests").start(owner, args, ROOT, env)
+            shared.job("jax_model_tests").start(owner, args, ROOT, env, nice=BACKGROUND)
         (shared.root / "started").write_text("")
+
+
+# The jobs few tests wait for, and late (see pytest_collection_modifyitems), run niced: the
+# `built` job, which most of the slow tests wait for, and the tests themselves come first.
+BACKGROUND = 10
 
 
 def _finished(shared: Shared, name: str) -> str:
