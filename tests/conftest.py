@@ -499,14 +499,23 @@ MODEL_TESTS = ["tests/test_autoencoders.py", "tests/test_generative.py"]
 _NEEDED = pytest.StashKey[set]()
 
 
-def pytest_collection_modifyitems(session, config, items):
-    """Tests that wait for a shared job run after the rest, so the jobs overlap the unit tests."""
-    def waits(item) -> int:
-        names = set(getattr(item, "fixturenames", ()))
-        shared_jobs = {"built", "built_copy", "rebuilt", "unlabeled_built"}
-        return 2 if "jax_model_tests" in names else int(bool(names & shared_jobs))
+# The files whose tests on the built project are long chains of one process after another
+# (a Prefect deployment, a sweep, a tracking outage): they start first among those that wait for
+# it, so that none of them is left running alone at the end.
+LONG_CHAINS = ("test_tracking.py", "test_flows.py", "test_sweep.py")
 
-    items.sort(key=waits)
+
+def pytest_collection_modifyitems(session, config, items):
+    """Tests that wait for a shared job run after the rest, so the jobs overlap the unit tests;
+    those waiting for the niced jobs (BACKGROUND) last."""
+    def order(item) -> tuple[int, int]:
+        names = set(getattr(item, "fixturenames", ()))
+        waits = (3 if "jax_model_tests" in names
+                 else 2 if names & {"rebuilt", "unlabeled_built"}
+                 else 1 if names & {"built", "built_copy"} else 0)
+        return waits, int(waits != 1 or item.path.name not in LONG_CHAINS)
+
+    items.sort(key=order)
     config.stash[_NEEDED] = {name for item in items for name in getattr(item, "fixturenames", ())}
 
 
