@@ -25,4 +25,6 @@ benchmark: setup
 	$(UV) run python -m benchmarks.stage_overhead --baseline 1793510
 	$(UV) run python -m benchmarks.datasets
 	$(UV) run python -m benchmarks.scale_out
+	$(UV) run dvc repro pretrain
+	$(UV) run python -m benchmarks.label_consistency
 	KERAS_BACKEND=jax $(UV) run python -m benchmarks.gan_device --batch-sizes 128 --steps-per-dispatch 2 --dispatches 3
