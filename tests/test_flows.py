@@ -122,8 +122,13 @@ class DaskCluster:
              "127.0.0.1", "--no-dashboard", "--preload", "pipelines.flow"], cwd=self.project,
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True))
-        self.client = Client(self.address, timeout=120)
-        self.client.wait_for_workers(2)
+        try:
+            self.client = Client(self.address, timeout=120)
+            self.client.wait_for_workers(2, timeout=300)
+        except BaseException:
+            for proc in reversed(self.procs):
+                stop(proc)
+            raise
         return self
 
     def executed(self) -> list[int]:
