@@ -48,10 +48,10 @@ def main() -> None:
                         help="run the stages on this Dask scheduler (default: a LocalCluster)")
     parser.add_argument("--serve", action="store_true")
     args = parser.parse_args()
-    if args.dask_address:
-        os.environ["LATENTLAB_DASK_ADDRESS"] = args.dask_address
     if args.serve:
         # runs start in subprocesses that import the flow by module path and read the address
+        if args.dask_address:
+            os.environ["LATENTLAB_DASK_ADDRESS"] = args.dask_address
         pipeline.serve(name=NAME, cron=args.cron, parameters={"project": str(ROOT)},
                        entrypoint_type=EntrypointType.MODULE_PATH)
     else:

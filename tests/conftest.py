@@ -499,6 +499,11 @@ MODEL_TESTS = ["tests/test_autoencoders.py", "tests/test_generative.py"]
 _NEEDED = pytest.StashKey[set]()
 
 
+# The jobs few tests wait for, and late (see pytest_collection_modifyitems), run niced: the
+# `built` job, which most of the slow tests wait for, and the tests themselves come first.
+BACKGROUND = 10
+
+
 # The files whose tests on the built project are long chains of one process after another
 # (a Prefect deployment, a sweep, a tracking outage): they start first among those that wait for
 # it, so that none of them is left running alone at the end.
@@ -556,11 +561,6 @@ def _start_shared_jobs(request, shared, _hermetic_environment) -> None:
                     "-m", "not stage_process", *MODEL_TESTS]
             shared.job("jax_model_tests").start(owner, args, ROOT, env, nice=BACKGROUND)
         (shared.root / "started").write_text("")
-
-
-# The jobs few tests wait for, and late (see pytest_collection_modifyitems), run niced: the
-# `built` job, which most of the slow tests wait for, and the tests themselves come first.
-BACKGROUND = 10
 
 
 def _finished(shared: Shared, name: str) -> str:

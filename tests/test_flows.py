@@ -126,8 +126,7 @@ class DaskCluster:
             self.client = Client(self.address, timeout=120)
             self.client.wait_for_workers(2, timeout=300)
         except BaseException:
-            for proc in reversed(self.procs):
-                stop(proc)
+            self._stop()
             raise
         return self
 
@@ -138,6 +137,9 @@ class DaskCluster:
 
     def __exit__(self, *exc) -> None:
         self.client.close()
+        self._stop()
+
+    def _stop(self) -> None:
         for proc in reversed(self.procs):
             stop(proc)
 

@@ -86,33 +86,34 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def index(root: Path, on_bad_image: str, state: dict | None = None) -> dict:
-    """The listing `download` depends on: every visible regular file's size and MD5.
+def index(root: Path, on_bad_image: str) -> dict:
+    """The listing `download` depends on: every visible regular file's size and MD5."""
+    return _listing(root, on_bad_image, {})[0]
 
-    ``state`` maps an absolute path to ``[size, mtime_ns, inode, md5]`` from an earlier listing;
-    a file whose stat still matches keeps its hash unread, and ``state`` is updated in place.
-    """
-    state = {} if state is None else state
+
+def _listing(root: Path, on_bad_image: str, cache: dict) -> tuple[dict, dict]:
+    """The listing, and the stat cache of its files: absolute path → ``[size, mtime_ns, inode,
+    md5]``. A file whose stat matches its entry in ``cache`` (an earlier listing's) keeps its hash
+    unread."""
     root = root.expanduser()
     if not root.is_dir():
-        return {"root": str(root), "exists": False, "files": {}, "left_out": {}}
+        return {"root": str(root), "exists": False, "files": {}, "left_out": {}}, {}
     files, odd = walk(root)
     check_odd(odd, on_bad_image)
-    listing = {}
+    listing, fresh = {}, {}
     for path in files:
         info = path.stat()
         key = str(path.absolute())
         stamp = [info.st_size, info.st_mtime_ns, info.st_ino]
-        known = state.get(key)
-        if known is None or known[:3] != stamp:
-            state[key] = known = [*stamp, _md5(path)]
-        listing[path.relative_to(root).as_posix()] = [info.st_size, known[3]]
+        known = cache.get(key)
+        fresh[key] = known if known is not None and known[:3] == stamp else [*stamp, _md5(path)]
+        listing[path.relative_to(root).as_posix()] = [info.st_size, fresh[key][3]]
     return {
         "root": str(root),
         "exists": True,
         "files": listing,
         "left_out": {p.relative_to(root).as_posix(): kind for p, kind in sorted(odd.items())},
-    }
+    }, fresh
 
 
 def _read_state(path: Path) -> dict:
@@ -126,12 +127,10 @@ def _read_state(path: Path) -> dict:
 def write_index(root: Path, out: Path, on_bad_image: str) -> dict:
     """List ``root`` into ``out``, reusing and refreshing the stat cache beside it."""
     state_path = out.with_name(f".{out.stem}.state.json")
-    state = _read_state(state_path)
-    listing = index(root, on_bad_image, state)
+    listing, cache = _listing(root, on_bad_image, _read_state(state_path))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(listing, indent=1, sort_keys=True) + "\n")
-    kept = {key: value for key, value in state.items() if Path(key).exists()}
     tmp = state_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(kept))
+    tmp.write_text(json.dumps(cache))
     tmp.replace(state_path)
     return listing
