@@ -56,7 +56,8 @@ def main() -> None:
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     for name in args.only:
         overrides, geron = VARIANTS[name]
-        params = parse_params({**base, "pretrain": {**overrides, "epochs": args.epochs}})
+        plain = {"contrastive_weight": 0.0, "batch_size": 128}  # the chapter's autoencoders
+        params = parse_params({**base, "pretrain": {**plain, **overrides, "epochs": args.epochs}})
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             start = time.perf_counter()

@@ -132,7 +132,7 @@ class PretrainBlock(Block):
     """The ``pretrain`` stage: an autoencoder trained on unlabeled images."""
 
     architecture: Literal["dense", "conv", "recurrent"] = "conv"
-    codings: Units = 30
+    codings: Units = 128
     hidden_units: list[Units] = [100]          # dense: layers between the input and the codings
     # conv: one strided 3x3 conv per entry; auto = one per halving of the side down to ≤ 7
     # (28: [32, 64]; 64: [32, 64, 128, 256])
@@ -148,8 +148,12 @@ class PretrainBlock(Block):
     sparsity: Literal["none", "l1", "kl"] = "none"
     sparsity_weight: Annotated[float, Field(ge=0.0)] = 0.05
     sparsity_target: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
-    epochs: Epochs = 10
-    batch_size: BatchSize = 128
+    # Weight of a contrastive term (SimCLR's NT-Xent) between the codings of two random views of
+    # each image, added to the reconstruction loss of the first view; 0 = a plain autoencoder.
+    contrastive_weight: Annotated[float, Field(ge=0.0, le=1000.0)] = 0.05
+    temperature: Annotated[float, Field(gt=0.0, le=10.0)] = 0.2  # of the contrastive term
+    epochs: Epochs = 20
+    batch_size: BatchSize = 256
     learning_rate: Annotated[float, Field(gt=0.0, le=10.0)] = 1e-3
     optimizer: Optimizer = "adam"
     patience: Annotated[int, Field(ge=1, le=1000)] = 3

@@ -9,13 +9,18 @@ import numpy as np
 
 from latentlab.data.prepared import as_float, fingerprint
 from latentlab.io import staged_dir
-from latentlab.models.autoencoders import build_autoencoder, untie
+from latentlab.models.autoencoders import (
+    ContrastiveAutoencoder,
+    build_autoencoder,
+    noise_layer,
+    untie,
+)
 from latentlab.params import Params, save_resolved
 from latentlab.seeding import seed_everything
 from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
 from latentlab.training.autoencoder import coding_stats, compile_mse, train_layerwise
-from latentlab.training.fit import fit_resumable
+from latentlab.training.fit import fit_resumable, make_optimizer
 from latentlab.training.stage import train_and_val, write_outputs
 
 log = logging.getLogger(__name__)
@@ -45,8 +50,14 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
 
     if block.layerwise:
         train_layerwise(ae, block, x, xv, checkpoints, key)
-    compile_mse(ae.model, block)
-    history = fit_resumable(ae.model, x, x, directory=checkpoints / "full", key=key,
+    model = ae.model
+    if block.contrastive_weight:
+        model = ContrastiveAutoencoder(ae, block.contrastive_weight, block.temperature,
+                                       noise_layer(block))
+        model.compile(optimizer=make_optimizer(block.optimizer, block.learning_rate))
+    else:
+        compile_mse(model, block)
+    history = fit_resumable(model, x, x, directory=checkpoints / "full", key=key,
                             epochs=block.epochs, batch_size=block.batch_size,
                             validation_data=(xv, xv), patience=block.patience)
 

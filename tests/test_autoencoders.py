@@ -8,7 +8,13 @@ import pytest
 from keras.ops import convert_to_numpy as to_numpy
 
 from latentlab.data.prepared import as_float, load_split
-from latentlab.models.autoencoders import build_autoencoder, untie
+from latentlab.models.autoencoders import (
+    ContrastiveAutoencoder,
+    build_autoencoder,
+    nt_xent,
+    random_view,
+    untie,
+)
 from latentlab.models.classifier import build_classifier
 from latentlab.models.layers import DenseTranspose
 from latentlab.seeding import seed_everything
@@ -105,6 +111,36 @@ def test_sparsity_lowers_the_mean_coding_activation(digits):
     assert means["kl"] < 0.6 * means["none"], means
     assert means["l1"] < 0.6 * means["none"], means
     assert abs(means["kl"] - 0.1) < 0.08, means  # KL pulls towards the 0.1 target
+
+
+def test_nt_xent_is_low_when_each_views_partner_is_its_nearest_and_high_when_not():
+    z = np.eye(8, dtype="float32")[:4]  # four orthogonal codings; temperature 0.1: logits 10 or 0
+    # Each row's partner scores 10, the 6 other rows 0 (the row itself is left out).
+    matched = float(nt_xent(np.concatenate([z, z]), 0.1))
+    assert matched == pytest.approx(np.log1p(6 * np.exp(-10)), rel=1e-3)
+    # Partners swapped: each row's partner scores 0, while its own copy, now a negative, scores 10.
+    swapped = float(nt_xent(np.concatenate([z, z[::-1]]), 0.1))
+    assert swapped == pytest.approx(np.log(np.exp(10) + 5), rel=1e-5)
+
+
+def test_the_contrastive_term_brings_two_views_of_an_image_together(digits):
+    """How often an image's second view is nearer (cosine, on the codings) to its first view than
+    another image's second view is: much more often with the contrastive term than with
+    reconstruction alone."""
+    x = digits[0]
+    ranked = {}
+    for weight in (0.0, 1.0):
+        seed_everything(0)
+        ae = build_autoencoder(block(architecture="conv", codings=16), x.shape[1:])
+        model = ContrastiveAutoencoder(ae, weight, 0.2)
+        model.compile(keras.optimizers.Adam(3e-3))
+        model.fit(x, epochs=10, batch_size=64, verbose=0)
+        seed_everything(1)
+        views = [to_numpy(ae.encoder(random_view(n)(x, training=True))) for n in ("a", "b")]
+        a, b = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in views)
+        similarity = a @ b.T
+        ranked[weight] = float((np.diag(similarity)[:, None] > similarity).mean())
+    assert ranked[1.0] > ranked[0.0] + 0.1, ranked
 
 
 @pytest.mark.parametrize("noise", ["gaussian", "dropout"])

@@ -42,6 +42,7 @@ def test_project_params_file_is_valid_and_matches_the_defaults():
         ({"data": {"tfds_splits": {"train": " "}}}, ["data.tfds_splits.train", "split expression"]),
         ({"data": {"tfds_splits": {"dev": "x"}}}, ["data.tfds_splits.dev: unknown key", "test"]),
         ({"train_vae": {"optimizer": "sgd"}}, ["train_vae.optimizer", "'adam' or 'nadam'"]),
+        ({"pretrain": {"temperature": 0}}, ["pretrain.temperature", "greater than 0"]),
         ({"evaluate": {"metrics": ["fid"]}}, ["evaluate.metrics.0", "'frechet_distance'", "'kid'"]),
         ({"evaluate": {"metrics": ["kid", "kid"]}}, ["evaluate.metrics", "each generation metric once"]),
         ([1, 2], ["expected a mapping of blocks"]),

@@ -16,7 +16,7 @@ from stages import finetune, pretrain
 from tests.conftest import make_params
 
 PRETRAIN = {"architecture": "conv", "codings": 8, "conv_filters": [8, 16], "epochs": 8,
-            "batch_size": 32, "learning_rate": 0.003}
+            "batch_size": 32, "learning_rate": 0.003, "contrastive_weight": 0.0}
 FINETUNE = {"labels_per_class": [2, 5], "seeds": 2, "head_units": 8, "head_epochs": 5,
             "finetune_epochs": 5, "min_epoch_images": 256, "augment": "none", "learning_rate": 0.01}
 
@@ -66,15 +66,30 @@ def test_pretrain_is_repeatable_with_one_seed(trained, digits_prepared, tmp_path
     assert again["val_mse"] == metrics["val_mse"]
 
 
-def test_tied_layerwise_sparse_denoising_dense_pretrain(digits_prepared, tmp_path):
+def test_tied_layerwise_sparse_denoising_contrastive_dense_pretrain(digits_prepared, tmp_path):
     params = make_params(pretrain={"architecture": "dense", "hidden_units": [24], "codings": 12,
                                    "tied_weights": True, "layerwise": True, "noise": "gaussian",
-                                   "sparsity": "kl", "epochs": 2})
+                                   "sparsity": "kl", "contrastive_weight": 0.05, "epochs": 2})
     metrics = pretrain.run(params, digits_prepared, **paths(tmp_path)["pretrain"])
     for layer in ("layer_0", "layer_1", "full"):  # each fit of the stack checkpoints on its own
         saved = json.loads((tmp_path / f"ck/pretrain/{layer}/checkpoint.json").read_text())
         assert saved["state"]["epoch"] == 1 and len(saved["state"]["history"]["loss"]) == 2
     assert 0 < metrics["mean_coding_activation"] < 1  # sigmoid codings
+
+
+def test_contrastive_pretrain_is_repeatable_and_its_encoder_fine_tunes(digits_prepared, tmp_path):
+    params = make_params(pretrain={**PRETRAIN, "epochs": 3, "contrastive_weight": 0.05},
+                         finetune={**FINETUNE, "labels_per_class": [5], "seeds": 1})
+    first = pretrain.run(params, digits_prepared, **paths(tmp_path / "a")["pretrain"])
+    again = pretrain.run(params, digits_prepared, **paths(tmp_path / "b")["pretrain"])
+    assert again == first  # one seed drives the random views too
+    val = as_float(load_split(digits_prepared, "val")[0])
+    encoder = keras.models.load_model(tmp_path / "a/models/pretrain/encoder.keras")
+    decoder = keras.models.load_model(tmp_path / "a/models/pretrain/decoder.keras")
+    mse = float(np.mean((decoder.predict(encoder.predict(val, verbose=0), verbose=0) - val) ** 2))
+    assert mse == pytest.approx(first["val_mse"], rel=1e-4)  # measured on the images themselves
+    metrics = finetune.run(params, digits_prepared, **paths(tmp_path / "a")["finetune"])
+    assert 0.3 < metrics["labels_50"]["pretrained_mean"] <= 1.0, metrics
 
 
 def test_finetune_curve_pretrained_scratch_and_probe(trained, digits_prepared):

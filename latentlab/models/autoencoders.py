@@ -204,3 +204,62 @@ def untie(decoder: keras.Model) -> keras.Model:
         else:
             target.set_weights(source.get_weights())
     return plain
+
+
+def random_view(name: str) -> keras.Sequential:
+    """A random view of an image batch (training only): horizontal flip, zoom in by up to 40 %
+    or out by 10 %, shift by up to 15 %, contrast ± 40 %: the views the contrastive term pairs."""
+    return keras.Sequential([
+        keras.layers.RandomFlip("horizontal"),
+        keras.layers.RandomZoom((-0.4, 0.1), fill_mode="constant"),
+        keras.layers.RandomTranslation(0.15, 0.15, fill_mode="constant"),
+        keras.layers.RandomContrast(0.4, value_range=(0, 1)),
+    ], name=name)
+
+
+def nt_xent(z, temperature: float):
+    """SimCLR's loss (Chen et al. 2020) for ``z`` = [first views; second views]: each row's
+    positive is its other view, every other row in the batch a negative."""
+    z = z / keras.ops.sqrt(keras.ops.sum(keras.ops.square(z), axis=-1, keepdims=True) + 1e-12)
+    n = keras.ops.shape(z)[0]
+    half = n // 2
+    logits = keras.ops.matmul(z, keras.ops.transpose(z)) / temperature - 1e9 * keras.ops.eye(n)
+    targets = keras.ops.concatenate([keras.ops.arange(half) + half, keras.ops.arange(half)], 0)
+    return keras.ops.mean(
+        keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True))
+
+
+class ContrastiveAutoencoder(keras.Model):
+    """What `pretrain` trains when ``contrastive_weight`` > 0: the autoencoder rebuilds a random
+    view of each image, and ``weight`` × NT-Xent pulls the codings of two views of the same image
+    together (through a small projection head, as in SimCLR) and those of different images
+    apart. Reconstruction alone teaches the codings what a pixel-wise loss notices; the views
+    teach them what a flip, a zoom or a shift leaves unchanged, which is what a classifier needs.
+    """
+
+    def __init__(self, ae: Autoencoder, weight: float, temperature: float,
+                 noise: keras.layers.Layer | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder, self.decoder, self.noise = ae.encoder, ae.decoder, noise
+        self.weight, self.temperature = weight, temperature
+        self.first, self.second = random_view("first_view"), random_view("second_view")
+        self.projection = keras.Sequential([keras.layers.Dense(128, activation="relu"),
+                                            keras.layers.Dense(64)], name="projection")
+
+    def call(self, x, training=None):
+        first = self.first(x, training=training)
+        second = self.second(x, training=training)
+        views = keras.ops.concatenate([first, second], axis=0)
+        if self.noise is not None:  # denoising: the views are encoded noisy, rebuilt clean
+            views = self.noise(views, training=training)
+        codings = self.encoder(views, training=training)
+        rebuilt = self.decoder(codings[:keras.ops.shape(x)[0]], training=training)
+        return first, rebuilt, self.projection(codings, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        first, rebuilt, z = y_pred
+        loss = keras.ops.mean(keras.ops.square(rebuilt - first))
+        loss = loss + self.weight * nt_xent(z, self.temperature)
+        for penalty in self.losses:  # the codings' sparsity penalty, if any
+            loss = loss + penalty
+        return loss
