@@ -247,8 +247,10 @@ class ContrastiveAutoencoder(keras.Model):
                                             keras.layers.Dense(64)], name="projection")
 
     def call(self, x, training=None):
-        first = self.first(x, training=training)
-        second = self.second(x, training=training)
+        # The views are part of the objective, so they are drawn in validation too: the val loss
+        # is the same objective on held-out images (with identical views it stops tracking it).
+        first = self.first(x, training=True)
+        second = self.second(x, training=True)
         views = keras.ops.concatenate([first, second], axis=0)
         if self.noise is not None:  # denoising: the views are encoded noisy, rebuilt clean
             views = self.noise(views, training=training)
