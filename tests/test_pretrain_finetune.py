@@ -77,12 +77,18 @@ def test_tied_layerwise_sparse_denoising_contrastive_dense_pretrain(digits_prepa
     assert 0 < metrics["mean_coding_activation"] < 1  # sigmoid codings
 
 
-def test_contrastive_pretrain_is_repeatable_and_its_encoder_fine_tunes(digits_prepared, tmp_path):
-    params = make_params(pretrain={**PRETRAIN, "epochs": 3, "contrastive_weight": 0.05},
-                         finetune={**FINETUNE, "labels_per_class": [5], "seeds": 1})
+def test_contrastive_pretrain_is_repeatable_resumes_and_its_encoder_fine_tunes(
+        digits_prepared, tmp_path, caplog):
+    block = {**PRETRAIN, "epochs": 3, "contrastive_weight": 0.05}
+    params = make_params(pretrain=block, finetune={**FINETUNE, "labels_per_class": [5], "seeds": 1})
     first = pretrain.run(params, digits_prepared, **paths(tmp_path / "a")["pretrain"])
     again = pretrain.run(params, digits_prepared, **paths(tmp_path / "b")["pretrain"])
     assert again == first  # one seed drives the random views too
+    with caplog.at_level("INFO", logger="latentlab.training.fit"):  # more epochs continue
+        more = pretrain.run(make_params(pretrain={**block, "epochs": 4}), digits_prepared,
+                            **paths(tmp_path / "b")["pretrain"])
+    assert any("from epoch 4 of 4" in m for m in caplog.messages)
+    assert more["epochs_trained"] == 4
     val = as_float(load_split(digits_prepared, "val")[0])
     encoder = keras.models.load_model(tmp_path / "a/models/pretrain/encoder.keras")
     decoder = keras.models.load_model(tmp_path / "a/models/pretrain/decoder.keras")

@@ -245,6 +245,9 @@ class ContrastiveAutoencoder(keras.Model):
         self.first, self.second = random_view("first_view"), random_view("second_view")
         self.projection = keras.Sequential([keras.layers.Dense(128, activation="relu"),
                                             keras.layers.Dense(64)], name="projection")
+        # Built now, so the weights a resumed fit restores (and the optimizer is built for) are
+        # all there before the first batch.
+        self.projection.build((None, ae.encoder.output_shape[-1]))
 
     def call(self, x, training=None):
         # The views are part of the objective, so they are drawn in validation too: the val loss
