@@ -271,6 +271,9 @@ def _hermetic_environment(tmp_path_factory):
         os.environ.pop(name, None)
     os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    # Prefect's temporary server gets 20 s to start by default, which a busy machine can exceed
+    # (a flow run failed so); pytest-timeout bounds every test instead.
+    os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "600"
     os.environ["LATENTLAB_TRACKING"] = "0"
     yield
     os.environ.clear()

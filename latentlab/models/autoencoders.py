@@ -207,8 +207,9 @@ def untie(decoder: keras.Model) -> keras.Model:
 
 
 def random_view(name: str) -> keras.Sequential:
-    """A random view of an image batch (training only): horizontal flip, zoom in by up to 40 %
-    or out by 10 %, shift by up to 15 %, contrast ± 40 %: the views the contrastive term pairs."""
+    """A random view of an image batch (drawn when called with training=True): horizontal flip,
+    zoom in by up to 40 % or out by 10 %, shift by up to 15 %, contrast ± 40 %: the views the
+    contrastive term pairs."""
     return keras.Sequential([
         keras.layers.RandomFlip("horizontal"),
         keras.layers.RandomZoom((-0.4, 0.1), fill_mode="constant"),
