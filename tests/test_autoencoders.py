@@ -127,7 +127,7 @@ def test_the_contrastive_term_brings_two_views_of_an_image_together(digits):
     """How often an image's second view is nearer (cosine, on the codings) to its first view than
     another image's second view is: much more often with the contrastive term than with
     reconstruction alone."""
-    x = digits[0]
+    x = digits[0][:512]
     ranked = {}
     for weight in (0.0, 1.0):
         seed_everything(0)

@@ -77,10 +77,10 @@ def test_tied_layerwise_sparse_denoising_contrastive_dense_pretrain(digits_prepa
     assert 0 < metrics["mean_coding_activation"] < 1  # sigmoid codings
 
 
-def test_contrastive_pretrain_is_repeatable_resumes_and_its_encoder_fine_tunes(
+def test_contrastive_pretrain_is_repeatable_resumes_and_saves_the_measured_models(
         digits_prepared, tmp_path, caplog):
     block = {**PRETRAIN, "epochs": 3, "contrastive_weight": 0.05}
-    params = make_params(pretrain=block, finetune={**FINETUNE, "labels_per_class": [5], "seeds": 1})
+    params = make_params(pretrain=block)
     first = pretrain.run(params, digits_prepared, **paths(tmp_path / "a")["pretrain"])
     again = pretrain.run(params, digits_prepared, **paths(tmp_path / "b")["pretrain"])
     assert again == first  # one seed drives the random views too
@@ -94,8 +94,6 @@ def test_contrastive_pretrain_is_repeatable_resumes_and_its_encoder_fine_tunes(
     decoder = keras.models.load_model(tmp_path / "a/models/pretrain/decoder.keras")
     mse = float(np.mean((decoder.predict(encoder.predict(val, verbose=0), verbose=0) - val) ** 2))
     assert mse == pytest.approx(first["val_mse"], rel=1e-4)  # measured on the images themselves
-    metrics = finetune.run(params, digits_prepared, **paths(tmp_path / "a")["finetune"])
-    assert 0.3 < metrics["labels_50"]["pretrained_mean"] <= 1.0, metrics
 
 
 def test_finetune_curve_pretrained_scratch_and_probe(trained, digits_prepared):
