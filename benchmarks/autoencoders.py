@@ -23,6 +23,8 @@ from stages import pretrain
 RESULTS = Path(__file__).resolve().parent / "results" / "autoencoders.json"
 
 # name → (pretrain overrides, Géron's val MSE for the same code size, or None)
+# The chapter's autoencoders: no contrastive term, Géron's batch size.
+PLAIN = {"contrastive_weight": 0.0, "batch_size": 128}
 VARIANTS = {
     "stacked_784-100-30": ({"architecture": "dense", "hidden_units": [100], "codings": 30,
                             "activation": "selu"}, 0.0132),
@@ -56,8 +58,7 @@ def main() -> None:
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     for name in args.only:
         overrides, geron = VARIANTS[name]
-        plain = {"contrastive_weight": 0.0, "batch_size": 128}  # the chapter's autoencoders
-        params = parse_params({**base, "pretrain": {**plain, **overrides, "epochs": args.epochs}})
+        params = parse_params({**base, "pretrain": {**PLAIN, **overrides, "epochs": args.epochs}})
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             start = time.perf_counter()

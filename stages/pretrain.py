@@ -9,12 +9,7 @@ import numpy as np
 
 from latentlab.data.prepared import as_float, fingerprint
 from latentlab.io import staged_dir
-from latentlab.models.autoencoders import (
-    ContrastiveAutoencoder,
-    build_autoencoder,
-    noise_layer,
-    untie,
-)
+from latentlab.models.autoencoders import ContrastiveAutoencoder, build_autoencoder, untie
 from latentlab.params import Params, save_resolved
 from latentlab.seeding import seed_everything
 from latentlab.stage_runner import run_stage
@@ -52,8 +47,7 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
         train_layerwise(ae, block, x, xv, checkpoints, key)
     model = ae.model
     if block.contrastive_weight:
-        model = ContrastiveAutoencoder(ae, block.contrastive_weight, block.temperature,
-                                       noise_layer(block))
+        model = ContrastiveAutoencoder(ae, block.contrastive_weight, block.temperature)
         model.compile(optimizer=make_optimizer(block.optimizer, block.learning_rate))
     else:
         compile_mse(model, block)

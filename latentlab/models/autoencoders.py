@@ -22,6 +22,7 @@ class Autoencoder:
     encoder: keras.Model
     decoder: keras.Model
     model: keras.Model  # input → [noise] → encoder → decoder, what is trained
+    noise: keras.layers.Layer | None  # the denoising input noise of ``model``, if any
     # Dense, layer-wise training: (encoder layer, decoder layer) pairs from the input inwards.
     layer_pairs: list[tuple[keras.layers.Layer, keras.layers.Layer]]
 
@@ -52,7 +53,7 @@ def build_autoencoder(block: PretrainBlock, image_shape: tuple[int, int, int]) -
     noise = noise_layer(block)
     x = noise(inputs) if noise is not None else inputs
     model = keras.Model(inputs, decoder(encoder(x)), name=f"{block.architecture}_autoencoder")
-    return Autoencoder(encoder, decoder, model, pairs)
+    return Autoencoder(encoder, decoder, model, noise, pairs)
 
 
 def _dense(block: PretrainBlock, shape: tuple[int, int, int]):
@@ -221,7 +222,7 @@ def random_view(name: str) -> keras.Sequential:
 def nt_xent(z, temperature: float):
     """SimCLR's loss (Chen et al. 2020) for ``z`` = [first views; second views]: each row's
     positive is its other view, every other row in the batch a negative."""
-    z = z / keras.ops.sqrt(keras.ops.sum(keras.ops.square(z), axis=-1, keepdims=True) + 1e-12)
+    z = keras.ops.normalize(z, axis=-1)
     n = keras.ops.shape(z)[0]
     half = n // 2
     logits = keras.ops.matmul(z, keras.ops.transpose(z)) / temperature - 1e9 * keras.ops.eye(n)
@@ -238,10 +239,9 @@ class ContrastiveAutoencoder(keras.Model):
     teach them what a flip, a zoom or a shift leaves unchanged, which is what a classifier needs.
     """
 
-    def __init__(self, ae: Autoencoder, weight: float, temperature: float,
-                 noise: keras.layers.Layer | None = None, **kwargs):
+    def __init__(self, ae: Autoencoder, weight: float, temperature: float, **kwargs):
         super().__init__(**kwargs)
-        self.encoder, self.decoder, self.noise = ae.encoder, ae.decoder, noise
+        self.encoder, self.decoder, self.noise = ae.encoder, ae.decoder, ae.noise
         self.weight, self.temperature = weight, temperature
         self.first, self.second = random_view("first_view"), random_view("second_view")
         self.projection = keras.Sequential([keras.layers.Dense(128, activation="relu"),
