@@ -207,16 +207,25 @@ def untie(decoder: keras.Model) -> keras.Model:
     return plain
 
 
-def random_view(name: str) -> keras.Sequential:
+def random_view(name: str, channels: int = 1) -> keras.Sequential:
     """A random view of an image batch (drawn when called with training=True): horizontal flip,
     zoom in by up to 40 % or out by 10 %, shift by up to 15 %, contrast ± 40 %: the views the
-    contrastive term pairs."""
-    return keras.Sequential([
+    contrastive term pairs. Colour images also get their hue and saturation jittered and, one time
+    in five, are turned grey: otherwise two views of an image share their colours, and the codings
+    learn to tell images apart by colour alone (SimCLR's colour distortion)."""
+    layers = [
         keras.layers.RandomFlip("horizontal"),
         keras.layers.RandomZoom((-0.4, 0.1), fill_mode="constant"),
         keras.layers.RandomTranslation(0.15, 0.15, fill_mode="constant"),
         keras.layers.RandomContrast(0.4, value_range=(0, 1)),
-    ], name=name)
+    ]
+    if channels == 3:
+        layers += [
+            keras.layers.RandomColorJitter(value_range=(0, 1), saturation_factor=(0.1, 0.9),
+                                           hue_factor=0.3),
+            keras.layers.RandomGrayscale(0.2),
+        ]
+    return keras.Sequential(layers, name=name)
 
 
 def nt_xent(z, temperature: float):
@@ -243,7 +252,9 @@ class ContrastiveAutoencoder(keras.Model):
         super().__init__(**kwargs)
         self.encoder, self.decoder, self.noise = ae.encoder, ae.decoder, ae.noise
         self.weight, self.temperature = weight, temperature
-        self.first, self.second = random_view("first_view"), random_view("second_view")
+        channels = ae.encoder.input_shape[-1]
+        self.first = random_view("first_view", channels)
+        self.second = random_view("second_view", channels)
         self.projection = keras.Sequential([keras.layers.Dense(128, activation="relu"),
                                             keras.layers.Dense(64)], name="projection")
         # Built now, so the weights a resumed fit restores (and the optimizer is built for) are
