@@ -143,6 +143,18 @@ def test_the_contrastive_term_brings_two_views_of_an_image_together(digits):
     assert ranked[1.0] > ranked[0.0] + 0.1, ranked
 
 
+def test_the_contrastive_autoencoder_rebuilds_the_image_itself_not_a_view(digits):
+    """Its reconstruction term is the plain autoencoder's loss on the image: a decoder asked to
+    rebuild a colour-jittered view can only guess the colours, and rebuilt tinted pictures grey."""
+    x = digits[0][:64]
+    tinted = x * np.random.default_rng(0).uniform(0.2, 1.0, (len(x), 1, 1, 3)).astype("float32")
+    ae = build_autoencoder(block(architecture="conv", codings=16), tinted.shape[1:])
+    model = ContrastiveAutoencoder(ae, 0.0, 0.2)  # weight 0: the reconstruction term alone
+    loss = float(model.compute_loss(y_pred=model(tinted, training=False)))
+    plain = float(np.mean((to_numpy(ae.model(tinted, training=False)) - tinted) ** 2))
+    assert loss == pytest.approx(plain, rel=1e-5)
+
+
 def test_two_views_of_a_colour_image_do_not_share_its_colours(digits):
     """Digits tinted with random colours: told apart by their mean colour alone (chromaticity),
     two views of an image find each other almost always without colour distortion, so the

@@ -222,7 +222,7 @@ def random_view(name: str, channels: int = 1) -> keras.Sequential:
     if channels == 3:
         layers += [
             keras.layers.RandomColorJitter(value_range=(0, 1), saturation_factor=(0.1, 0.9),
-                                           hue_factor=0.3),
+                                           hue_factor=0.1),
             keras.layers.RandomGrayscale(0.2),
         ]
     return keras.Sequential(layers, name=name)
@@ -241,11 +241,13 @@ def nt_xent(z, temperature: float):
 
 
 class ContrastiveAutoencoder(keras.Model):
-    """What `pretrain` trains when ``contrastive_weight`` > 0: the autoencoder rebuilds a random
-    view of each image, and ``weight`` × NT-Xent pulls the codings of two views of the same image
-    together (through a small projection head, as in SimCLR) and those of different images
-    apart. Reconstruction alone teaches the codings what a pixel-wise loss notices; the views
-    teach them what a flip, a zoom or a shift leaves unchanged, which is what a classifier needs.
+    """What `pretrain` trains when ``contrastive_weight`` > 0: the autoencoder rebuilds each image,
+    and ``weight`` × NT-Xent pulls the codings of two random views of the same image together
+    (through a small projection head, as in SimCLR) and those of different images apart.
+    Reconstruction alone teaches the codings what a pixel-wise loss notices; the views teach them
+    what a flip, a zoom, a shift or a change of colour leaves unchanged, which is what a
+    classifier needs. The decoder rebuilds the image itself, not a view, so the codings keep what
+    the views vary (colour above all) and the projection head is where it is dropped.
     """
 
     def __init__(self, ae: Autoencoder, weight: float, temperature: float, **kwargs):
@@ -264,18 +266,18 @@ class ContrastiveAutoencoder(keras.Model):
     def call(self, x, training=None):
         # The views are part of the objective, so they are drawn in validation too: the val loss
         # is the same objective on held-out images (with identical views it stops tracking it).
-        first = self.first(x, training=True)
-        second = self.second(x, training=True)
-        views = keras.ops.concatenate([first, second], axis=0)
-        if self.noise is not None:  # denoising: the views are encoded noisy, rebuilt clean
-            views = self.noise(views, training=training)
-        codings = self.encoder(views, training=training)
-        rebuilt = self.decoder(codings[:keras.ops.shape(x)[0]], training=training)
-        return first, rebuilt, self.projection(codings, training=training)
+        views = [self.first(x, training=True), self.second(x, training=True)]
+        inputs = keras.ops.concatenate([x, *views], axis=0)
+        if self.noise is not None:  # denoising: everything is encoded noisy, the image rebuilt clean
+            inputs = self.noise(inputs, training=training)
+        codings = self.encoder(inputs, training=training)
+        n = keras.ops.shape(x)[0]
+        rebuilt = self.decoder(codings[:n], training=training)
+        return x, rebuilt, self.projection(codings[n:], training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        first, rebuilt, z = y_pred
-        loss = keras.ops.mean(keras.ops.square(rebuilt - first))
+        image, rebuilt, z = y_pred
+        loss = keras.ops.mean(keras.ops.square(rebuilt - image))
         loss = loss + self.weight * nt_xent(z, self.temperature)
         for penalty in self.losses:  # the codings' sparsity penalty, if any
             loss = loss + penalty
