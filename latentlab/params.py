@@ -149,7 +149,7 @@ class PretrainBlock(Block):
     sparsity_weight: Annotated[float, Field(ge=0.0)] = 0.05
     sparsity_target: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
     # Weight of a contrastive term (SimCLR's NT-Xent) between the codings of two random views of
-    # each image, added to the reconstruction loss of the first view; 0 = a plain autoencoder.
+    # each image, added to the reconstruction loss of the image; 0 = a plain autoencoder.
     contrastive_weight: Annotated[float, Field(ge=0.0, le=1000.0)] = 0.05
     temperature: Annotated[float, Field(gt=0.0, le=10.0)] = 0.2  # of the contrastive term
     epochs: Epochs = 20
