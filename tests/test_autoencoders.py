@@ -143,11 +143,15 @@ def test_the_contrastive_term_brings_two_views_of_an_image_together(digits):
     assert ranked[1.0] > ranked[0.0] + 0.1, ranked
 
 
+def tint(x: np.ndarray) -> np.ndarray:
+    """Grey images as colour ones, each multiplied by its own random colour."""
+    return x * np.random.default_rng(0).uniform(0.2, 1.0, (len(x), 1, 1, 3)).astype("float32")
+
+
 def test_the_contrastive_autoencoder_rebuilds_the_image_itself_not_a_view(digits):
     """Its reconstruction term is the plain autoencoder's loss on the image: a decoder asked to
     rebuild a colour-jittered view can only guess the colours, and rebuilt tinted pictures grey."""
-    x = digits[0][:64]
-    tinted = x * np.random.default_rng(0).uniform(0.2, 1.0, (len(x), 1, 1, 3)).astype("float32")
+    tinted = tint(digits[0][:64])
     ae = build_autoencoder(block(architecture="conv", codings=16), tinted.shape[1:])
     model = ContrastiveAutoencoder(ae, 0.0, 0.2)  # weight 0: the reconstruction term alone
     loss = float(model.compute_loss(y_pred=model(tinted, training=False)))
@@ -161,14 +165,18 @@ def test_two_views_of_a_colour_image_do_not_share_its_colours(digits):
     contrastive term could be met by colour alone (it was, on a tinted 64×64 folder); with it,
     rarely. Grey images keep their one channel."""
     x = digits[0][:256]
-    tinted = x * np.random.default_rng(0).uniform(0.2, 1.0, (len(x), 1, 1, 3)).astype("float32")
+    tinted = tint(x)
+
+    def chromaticity(images):
+        mean = images.mean(axis=(1, 2))
+        return mean / (mean.sum(axis=1, keepdims=True) + 1e-6)
+
     found = {}
     for channels in (1, 3):  # the views of grey images vs those of colour images
         seed_everything(0)
-        a, b = (to_numpy(random_view(n, channels)(tinted, training=True)) for n in "ab")
-        colour_a, colour_b = (v.mean(axis=(1, 2)) / (v.mean(axis=(1, 2)).sum(1, keepdims=True)
-                                                      + 1e-6) for v in (a, b))
-        distance = ((colour_a[:, None] - colour_b[None]) ** 2).sum(-1)
+        a, b = (chromaticity(to_numpy(random_view(n, channels)(tinted, training=True)))
+                for n in "ab")
+        distance = ((a[:, None] - b[None]) ** 2).sum(-1)
         found[channels] = float((distance.argmin(axis=1) == np.arange(len(x))).mean())
     assert found[1] > 0.8 and found[3] < 0.2, found
     assert random_view("grey", 1)(x, training=True).shape == x.shape
