@@ -111,7 +111,8 @@ class DownsampleBlock(Block):
 
     image_size: Annotated[int, Field(ge=8, le=512)] = 28
     channels: Literal[1, 3] = 1
-    fit: Literal["crop", "pad"] = "crop"
+    # crop (center) or pad to square; content: crop to the object's bounding box, then pad
+    fit: Literal["crop", "pad", "content"] = "crop"
     val_fraction: Fraction = 0.1
     test_fraction: Fraction = 0.1
     workers: Annotated[int, Field(ge=1, le=64)] = 2

@@ -30,7 +30,8 @@ def test_crop_keeps_the_center_and_pad_keeps_everything():
     assert padded.shape == (18, 18, 3)
     middle_row = padded[9]
     assert middle_row[1, 0] > 200 and middle_row[9, 1] > 200 and middle_row[-2, 2] > 200
-    assert padded[0].max() == 0 and padded[-1].max() == 0, "pad bands are black"
+    # Its border is mostly black: the bands continue it.
+    assert padded[0].max() == 0 and padded[-1].max() == 0, "pad bands follow the border colour"
 
 
 def test_channels_and_transparency():
@@ -47,6 +48,47 @@ def test_channels_and_transparency():
     out = prepare(buffer.getvalue(), Spec(12, 3, "crop"))
     assert tuple(out[0, 0]) == (255, 255, 255), "transparent pixels become white"
     assert tuple(out[6, 6]) == (0, 0, 255)
+
+
+def _png(image: Image.Image) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_pad_continues_the_images_own_background(channels):
+    # A wide photo on a light grey backdrop: the bands added to square it are that grey.
+    photo = np.full((20, 40, 3), 200, dtype=np.uint8)
+    photo[5:15, 15:25] = (200, 30, 30)
+    padded = prepare(photo, Spec(20, channels, "pad"))
+    band = padded[:5].reshape(-1, channels)
+    assert np.abs(band.astype(int) - padded[0, 0].astype(int)).max() <= 1
+    assert 190 <= int(padded[0, 0, 0]) <= 210, "the pad continues the backdrop, not black"
+    # A transparent sprite, wider than tall: its transparency and the bands both become white.
+    sprite = Image.new("RGBA", (30, 10), (0, 0, 0, 0))
+    sprite.paste((0, 0, 255, 255), (12, 2, 18, 8))
+    out = prepare(_png(sprite), Spec(30, channels, "pad"))
+    assert out[:10].min() == 255 and out[-10:].min() == 255, "white bands around a sprite"
+
+
+def test_fit_content_crops_a_small_sprite_to_its_bounding_box():
+    # A 12×12 object in the middle of a 96×96 transparent canvas, as sprite sheets have them.
+    sprite = Image.new("RGBA", (96, 96), (0, 0, 0, 0))
+    sprite.paste((255, 0, 0, 255), (42, 40, 54, 52))
+    padded = prepare(_png(sprite), Spec(24, 3, "pad"))
+    content = prepare(_png(sprite), Spec(24, 3, "content"))
+    red = lambda a: ((a[..., 0] > 200) & (a[..., 1] < 80)).mean()  # noqa: E731
+    assert red(padded) < 0.05, "padding keeps the object small"
+    assert red(content) > 0.9, "content fit makes the object fill the frame"
+    # Without transparency the object is told from the border colour.
+    photo = np.full((60, 80, 3), 240, dtype=np.uint8)
+    photo[20:30, 30:50] = (0, 0, 0)
+    framed = prepare(photo, Spec(20, 3, "content"))
+    assert framed[8:12, :, 0].max() < 60, "the 20-px wide object spans the frame"
+    assert framed[0, 0, 0] > 200, "the bands above and below are the backdrop"
 
 
 @pytest.mark.parametrize("channels", [1, 3])
