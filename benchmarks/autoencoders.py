@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from benchmarks import write_result
+from latentlab.data.prepared import load_split
 from latentlab.params import load_params, parse_params
 from stages import pretrain
 
@@ -58,7 +59,9 @@ def main() -> None:
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     for name in args.only:
         overrides, geron = VARIANTS[name]
-        params = parse_params({**base, "pretrain": {**PLAIN, **overrides, "epochs": args.epochs}})
+        train = len(load_split(pretrain.PREPARED, "train")[1])
+        budget = {"images_seen": args.epochs * train, "min_epoch_images": 1}
+        params = parse_params({**base, "pretrain": {**PLAIN, **overrides, **budget}})
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             start = time.perf_counter()

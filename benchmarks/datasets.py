@@ -34,10 +34,10 @@ from tests.conftest import commit_all, copy_project, make_rgba_sprites, set_para
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "datasets.json"
-SHORT = {  # a CPU budget: the stages' own defaults otherwise
-    "pretrain": {"epochs": 5},
-    "train_vae": {"epochs": 10},
-    "train_gan": {"epochs": 5},
+SHORT = {  # a CPU budget in images seen: the stages' own defaults otherwise
+    "pretrain": {"images_seen": 50_000},
+    "train_vae": {"images_seen": 100_000},
+    "train_gan": {"images_seen": 50_000},
 }
 CHECKSUMS_HOOK = """\
 # Made-up oxford_flowers102 files: their checksums stand in for the published ones.

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from benchmarks import write_result
 from benchmarks.datasets import make_labeled_rgb64
+from latentlab.data.prepared import load_split
 from latentlab.params import GanBlock
 from tests.conftest import commit_all, copy_project, dvc, dvc_env, set_params
 
@@ -46,8 +47,10 @@ THROUGHPUT = re.compile(r"train_gan: ([\d.]+) images/s over (\d+) images")
 
 
 def train_gan(project: Path, values: dict, epochs: int) -> float:
-    """Run the `train_gan` stage with ``values`` for ``epochs``; seconds spent training."""
-    set_params(project, train_gan={**BASE, **values, "epochs": epochs})
+    """Run the `train_gan` stage with ``values`` for ``epochs`` passes; seconds spent training."""
+    train = len(load_split(project / "data/prepared", "train")[1])
+    set_params(project, train_gan={**BASE, **values, "images_seen": epochs * train,
+                                   "min_epoch_images": 1})
     proc = subprocess.run([sys.executable, "-m", "stages.train_gan"], cwd=project,
                           env=dvc_env(), capture_output=True, text=True)
     if proc.returncode:

@@ -68,8 +68,8 @@ def main() -> None:
                "train_images": args.train_images, "configs": {}}
     base = load_params().model_dump()
     for name in args.only:
-        block = {**base["train_gan"], **CONFIGS[name], "epochs": args.epochs,
-                 "max_train_images": args.train_images}
+        block = {**base["train_gan"], **CONFIGS[name], "max_train_images": args.train_images,
+                 "images_seen": args.epochs * args.train_images, "min_epoch_images": 1}
         params = parse_params({**base, "train_gan": block})
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)

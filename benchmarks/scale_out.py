@@ -2,7 +2,7 @@
 
 - pipeline: the whole tiny pipeline from a fresh copy of the project, `python -m pipelines.flow
   --workers N`, with each stage's start and end (the flow's timeline);
-- sweep: a 4-point grid (`train_vae.epochs` × `evaluate.k`) on an already built tiny project,
+- sweep: a 4-point grid (`train_vae.images_seen` × `evaluate.k`) on an already built tiny project,
   `--sweep ... --workers N`, each point a `dvc exp run --temp` with its MLflow runs under one
   sweep run.
 
@@ -32,7 +32,7 @@ from benchmarks import write_result
 from tests.conftest import TINY_PIPELINE, MlflowServer, Postgres, copy_project, set_params
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scale_out.json"
-GRID = ["train_vae.epochs=3,4", "evaluate.k=2,4"]
+GRID = ["train_vae.images_seen=4317,5756", "evaluate.k=2,4"]  # 3 or 4 passes over digits
 
 
 def environment(project: Path, where: Path, tracking: str | None) -> dict:

@@ -122,6 +122,10 @@ class DownsampleBlock(Block):
 
 Rate = Annotated[float, Field(gt=0.0, le=1.0)]
 Epochs = Annotated[int, Field(ge=1, le=10_000)]
+# A training budget in images seen (epochs are derived: `latentlab.training.budget`), and the
+# least images one epoch holds (a smaller split is repeated within an epoch).
+ImagesSeen = Annotated[int, Field(ge=1, le=10_000_000_000)]
+MinEpochImages = Annotated[int, Field(ge=1, le=10_000_000)]
 BatchSize = Annotated[int, Field(ge=1, le=65_536)]
 Optimizer = Literal["adam", "nadam"]  # Nadam: Adam with Nesterov momentum (Géron's notebook)
 Units = Annotated[int, Field(ge=1, le=65_536)]
@@ -153,7 +157,8 @@ class PretrainBlock(Block):
     # each image, added to the reconstruction loss of the image; 0 = a plain autoencoder.
     contrastive_weight: Annotated[float, Field(ge=0.0, le=1000.0)] = 0.05
     temperature: Annotated[float, Field(gt=0.0, le=10.0)] = 0.2  # of the contrastive term
-    epochs: Epochs = 20
+    images_seen: ImagesSeen = 1_080_000     # 20 passes over Fashion-MNIST's 54,000
+    min_epoch_images: MinEpochImages = 10_000
     batch_size: BatchSize = 256
     learning_rate: Annotated[float, Field(gt=0.0, le=10.0)] = 1e-3
     optimizer: Optimizer = "adam"
@@ -223,7 +228,8 @@ class VaeBlock(Block):
     conv_filters: ConvWidths = "auto"           # conv: as pretrain.conv_filters
     activation: Literal["relu", "selu", "elu", "tanh"] = "selu"
     beta: Annotated[float, Field(ge=0.0)] = 1.0  # weight of the KL term
-    epochs: Epochs = 25
+    images_seen: ImagesSeen = 1_350_000     # 25 passes over 54,000 (Géron's notebook: 25 epochs)
+    min_epoch_images: MinEpochImages = 10_000
     batch_size: BatchSize = 128
     learning_rate: LearningRate = 1e-3
     optimizer: Optimizer = "nadam"
@@ -254,7 +260,8 @@ class GanBlock(Block):
     label_smoothing: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.0  # real label = 1 − this
     label_flip: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.0       # chance of a flipped D label
     instance_noise: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0   # start std, decays to 0
-    epochs: Epochs = 3
+    images_seen: ImagesSeen = 162_000       # 3 passes over 54,000
+    min_epoch_images: MinEpochImages = 10_000
     batch_size: BatchSize = 32
     learning_rate: LearningRate = 2e-4
     beta_1: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
@@ -275,7 +282,8 @@ class GanBlock(Block):
 class EvaluatorBlock(Block):
     """The ``evaluator`` stage: a classifier on the full labeled train split (the feature space)."""
 
-    epochs: Epochs = 3
+    images_seen: ImagesSeen = 162_000       # 3 passes over 54,000
+    min_epoch_images: MinEpochImages = 10_000
     batch_size: BatchSize = 128
 
 
@@ -332,7 +340,7 @@ class Params(Block):
 
     def block_hash(self, *names: str, exclude: tuple[str, ...] = ()) -> str:
         """A short stable hash of the named blocks, for tagging outputs and runs, and for keying
-        checkpoints; ``exclude`` leaves out dotted keys (``"train_gan.epochs"``)."""
+        checkpoints; ``exclude`` leaves out dotted keys (``"train_gan.images_seen"``)."""
         blocks = {n: getattr(self, n).model_dump() for n in names}
         for dotted in exclude:
             block, _, key = dotted.partition(".")
@@ -401,7 +409,7 @@ def read_yaml(text: str, origin: str) -> object:
 
 
 def flatten_dotted(value, prefix: str = "") -> dict:
-    """Nested dicts as {dotted key: leaf value} (``{"train_gan.epochs": 3}``); `set_dotted` puts
+    """Nested dicts as {dotted key: leaf value} (``{"train_gan.batch_size": 32}``); `set_dotted` puts
     them back."""
     if not isinstance(value, dict):
         return {prefix: value}
@@ -412,7 +420,7 @@ def flatten_dotted(value, prefix: str = "") -> dict:
 
 
 def set_dotted(params, overrides: dict):
-    """Set each dotted key of ``overrides`` (``"train_gan.epochs"``) in the nested ``params``,
+    """Set each dotted key of ``overrides`` (``"train_gan.images_seen"``) in the nested ``params``,
     as `dvc exp run -S` does; returns ``params``."""
     for key, value in overrides.items():
         node = params

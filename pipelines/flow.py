@@ -8,7 +8,7 @@ autoencoder, the VAE, the GAN, the evaluator) run at the same time.
 workspace, and returns the MLflow comparison.
 
     python -m pipelines.flow                                   # ephemeral Prefect, whole pipeline
-    python -m pipelines.flow -S train_gan.epochs=5             # with overrides
+    python -m pipelines.flow -S train_gan.images_seen=300000    # with overrides
     python -m pipelines.flow --workers 1                       # one stage at a time
     python -m pipelines.flow --dask-address tcp://scheduler:8786   # an existing Dask cluster
     python -m pipelines.flow --sweep train_gan.replay=true,false train_gan.minibatch=none,stddev

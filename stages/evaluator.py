@@ -19,6 +19,7 @@ from latentlab.io import staged_dir
 from latentlab.models.classifier import build_evaluator
 from latentlab.params import Params, save_resolved
 from latentlab.seeding import seed_everything
+from latentlab.training.budget import fit_inputs, plan_block
 from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
 
@@ -45,7 +46,9 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
             model = build_evaluator(tuple(x.shape[1:]), len(meta["class_names"]))
             model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy",
                           metrics=["accuracy"])
-            model.fit(as_float(x), y, epochs=block.epochs, batch_size=block.batch_size,
+            budget = plan_block(block, len(x), drop_remainder=False)
+            log.info(budget.describe("evaluator"))
+            model.fit(**fit_inputs(x, budget, params.base.seed, labels=y), epochs=budget.epochs,
                       verbose=2)
             metrics["test_accuracy"] = float(model.evaluate(as_float(xt), yt, verbose=0)[1])
             model.save(staging / MODEL_FILE)

@@ -15,6 +15,7 @@ from latentlab.seeding import seed_everything
 from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
 from latentlab.training.autoencoder import coding_stats, compile_mse, train_layerwise
+from latentlab.training.budget import fit_inputs, plan_block
 from latentlab.training.fit import fit_resumable, make_optimizer
 from latentlab.training.stage import train_and_val, write_outputs
 
@@ -33,26 +34,28 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     block = params.pretrain
     seed_everything(params.base.seed)
     train, _, val = train_and_val(prepared, "pretrain", block.max_train_images, params.base.seed)
-    x, xv = as_float(train), as_float(val)
-    # Raising `epochs` continues from the checkpoint; greedy layer-wise training cannot continue
+    xv = as_float(val)
+    budget = plan_block(block, len(train), drop_remainder=False)
+    # More images seen continue from the checkpoint; greedy layer-wise training cannot continue
     # (each layer was trained on the codings of the layers before it), so there it starts afresh.
-    exclude = () if block.layerwise else ("pretrain.epochs",)
+    exclude = () if block.layerwise else ("pretrain.images_seen",)
     key = "-".join([params.block_hash("base", "pretrain", exclude=exclude),
                     fingerprint(prepared, ("train", "val"))])
-    ae = build_autoencoder(block, x.shape[1:])
+    ae = build_autoencoder(block, train.shape[1:])
     log.info("pretrain: %s autoencoder, %d codings, %d train / %d val images, %d parameters",
-             block.architecture, block.codings, len(x), len(xv), ae.model.count_params())
+             block.architecture, block.codings, len(train), len(xv), ae.model.count_params())
+    log.info(budget.describe("pretrain"))
 
     if block.layerwise:
-        train_layerwise(ae, block, x, xv, checkpoints, key)
+        train_layerwise(ae, block, as_float(train), xv, checkpoints, key, budget, params.base.seed)
     model = ae.model
     if block.contrastive_weight:
         model = ContrastiveAutoencoder(ae, block.contrastive_weight, block.temperature)
         model.compile(optimizer=make_optimizer(block.optimizer, block.learning_rate))
     else:
         compile_mse(model, block)
-    history = fit_resumable(model, x, x, directory=checkpoints / "full", key=key,
-                            epochs=block.epochs, batch_size=block.batch_size,
+    history = fit_resumable(model, **fit_inputs(train, budget, params.base.seed),
+                            directory=checkpoints / "full", key=key, epochs=budget.epochs,
                             validation_data=(xv, xv), patience=block.patience)
 
     reconstructions = ae.model.predict(xv, batch_size=512, verbose=0)

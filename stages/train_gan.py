@@ -16,6 +16,7 @@ from latentlab.params import Params, save_resolved
 from latentlab.seeding import seed_everything
 from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
+from latentlab.training.budget import plan_block
 from latentlab.training.gan import GanTrainer, from_gan_range
 from latentlab.training.loop import resume, run_epochs, write_back
 from latentlab.training.stage import copy_frames, save_frame, train_and_val, write_outputs
@@ -58,12 +59,14 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     shape = tuple(train.shape[1:])
     gan = build_gan(block, shape, n_classes)
     trainer = GanTrainer(gan, block, seed)
-    # Epochs are seeded one by one, so raising `epochs` continues from the checkpoint, unless
+    budget = plan_block(block, len(train))
+    log.info(budget.describe("train_gan"))
+    # Epochs are seeded one by one, so more images seen continue from the checkpoint, unless
     # instance noise decays over the epochs (its schedule depends on their number).
-    exclude = () if block.instance_noise else ("train_gan.epochs",)
+    exclude = () if block.instance_noise else ("train_gan.images_seen",)
     key = "-".join([params.block_hash("base", "train_gan", exclude=exclude),
                     fingerprint(prepared, ("train",))])
-    state, progress = resume(checkpoints, key, trainer.initial_state(), block.epochs)
+    state, progress = resume(checkpoints, key, trainer.initial_state(), budget.epochs)
     noise, noise_labels = fixed_inputs(block.latent, block.grid_size, n_classes, seed)
 
     def on_epoch_end(epoch: int, state: dict) -> None:
@@ -72,11 +75,11 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
 
     start, first_epoch = time.perf_counter(), progress.epoch + 1
     state, progress = run_epochs(
-        epochs=block.epochs, directory=checkpoints, state=state, progress=progress,
-        run_epoch=trainer.epoch_runner(train, labels, block.epochs, checkpoints),
-        on_epoch_end=on_epoch_end)
+        epochs=budget.epochs, directory=checkpoints, state=state, progress=progress,
+        run_epoch=trainer.epoch_runner(train, labels, budget, checkpoints),
+        on_epoch_end=on_epoch_end, epoch_images=budget.epoch_images)
     seconds = time.perf_counter() - start
-    trained_images = (block.epochs - first_epoch) * (len(train) // block.batch_size) * block.batch_size
+    trained_images = (budget.epochs - first_epoch) * budget.epoch_images
     write_back(trainer.nets, state)
     # Throughput goes to the log, not the metrics file: metrics files repeat exactly per seed.
     if trained_images:
@@ -85,6 +88,7 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     metrics = {
         **{f"final_{k}": v[-1] for k, v in progress.history.items()},
         "epochs_trained": progress.epoch + 1,
+        "images_seen": (progress.epoch + 1) * budget.epoch_images,
     }
     with staged_dir(models_dir) as staging, staged_dir(samples_dir) as samples:
         gan.generator.save(staging / "generator.keras")

@@ -15,6 +15,7 @@ from latentlab.params import Params, save_resolved
 from latentlab.seeding import seed_everything
 from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
+from latentlab.training.budget import plan_block
 from latentlab.training.loop import resume, run_epochs, write_back
 from latentlab.training.stage import copy_frames, save_frame, train_and_val, write_outputs
 from latentlab.training.vae import VaeTrainer
@@ -38,10 +39,12 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     shape = tuple(train.shape[1:])
     vae = build_vae(block, shape, seed)
     trainer = VaeTrainer(vae, block, shape, seed)
-    # Epochs are seeded one by one, so raising `epochs` continues from the checkpoint.
-    key = "-".join([params.block_hash("base", "train_vae", exclude=("train_vae.epochs",)),
+    budget = plan_block(block, len(train))
+    log.info(budget.describe("train_vae"))
+    # Epochs are seeded one by one, so more images seen continue from the checkpoint.
+    key = "-".join([params.block_hash("base", "train_vae", exclude=("train_vae.images_seen",)),
                     fingerprint(prepared, ("train", "val"))])
-    state, progress = resume(checkpoints, key, trainer.initial_state(), block.epochs)
+    state, progress = resume(checkpoints, key, trainer.initial_state(), budget.epochs)
     prior = np.random.default_rng(seed).standard_normal((block.grid_size**2, block.latent))
     prior = prior.astype(np.float32)
 
@@ -52,10 +55,10 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
                    block.grid_size)
 
     start = time.perf_counter()
-    state, progress = run_epochs(epochs=block.epochs, directory=checkpoints, state=state,
+    state, progress = run_epochs(epochs=budget.epochs, directory=checkpoints, state=state,
                                  progress=progress,
-                                 run_epoch=trainer.epoch_runner(train, val, checkpoints),
-                                 on_epoch_end=on_epoch_end)
+                                 run_epoch=trainer.epoch_runner(train, val, budget, checkpoints),
+                                 on_epoch_end=on_epoch_end, epoch_images=budget.epoch_images)
     seconds = time.perf_counter() - start
     write_back(trainer.nets, state)
     final = trainer.evaluate(state, val)
@@ -64,6 +67,7 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
         "val_reconstruction_mse": final["reconstruction"],
         "val_kl": final["kl"],
         "epochs_trained": progress.epoch + 1,
+        "images_seen": (progress.epoch + 1) * budget.epoch_images,
     }
     with staged_dir(models_dir) as staging, staged_dir(samples_dir) as samples:
         vae.encoder.save(staging / "encoder.keras")

@@ -193,18 +193,27 @@ def digits_prepared(tmp_path_factory) -> Path:
     return root / "prepared"
 
 
+DIGITS_TRAIN = 1439  # digits' train split as `digits_prepared` carves it
+
+
+def passes(n: int, images: int = DIGITS_TRAIN) -> dict:
+    """A training budget of ``n`` passes over ``images`` train images, one pass an epoch."""
+    return {"images_seen": n * images, "min_epoch_images": 1}
+
+
 # Params that run the whole DAG on digits (8×8) in about a minute.
 TINY_PIPELINE = {
     "data": {"source": "digits"},
     "downsample": {"image_size": 8},
     # The plain autoencoder: the contrastive one has tests of its own and runs in the jax build.
-    "pretrain": {"codings": 8, "conv_filters": [8, 16], "epochs": 2, "batch_size": 64,
+    "pretrain": {"codings": 8, "conv_filters": [8, 16], **passes(2), "batch_size": 64,
                  "contrastive_weight": 0.0},
     "finetune": {"labels_per_class": [3], "seeds": 1, "head_units": 8, "head_epochs": 1,
                  "finetune_epochs": 1, "min_epoch_images": 64},
-    "train_vae": {"latent": 4, "hidden_units": [32], "epochs": 2, "batch_size": 64},
-    "train_gan": {"filters": [8, 16], "latent": 8, "epochs": 2, "batch_size": 32, "grid_size": 4},
-    "evaluator": {"epochs": 1},
+    "train_vae": {"latent": 4, "hidden_units": [32], **passes(2), "batch_size": 64},
+    "train_gan": {"filters": [8, 16], "latent": 8, **passes(2), "batch_size": 32,
+                  "grid_size": 4},
+    "evaluator": passes(1),
     "evaluate": {"samples": 200, "kid_subsets": 3, "kid_subset_size": 100,
                  "memorization_samples": 100},
     "render": {"map_points": 100, "map_thumbnails": 20, "grid_size": 4},

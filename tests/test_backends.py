@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 from stages import pretrain
 from tests.conftest import make_params
-params = make_params(pretrain={{"codings": 4, "conv_filters": [4], "epochs": 1}})
+params = make_params(pretrain={{"codings": 4, "conv_filters": [4], "images_seen": 1439, "min_epoch_images": 1}})
 out = Path({str(tmp_path)!r})
 pretrain.run(params, Path({str(digits_prepared)!r}), out / "models", out / "ck", out / "m.json",
              out / "h.csv")

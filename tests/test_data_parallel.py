@@ -32,7 +32,7 @@ for leg in sys.argv[3:]:  # "parallel:epochs" or "single:epochs", one after the 
     if mode == "single":
         keras.distribution.set_distribution(None)
     batch = shim.shard(np.zeros((16, 8, 8, 1), "float32"), 16)
-    small = {"epochs": int(epochs), "max_train_images": 128}
+    small = {"images_seen": 128 * int(epochs), "min_epoch_images": 1, "max_train_images": 128}
     params = make_params(train_vae={**TINY_VAE, **small})
     for name, stage in (("vae", train_vae),):
         where = out / name

@@ -22,18 +22,19 @@ from latentlab.models.layers import MinibatchDiscrimination, MinibatchStdDev, SN
 from latentlab.models.vae import build_vae
 from latentlab.seeding import seed_everything
 from latentlab.training import shim
+from latentlab.training.budget import plan
 from latentlab.training.checkpoint import Checkpoint
 from latentlab.training.gan import GanTrainer, to_gan_range
 from latentlab.training.loop import Diverged, Progress, load_checkpoint, run_epochs
 from latentlab.training.replay import ImagePool
 from latentlab.training.vae import VaeTrainer
 from stages import train_gan, train_vae
-from tests.conftest import ROOT, make_params
+from tests.conftest import ROOT, make_params, passes
 
 SHAPE = (8, 8, 1)
 TINY_GAN = {"filters": [8, 16], "latent": 8, "hidden_units": [16, 32], "batch_size": 16,
-            "epochs": 2, "grid_size": 4, "minibatch_kernels": 4, "minibatch_kernel_dim": 3}
-TINY_VAE = {"latent": 4, "hidden_units": [32, 16], "conv_filters": [8, 16], "epochs": 2,
+            **passes(2), "grid_size": 4, "minibatch_kernels": 4, "minibatch_kernel_dim": 3}
+TINY_VAE = {"latent": 4, "hidden_units": [32, 16], "conv_filters": [8, 16], **passes(2),
             "batch_size": 64, "grid_size": 4}
 
 
@@ -219,7 +220,7 @@ def test_a_nan_stops_training_and_keeps_the_last_good_checkpoint(digits, tmp_pat
     block = gan_block()
     trainer = GanTrainer(build_gan(block, SHAPE), block, seed=0)
     images, labels = digits
-    runner = trainer.epoch_runner(images[:128], labels[:128], 3, tmp_path)
+    runner = trainer.epoch_runner(images[:128], labels[:128], plan(128, 16, 3 * 128, 1), tmp_path)
 
     def poisoned(epoch, state, progress):
         if epoch == 1:  # the generator's weights blow up during the second epoch
@@ -255,7 +256,7 @@ def _run_wrapped(project, wrapper: str, stage: str = "stages.train_gan"):
 
 @pytest.mark.stage_process
 def test_a_diverging_stage_exits_2_with_the_message_and_no_outputs(digits_prepared, tmp_path):
-    project = _stage_project(tmp_path, digits_prepared, epochs=3)
+    project = _stage_project(tmp_path, digits_prepared, **stage_passes(3))
     proc = _run_wrapped(project, """
 original = loop.run_epochs
 def run_epochs(**kw):
@@ -275,6 +276,10 @@ loop.run_epochs = run_epochs
 STAGE_GAN = {**TINY_GAN, "max_train_images": 256}  # 16 steps an epoch: the process is the test
 
 
+def stage_passes(n: int) -> dict:
+    return passes(n, STAGE_GAN["max_train_images"])
+
+
 def _stage_project(tmp_path, digits_prepared, **gan):
     (tmp_path / "data").mkdir(parents=True)
     os.symlink(digits_prepared, tmp_path / "data" / "prepared")
@@ -285,7 +290,7 @@ def _stage_project(tmp_path, digits_prepared, **gan):
 
 @pytest.mark.stage_process
 def test_kill_9_right_after_a_checkpoint_resumes_from_it(digits_prepared, tmp_path):
-    project = _stage_project(tmp_path, digits_prepared, epochs=3)
+    project = _stage_project(tmp_path, digits_prepared, **stage_passes(3))
     killed = _run_wrapped(project, """
 original = loop.save_checkpoint
 def save_checkpoint(checkpoint, state, progress):
@@ -312,7 +317,7 @@ loop.save_checkpoint = save_checkpoint
 
     # Resuming lost nothing: the same three epochs in one go give the same losses.
     fresh = tmp_path / "fresh"
-    train_gan.run(make_params(train_gan={**STAGE_GAN, "epochs": 3}), digits_prepared,
+    train_gan.run(make_params(train_gan={**STAGE_GAN, **stage_passes(3)}), digits_prepared,
                   *(fresh / k for k in ("models", "ck", "m.json", "h.csv", "samples")))
     assert (fresh / "h.csv").read_text() == "\n".join(history) + "\n"
 
@@ -320,7 +325,7 @@ loop.save_checkpoint = save_checkpoint
 def test_train_gan_stage_variants_and_errors(digits_prepared, tmp_path):
     params = make_params(train_gan={**TINY_GAN, "conditional": True, "replay": True,
                                     "minibatch": "stddev", "label_smoothing": 0.1,
-                                    "label_flip": 0.05, "instance_noise": 0.1, "epochs": 1})
+                                    "label_flip": 0.05, "instance_noise": 0.1, **passes(1)})
     out = {k: tmp_path / k for k in ("models", "ck", "m.json", "h.csv", "samples")}
     metrics = train_gan.run(params, digits_prepared, *out.values())
     assert np.isfinite(metrics["final_d_loss"]) and np.isfinite(metrics["final_g_loss"])
@@ -338,7 +343,7 @@ def test_train_gan_stage_variants_and_errors(digits_prepared, tmp_path):
 
 def test_more_gan_epochs_continue_the_checkpoint_and_equal_a_fresh_run(digits_prepared, tmp_path):
     def run(where, epochs, **extra):
-        params = make_params(train_gan={**STAGE_GAN, "epochs": epochs, **extra})
+        params = make_params(train_gan={**STAGE_GAN, **stage_passes(epochs), **extra})
         out = [where / k for k in ("models", "ck", "m.json", "h.csv", "samples")]
         return train_gan.run(params, digits_prepared, *out), where
 

@@ -103,7 +103,7 @@ def test_flow_overrides_are_parsed_and_written_as_dvc_does(tmp_path):
 
     assert parse_value("1e-05", "train_vae.learning_rate") == 1e-05
     assert parse_value("true", "train_gan.replay") is True
-    (tmp_path / "params.yaml").write_text("train_vae:\n  epochs: 25  # Géron's notebook\n")
+    (tmp_path / "params.yaml").write_text("train_vae:\n  images_seen: 1350000  # Géron's notebook\n")
     apply_overrides(tmp_path, {"train_vae.learning_rate": 1e-05})
     text = (tmp_path / "params.yaml").read_text()
     assert "# Géron's notebook" in text  # comments kept, as `dvc exp run -S` keeps them

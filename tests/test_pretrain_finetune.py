@@ -13,9 +13,9 @@ from latentlab.data.prepared import as_float, load_split
 from latentlab.errors import UserError
 from latentlab.training.label_efficiency import KINDS
 from stages import finetune, pretrain
-from tests.conftest import make_params
+from tests.conftest import make_params, passes
 
-PRETRAIN = {"architecture": "conv", "codings": 8, "conv_filters": [8, 16], "epochs": 8,
+PRETRAIN = {"architecture": "conv", "codings": 8, "conv_filters": [8, 16], **passes(8),
             "batch_size": 32, "learning_rate": 0.003, "contrastive_weight": 0.0}
 FINETUNE = {"labels_per_class": [2, 5], "seeds": 2, "head_units": 8, "head_epochs": 5,
             "finetune_epochs": 5, "min_epoch_images": 256, "augment": "none", "learning_rate": 0.01}
@@ -69,7 +69,7 @@ def test_pretrain_is_repeatable_with_one_seed(trained, digits_prepared, tmp_path
 def test_tied_layerwise_sparse_denoising_contrastive_dense_pretrain(digits_prepared, tmp_path):
     params = make_params(pretrain={"architecture": "dense", "hidden_units": [24], "codings": 12,
                                    "tied_weights": True, "layerwise": True, "noise": "gaussian",
-                                   "sparsity": "kl", "contrastive_weight": 0.05, "epochs": 2})
+                                   "sparsity": "kl", "contrastive_weight": 0.05, **passes(2)})
     metrics = pretrain.run(params, digits_prepared, **paths(tmp_path)["pretrain"])
     for layer in ("layer_0", "layer_1", "full"):  # each fit of the stack checkpoints on its own
         saved = json.loads((tmp_path / f"ck/pretrain/{layer}/checkpoint.json").read_text())
@@ -79,13 +79,13 @@ def test_tied_layerwise_sparse_denoising_contrastive_dense_pretrain(digits_prepa
 
 def test_contrastive_pretrain_is_repeatable_resumes_and_saves_the_measured_models(
         digits_prepared, tmp_path, caplog):
-    block = {**PRETRAIN, "epochs": 3, "contrastive_weight": 0.05}
+    block = {**PRETRAIN, **passes(3), "contrastive_weight": 0.05}
     params = make_params(pretrain=block)
     first = pretrain.run(params, digits_prepared, **paths(tmp_path / "a")["pretrain"])
     again = pretrain.run(params, digits_prepared, **paths(tmp_path / "b")["pretrain"])
     assert again == first  # one seed drives the random views too
     with caplog.at_level("INFO", logger="latentlab.training.fit"):  # more epochs continue
-        more = pretrain.run(make_params(pretrain={**block, "epochs": 4}), digits_prepared,
+        more = pretrain.run(make_params(pretrain={**block, **passes(4)}), digits_prepared,
                             **paths(tmp_path / "b")["pretrain"])
     assert any("from epoch 4 of 4" in m for m in caplog.messages)
     assert more["epochs_trained"] == 4

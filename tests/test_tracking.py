@@ -54,7 +54,7 @@ def test_pipeline_runs_land_in_a_real_tracking_server(built):
 def test_a_second_execution_is_a_second_parent_with_new_model_versions(built, built_copy):
     client = built.server.client()
     before = len(client.search_model_versions("name='latentlab-gan-generator'"))
-    dvc(built_copy, "exp", "run", "-S", "train_gan.epochs=1", tracking=built.server.url)
+    dvc(built_copy, "exp", "run", "-S", "train_gan.images_seen=1439", tracking=built.server.url)
     versions = client.search_model_versions("name='latentlab-gan-generator'")
     assert len(versions) == before + 1
     newest = max(versions, key=lambda v: int(v.version))
@@ -79,7 +79,7 @@ def test_a_second_execution_is_a_second_parent_with_new_model_versions(built, bu
                              cwd=built_copy, capture_output=True, text=True,
                              env={**os.environ, "MLFLOW_TRACKING_URI": built.server.url})
     assert compare.returncode == 0, compare.stderr
-    assert "train_gan.epochs" in compare.stdout and "epochs_trained" in compare.stdout
+    assert "train_gan.images_seen" in compare.stdout and "epochs_trained" in compare.stdout
     assert "dataset" in compare.stdout and experiment in compare.stdout
 
 

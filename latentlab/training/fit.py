@@ -84,13 +84,16 @@ def fit_resumable(
     directory: Path,
     key: str,
     epochs: int,
-    batch_size: int,
+    batch_size: int | None,
     validation_data=None,
     patience: int | None = None,
     callbacks: tuple = (),
     verbose: int | None = None,
+    shuffle: bool = True,
 ) -> dict[str, list[float]]:
     """``model.fit`` that resumes from ``directory`` and ends on the best weights.
+
+    ``x``, ``y``, ``batch_size``, ``shuffle`` and ``callbacks`` as `budget.fit_inputs` gives them.
 
     The model must be compiled. Returns the per-epoch history, including epochs trained before
     a restart. A finished fit under the same key is not repeated: its best weights are loaded.
@@ -117,6 +120,7 @@ def fit_resumable(
             validation_data=validation_data,
             callbacks=[Checkpointer(checkpoint, state, monitor, patience), *callbacks],
             verbose=verbose,
+            shuffle=shuffle,
         )
     if checkpoint.has("best"):
         _assign(model.weights, checkpoint.arrays("best"))

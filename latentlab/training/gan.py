@@ -19,6 +19,7 @@ from keras import ops
 from latentlab.models.gan import Gan
 from latentlab.params import GanBlock
 from latentlab.training import shim
+from latentlab.training.budget import Budget, epoch_order
 from latentlab.training.loop import (
     EpochLogs,
     Net,
@@ -191,16 +192,17 @@ class GanTrainer:
         state, g_loss = self.g_update(state, batch["noise_g"], batch.get("fake_labels_g"))
         return state, {**logs, "g_loss": g_loss}
 
-    def epoch_runner(self, images: np.ndarray, labels: np.ndarray, epochs: int,
+    def epoch_runner(self, images: np.ndarray, labels: np.ndarray, budget: Budget,
                      directory: Path) -> Callable:
-        """``run_epoch`` for `loop.run_epochs`: full batches in a seeded shuffled order."""
+        """``run_epoch`` for `loop.run_epochs`: full batches in a seeded shuffled order, the
+        split repeated within an epoch where ``budget`` says so."""
         block = self.block
-        steps = len(images) // block.batch_size
+        steps = budget.steps_per_epoch
 
         def run_epoch(epoch: int, state: dict, progress: Progress):
             rng = np.random.default_rng([self.seed, epoch])
-            order = rng.permutation(len(images))
-            noise_std = block.instance_noise * (1.0 - epoch / epochs)  # linear decay
+            order = epoch_order(rng, len(images), budget.epoch_images)
+            noise_std = block.instance_noise * (1.0 - epoch / budget.epochs)  # linear decay
             pool = ImagePool.restore(block.replay_pool_size, progress.extra) if block.replay else None
             epoch_logs = EpochLogs(epoch, directory, progress.epoch, CHECK_EVERY)
             for step in range(steps):

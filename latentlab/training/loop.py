@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,16 +162,19 @@ def run_epochs(
     progress: Progress,
     run_epoch: Callable[[int, dict, Progress], tuple[dict, dict[str, float]]],
     on_epoch_end: Callable[[int, dict], None] | None = None,
+    epoch_images: int = 0,
 ) -> tuple[dict, Progress]:
     """Run epochs ``progress.epoch + 1 .. epochs - 1``, checkpointing after each.
 
     ``run_epoch(epoch, state, progress)`` returns the new state and the epoch's mean logs; it may
     update ``progress.extra``. A checkpoint is written only after an epoch completes, so a crash or
-    a divergence loses at most the epoch in progress.
+    a divergence loses at most the epoch in progress. Each epoch's log line says how far training
+    is (images seen of ``epochs × epoch_images``) and about how long the rest will take.
     """
     checkpoint = Checkpoint(directory, progress.key)
     checkpoint.load()  # `resume` left either this key's checkpoint or an empty directory
-    for epoch in range(progress.epoch + 1, epochs):
+    start, first = time.perf_counter(), progress.epoch + 1
+    for epoch in range(first, epochs):
         state, logs = run_epoch(epoch, state, progress)
         check_finite(logs, epoch, -1, directory, progress.epoch)
         for name, value in logs.items():
@@ -179,9 +183,20 @@ def run_epochs(
         if on_epoch_end is not None:
             on_epoch_end(epoch, state)
         save_checkpoint(checkpoint, state, progress)
-        log.info("epoch %d/%d: %s", epoch + 1, epochs,
+        log.info("epoch %d/%d%s: %s", epoch + 1, epochs,
+                 _how_far(epoch, epochs, epoch_images, time.perf_counter() - start, epoch + 1 - first),
                  "  ".join(f"{k} {v:.4f}" for k, v in logs.items()))
     return state, progress
+
+
+def _how_far(epoch: int, epochs: int, epoch_images: int, seconds: float, done: int) -> str:
+    """" (30,016 of 160,256 images, 19 %, about 4 min left)" after ``done`` epochs this run."""
+    if not epoch_images:
+        return ""
+    left = seconds / done * (epochs - epoch - 1)
+    eta = f"{left / 60:.0f} min" if left >= 90 else f"{left:.0f} s"
+    return (f" ({(epoch + 1) * epoch_images:,} of {epochs * epoch_images:,} images, "
+            f"{100 * (epoch + 1) / epochs:.0f} %, about {eta} left)")
 
 
 def resume(directory: Path, key: str, template: dict, epochs: int) -> tuple[dict, Progress]:

@@ -18,6 +18,7 @@ from latentlab.data.prepared import as_float
 from latentlab.models.vae import Vae
 from latentlab.params import VaeBlock
 from latentlab.training import shim
+from latentlab.training.budget import Budget, epoch_order
 from latentlab.training.fit import make_optimizer
 from latentlab.training.loop import (
     EpochLogs,
@@ -78,12 +79,14 @@ class VaeTrainer:
             n += len(x)
         return {k: v / n for k, v in totals.items()}
 
-    def epoch_runner(self, images: np.ndarray, val: np.ndarray, directory: Path) -> Callable:
+    def epoch_runner(self, images: np.ndarray, val: np.ndarray, budget: Budget,
+                     directory: Path) -> Callable:
         block = self.block
-        steps = len(images) // block.batch_size
+        steps = budget.steps_per_epoch
 
         def run_epoch(epoch: int, state: dict, progress: Progress):
-            order = np.random.default_rng([self.seed, epoch]).permutation(len(images))
+            rng = np.random.default_rng([self.seed, epoch])
+            order = epoch_order(rng, len(images), budget.epoch_images)
             epoch_logs = EpochLogs(epoch, directory, progress.epoch)
             for step in range(steps):
                 index = np.sort(order[step * block.batch_size:(step + 1) * block.batch_size])
