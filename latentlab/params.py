@@ -222,7 +222,8 @@ LearningRate = Annotated[float, Field(gt=0.0, le=10.0)]
 class VaeBlock(Block):
     """The ``train_vae`` stage: a variational autoencoder."""
 
-    architecture: Literal["dense", "conv"] = "dense"
+    # auto = dense for grayscale images under 32 px (Géron's), conv for colour or larger images
+    architecture: Literal["auto", "dense", "conv"] = "auto"
     latent: Units = 10
     hidden_units: list[Units] = [150, 100]     # dense: from the input inwards
     conv_filters: ConvWidths = "auto"           # conv: as pretrain.conv_filters

@@ -19,7 +19,7 @@ from latentlab.errors import UserError
 from latentlab.models.autoencoders import conv_widths
 from latentlab.models.gan import build_gan
 from latentlab.models.layers import MinibatchDiscrimination, MinibatchStdDev, SNConv2D, SNDense
-from latentlab.models.vae import build_vae
+from latentlab.models.vae import architecture, build_vae
 from latentlab.seeding import seed_everything
 from latentlab.training import shim
 from latentlab.training.budget import plan
@@ -28,8 +28,8 @@ from latentlab.training.gan import GanTrainer, to_gan_range
 from latentlab.training.loop import Diverged, Progress, load_checkpoint, run_epochs
 from latentlab.training.replay import ImagePool
 from latentlab.training.vae import VaeTrainer
-from stages import train_gan, train_vae
-from tests.conftest import ROOT, make_params, passes
+from stages import download, downsample, train_gan, train_vae
+from tests.conftest import ROOT, make_params, make_rgba_sprites, passes
 
 SHAPE = (8, 8, 1)
 TINY_GAN = {"filters": [8, 16], "latent": 8, "hidden_units": [16, 32], "batch_size": 16,
@@ -69,6 +69,31 @@ def test_vae_shapes_and_sampling_noise_in_training_and_generation(digits, archit
     z1 = keras.ops.convert_to_numpy(vae.encoder(x, training=False)[2])
     z2 = keras.ops.convert_to_numpy(vae.encoder(x, training=False)[2])
     assert not np.allclose(z1, z2)
+
+
+def test_vae_auto_architecture_follows_the_images():
+    block = make_params(train_vae=TINY_VAE).train_vae
+    assert block.architecture == "auto" and architecture(block, (28, 28, 1)) == "dense"
+    assert architecture(block, (64, 64, 3)) == "conv" and architecture(block, (32, 32, 1)) == "conv"
+    assert architecture(make_params(train_vae={"architecture": "dense"}).train_vae,
+                        (64, 64, 3)) == "dense"
+
+
+def test_a_64px_colour_vae_keeps_its_kl_small_from_the_first_epoch(tmp_path):
+    make_rgba_sprites(tmp_path / "sprites", 120, size=64, bar=True)
+    params = make_params(data={"source": "folder", "local_dir": str(tmp_path / "sprites")},
+                         downsample={"image_size": 64, "channels": 3, "workers": 1},
+                         # dense, the worst case: its first layer sees all 12,288 values
+                         train_vae={"architecture": "dense", "images_seen": 1_000,
+                                    "min_epoch_images": 500, "batch_size": 32})
+    download.run(params, tmp_path / "raw")
+    downsample.run(params, tmp_path / "raw", tmp_path / "prepared", tmp_path / "card")
+    out = [tmp_path / k for k in ("models", "ck", "m.json", "h.csv", "samples")]
+    train_vae.run(params, tmp_path / "prepared", *out)
+    rows = (tmp_path / "h.csv").read_text().splitlines()
+    header, first = rows[0].split(","), dict(zip(rows[0].split(","), map(float, rows[1].split(","))))
+    assert "kl" in header and 0 < first["kl"] < 1_000, first  # random log-variance weights: ~1e11
+    assert first["val_loss"] < 1.0
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "nadam"])
