@@ -261,6 +261,9 @@ class GanBlock(Block):
     label_smoothing: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.0  # real label = 1 − this
     label_flip: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.0       # chance of a flipped D label
     instance_noise: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0   # start std, decays to 0
+    # DiffAugment (Zhao et al. 2020): D sees real and fake images through the same random,
+    # differentiable augmentations; [] = off
+    diffaugment: list[Literal["color", "translation", "cutout"]] = []
     images_seen: ImagesSeen = 162_000       # 3 passes over 54,000
     min_epoch_images: MinEpochImages = 10_000
     batch_size: BatchSize = 32

@@ -21,7 +21,7 @@ from latentlab.models.gan import build_gan
 from latentlab.models.layers import MinibatchDiscrimination, MinibatchStdDev, SNConv2D, SNDense
 from latentlab.models.vae import architecture, build_vae
 from latentlab.seeding import seed_everything
-from latentlab.training import shim
+from latentlab.training import diffaugment, shim
 from latentlab.training.budget import plan
 from latentlab.training.checkpoint import Checkpoint
 from latentlab.training.gan import GanTrainer, to_gan_range
@@ -190,10 +190,64 @@ def test_a_step_trains_d_then_g_each_with_the_other_frozen(digits, loss, extra):
         d_changed = d_changed[:-1]
     assert all(d_changed) and not any(changed(g0, g1))
 
-    state, g_loss = trainer.g_update(state, batch["noise_g"], None)
+    state, g_loss = trainer.g_update(state, batch["noise_g"], None, {})
     g2, d2 = numpy_state(state["generator"]), numpy_state(state["discriminator"])
     assert all(changed(g1, g2)) and not any(changed(d1, d2))
     assert np.isfinite(float(keras.ops.convert_to_numpy(g_loss)))
+
+
+def test_diffaugment_is_differentiable_and_moves_pixels_as_drawn():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (6, 16, 16, 3)).astype("float32")
+    params = diffaugment.draw(rng, 6, 16, diffaugment.PARTS)
+    weights = rng.standard_normal(x.shape).astype("float32")
+    grad = keras.ops.convert_to_numpy(shim.input_gradient(
+        lambda v: diffaugment.apply(v, params) * weights, keras.ops.convert_to_tensor(x)))
+    assert np.isfinite(grad).all() and (np.abs(grad).reshape(6, -1).sum(1) > 0).all()
+    # A translation moves the image by the drawn shift and fills with zeros (mid-grey).
+    shift = {"rows": diffaugment._shift_matrices(np.array([2]), 16),
+             "columns": diffaugment._shift_matrices(np.array([-3]), 16)}
+    moved = keras.ops.convert_to_numpy(diffaugment.apply(x[:1], shift))[0]
+    assert np.array_equal(moved[2:, :13], x[0, :14, 3:])
+    assert not moved[:2].any() and not moved[:, 13:].any()
+    # Cutout zeroes a square of half the side in each image; colour moves every pixel.
+    keep = diffaugment.draw(rng, 50, 16, ("cutout",))["keep"]
+    assert ((1 - keep).reshape(50, -1).sum(1) <= 64).all() and (1 - keep).sum() > 50 * 16
+    colour = keras.ops.convert_to_numpy(diffaugment.apply(x, diffaugment.draw(rng, 6, 16, ("color",))))
+    assert (np.abs(colour - x).reshape(6, -1).max(1) > 0.01).all()
+
+
+def test_diffaugment_applies_one_policy_to_real_and_fake_and_reaches_both_losses(digits):
+    block = gan_block(diffaugment=["color", "translation", "cutout"])
+    trainer = GanTrainer(build_gan(block, SHAPE), block, seed=0)
+    state = trainer.initial_state()
+    batch = _batch(trainer, digits, np.random.default_rng(0))
+    b = block.batch_size
+    d_draws, g_draws = batch["augment_d"], batch["augment_g"]
+    assert set(d_draws) == set(g_draws) == {"brightness", "saturation", "contrast", "rows",
+                                            "columns", "keep"}
+    assert all(len(v) == 2 * b for v in d_draws.values())  # D's real half, then its fake half
+    assert all(len(v) == b for v in g_draws.values())
+    fake = trainer.generate(state, batch["noise_d"][0], None)
+    plain = {k: v for k, v in batch.items() if not k.startswith("augment")}
+
+    def d_loss(batch):
+        _, logs = trainer.d_update(state, batch, fake, None)
+        return float(keras.ops.convert_to_numpy(logs["d_loss"]))
+
+    def g_loss(augment):
+        return float(keras.ops.convert_to_numpy(trainer.g_update(state, batch["noise_g"], None,
+                                                                 augment)[1]))
+
+    assert d_loss(batch) != pytest.approx(d_loss(plain), abs=1e-6)
+    assert g_loss(g_draws) != pytest.approx(g_loss({}), abs=1e-6)
+    # The same draw for a real and a fake image gives D the same input: one policy for both.
+    same = {k: np.concatenate([v[:b], v[:b]]) for k, v in d_draws.items()}
+    twins = {**batch, "augment_d": same}
+    _, logs = trainer.d_update(state, {**twins, "real": keras.ops.convert_to_numpy(fake)}, fake,
+                               None)
+    assert float(keras.ops.convert_to_numpy(logs["d_real"])) == pytest.approx(
+        float(keras.ops.convert_to_numpy(logs["d_fake"])), abs=1e-4)
 
 
 def test_replay_pool_fills_then_swaps_half_the_time():
@@ -350,7 +404,8 @@ loop.save_checkpoint = save_checkpoint
 def test_train_gan_stage_variants_and_errors(digits_prepared, tmp_path):
     params = make_params(train_gan={**TINY_GAN, "conditional": True, "replay": True,
                                     "minibatch": "stddev", "label_smoothing": 0.1,
-                                    "label_flip": 0.05, "instance_noise": 0.1, **passes(1)})
+                                    "label_flip": 0.05, "instance_noise": 0.1, **passes(1),
+                                    "diffaugment": ["color", "translation", "cutout"]})
     out = {k: tmp_path / k for k in ("models", "ck", "m.json", "h.csv", "samples")}
     metrics = train_gan.run(params, digits_prepared, *out.values())
     assert np.isfinite(metrics["final_d_loss"]) and np.isfinite(metrics["final_g_loss"])

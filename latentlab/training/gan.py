@@ -18,7 +18,7 @@ from keras import ops
 
 from latentlab.models.gan import Gan
 from latentlab.params import GanBlock
-from latentlab.training import shim
+from latentlab.training import diffaugment, shim
 from latentlab.training.budget import Budget, epoch_order
 from latentlab.training.loop import (
     EpochLogs,
@@ -80,19 +80,23 @@ class GanTrainer:
         if "noise_real" in batch:  # instance noise, its scale set per epoch
             real = real + batch["noise_real"]
             fake = fake + batch["noise_fake"]
+        both = ops.concatenate([real, fake])
+        if "augment_d" in batch:  # DiffAugment: real and fake alike
+            both = diffaugment.apply(both, batch["augment_d"])
+        n = len(real)
         if self.block.minibatch == "none":
             # One pass over real and fake together: larger, faster kernels.
             labels = None
             if self.gan.n_classes:
                 labels = ops.concatenate([batch["real_labels"], fake_labels])
-            logits, d_state = call(self.gan.discriminator, d_state,
-                                   self._inputs(ops.concatenate([real, fake]), labels), True)
-            real_logit, fake_logit = logits[:len(real)], logits[len(real):]
+            logits, d_state = call(self.gan.discriminator, d_state, self._inputs(both, labels),
+                                   True)
+            real_logit, fake_logit = logits[:n], logits[n:]
         else:  # minibatch features must see real and fake batches apart
             real_logit, d_state = call(self.gan.discriminator, d_state,
-                                       self._inputs(real, batch.get("real_labels")), True)
+                                       self._inputs(both[:n], batch.get("real_labels")), True)
             fake_logit, d_state = call(self.gan.discriminator, d_state,
-                                       self._inputs(fake, fake_labels), True)
+                                       self._inputs(both[n:], fake_labels), True)
         if self.block.loss == "wgan_gp":
             eps = batch["eps"]
             mixed = eps * batch["real"] + (1.0 - eps) * fake
@@ -119,9 +123,11 @@ class GanTrainer:
         logs = {"d_loss": loss, "d_real": real_score, "d_fake": fake_score}
         return {**state, "discriminator": d_state}, logs
 
-    def _g_loss(self, g_trainable, g_state, d_state, noise, labels):
+    def _g_loss(self, g_trainable, g_state, d_state, noise, labels, augment):
         g_state = {**g_state, "trainable": g_trainable}
         fake, g_state = call(self.gan.generator, g_state, self._inputs(noise, labels), True)
+        if augment:  # G is trained through the augmentation D sees
+            fake = diffaugment.apply(fake, augment)
         # D runs in training mode but its values are not differentiated nor updated here.
         logit, _ = call(self.gan.discriminator, d_state, self._inputs(fake, labels), True)
         if self.block.loss == "wgan_gp":
@@ -130,10 +136,10 @@ class GanTrainer:
             loss = ops.mean(ops.binary_crossentropy(ops.ones_like(logit), logit, from_logits=True))
         return loss, g_state["non_trainable"]
 
-    def _g_update(self, state, noise, labels):
+    def _g_update(self, state, noise, labels, augment):
         g_state = state["generator"]
         (loss, non_trainable), grads = shim.value_and_grad(self._g_loss)(
-            g_state["trainable"], g_state, state["discriminator"], noise, labels)
+            g_state["trainable"], g_state, state["discriminator"], noise, labels, augment)
         g_state = apply_gradients(self.nets["generator"].optimizer,
                                   {**g_state, "non_trainable": non_trainable}, grads)
         return {**state, "generator": g_state}, loss
@@ -144,7 +150,8 @@ class GanTrainer:
             labels = fake_labels[i] if fake_labels is not None else None
             fake = self._generate(state, batch["noise_d"][i], labels)
             state, logs = self._d_update(state, batch, fake, labels)
-        state, g_loss = self._g_update(state, batch["noise_g"], batch.get("fake_labels_g"))
+        state, g_loss = self._g_update(state, batch["noise_g"], batch.get("fake_labels_g"),
+                                       batch.get("augment_g", {}))
         return state, {**logs, "g_loss": g_loss}
 
     # ---- host side ----------------------------------------------------------------------------
@@ -177,6 +184,10 @@ class GanTrainer:
         if noise_std > 0:
             batch["noise_real"] = noise_std * rng.standard_normal(real.shape, dtype=np.float32)
             batch["noise_fake"] = noise_std * rng.standard_normal(real.shape, dtype=np.float32)
+        if block.diffaugment:  # D's real and fake halves, then G's fakes
+            policy, size = tuple(block.diffaugment), real.shape[1]
+            batch["augment_d"] = diffaugment.draw(rng, 2 * b, size, policy)
+            batch["augment_g"] = diffaugment.draw(rng, b, size, policy)
         return batch
 
     def replay_step(self, state, batch, pool: ImagePool, rng: np.random.Generator):
@@ -189,7 +200,8 @@ class GanTrainer:
             mixed, mixed_labels = pool.query(fake, labels, rng)
             mixed_oh = np.eye(n, dtype=np.float32)[mixed_labels] if n else None
             state, logs = self.d_update(state, batch, mixed, mixed_oh)
-        state, g_loss = self.g_update(state, batch["noise_g"], batch.get("fake_labels_g"))
+        state, g_loss = self.g_update(state, batch["noise_g"], batch.get("fake_labels_g"),
+                                      batch.get("augment_g", {}))
         return state, {**logs, "g_loss": g_loss}
 
     def epoch_runner(self, images: np.ndarray, labels: np.ndarray, budget: Budget,

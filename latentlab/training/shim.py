@@ -63,11 +63,13 @@ def shard(batch: dict | np.ndarray, size: int):
     devices = len(keras.distribution.list_devices())
 
     def one(x):
+        if isinstance(x, dict):
+            return {k: one(v) for k, v in x.items()}
         if x.shape[:1] != (size,) or size % devices:
             return x
         return keras.distribution.distribute_tensor(x, distribution.get_data_layout(x.shape))
 
-    return {k: one(v) for k, v in batch.items()} if isinstance(batch, dict) else one(batch)
+    return one(batch)
 
 
 def state_of(variables: dict[str, list]) -> dict[str, list]:
