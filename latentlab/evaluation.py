@@ -10,6 +10,8 @@ to the train split (a trivial generator's ceiling). Metrics are called by name t
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import keras
@@ -20,6 +22,8 @@ from latentlab.data.prepared import as_float, load_split
 from latentlab.errors import UserError
 from latentlab.models.sampling import gan_samples, pixel_gaussian_samples, vae_samples
 from latentlab.params import EvaluateBlock
+
+log = logging.getLogger(__name__)
 
 # What each generation metric is computed from: evaluator features, predicted classes or pixels.
 INPUTS = {"frechet_distance": "features", "kid": "features", "precision_recall": "features",
@@ -110,6 +114,9 @@ def evaluate_models(block: EvaluateBlock, prepared: Path, models: Path, evaluato
     denoised = decoder.predict(encoder.predict(noisy, verbose=0), verbose=0)
     results["autoencoder"] = {**m.REGISTRY["reconstruction"](real, reconstructions),
                               **m.REGISTRY["denoising"](real, noisy, denoised)}
+    # The trivial baseline: every test image rebuilt as the train split's mean image.
+    mean_image = np.broadcast_to(train.mean(0), real.shape)
+    results["autoencoder"]["mean_image_mse"] = m.REGISTRY["reconstruction"](real, mean_image)["mse"]
 
     vae_encoder = load_model(models / "vae/encoder.keras")
     vae_decoder = load_model(models / "vae/decoder.keras")
@@ -126,7 +133,78 @@ def evaluate_models(block: EvaluateBlock, prepared: Path, models: Path, evaluato
         results["anchors"]["evaluator_test_accuracy"] = float(
             (classifier.predict(real, verbose=0).argmax(1) == real_labels).mean())
     results["anchors"]["feature_space"] = space
+    results["autoencoder"].update(reconstruction_verdict(results["autoencoder"],
+                                                         training(models / "pretrain")))
+    for name in ("vae", "gan"):
+        results[name].update(generation_verdict(name.upper(), results[name], results["anchors"],
+                                                training(models / name)))
+        if classifier is None and results["autoencoder"]["mse_to_mean_image"] > GOOD_FRACTION:
+            results[name]["verdict"] += (
+                "; judged in the codings of an autoencoder that itself learned little, so "
+                "take this verdict with care")
     return rounded(results)
+
+
+def training(model_dir: Path) -> dict:
+    """What a training stage wrote of its run beside its models (images seen, split size)."""
+    path = model_dir / "training.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _seen(run: dict, key: str) -> str:
+    if not run.get("images_seen"):
+        return "train longer"
+    return (f"it saw {run['images_seen']:,} images of a {run.get('train_images', 0):,}-image split;"
+            f" train longer (raise {key}) or check the data")
+
+
+# A generator whose Fréchet distance is below this fraction of per-pixel noise's is judged to
+# make pictures; between it and the noise it is only "better than noise".
+GOOD_FRACTION = 0.5
+
+
+def generation_verdict(model: str, values: dict, anchors: dict, run: dict) -> dict:
+    """A verdict in words on a generator's scores against the floor (held-out real images) and
+    the ceiling (per-pixel Gaussian noise), and the ratio it rests on (↓, < 1 beats noise)."""
+    metric = next((k for k in ("frechet_distance", "kid") if k in values), None)
+    if metric is None:
+        return {"verdict": "not judged: frechet_distance and kid are both off"}
+    score, noise = values[metric], anchors["pixel_gaussian"][metric]
+    floor = anchors["real_holdout"][metric]
+    name = {"frechet_distance": "FD", "kid": "KID"}[metric]
+    key = "train_gan.images_seen" if model == "GAN" else "train_vae.images_seen"
+    ratio = score / noise if noise > 0 else float("inf")
+    if ratio >= 1:
+        verdict = (f"no better than per-pixel noise ({name} {score:.4g} against the noise's "
+                   f"{noise:.4g}): it learned nothing; {_seen(run, key)}")
+    elif ratio > GOOD_FRACTION:
+        verdict = (f"better than per-pixel noise, but not by much ({name} {score:.4g} is "
+                   f"{100 * ratio:.0f} % of the noise's {noise:.4g}; held-out real images: "
+                   f"{floor:.4g}); {_seen(run, key)}")
+    else:
+        verdict = (f"makes pictures: {name} {score:.4g} is {100 * ratio:.0f} % of per-pixel "
+                   f"noise's {noise:.4g} (held-out real images: {floor:.4g})")
+    if values.get("recall", 1.0) < 0.05 and ratio < 1:
+        verdict += (f"; its samples cover few real images (recall {values['recall']:.2f}): "
+                    "mode collapse")
+    return {f"{metric}_to_noise": ratio, "verdict": verdict}
+
+
+def reconstruction_verdict(values: dict, run: dict) -> dict:
+    """The autoencoder against the mean image, a reconstruction that learned nothing."""
+    ratio = values["mse"] / values["mean_image_mse"] if values["mean_image_mse"] > 0 else 0.0
+    if ratio >= 1:
+        verdict = (f"no better than the mean image (MSE {values['mse']:.4g} against "
+                   f"{values['mean_image_mse']:.4g}): it learned nothing; "
+                   f"{_seen(run, 'pretrain.images_seen')}")
+    elif ratio > GOOD_FRACTION:
+        verdict = (f"barely better than the mean image (MSE {values['mse']:.4g} is "
+                   f"{100 * ratio:.0f} % of its {values['mean_image_mse']:.4g}); "
+                   f"{_seen(run, 'pretrain.images_seen')}")
+    else:
+        verdict = (f"rebuilds images: MSE {values['mse']:.4g} is {100 * ratio:.0f} % of the "
+                   f"mean image's {values['mean_image_mse']:.4g}")
+    return {"mse_to_mean_image": ratio, "verdict": verdict}
 
 
 def rounded(value):

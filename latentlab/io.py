@@ -43,6 +43,13 @@ def write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write_json(path: Path, value) -> None:
+    """``value`` as indented JSON (a staged output's file: the folder appears whole)."""
+    import json
+
+    path.write_text(json.dumps(value, indent=2) + "\n")
+
+
 def digest(*paths: Path) -> str:
     """A short sha256 of the contents of ``paths``, in order (to key checkpoints and runs)."""
     sha = hashlib.sha256()

@@ -53,7 +53,18 @@ def tables(metrics: dict, data: dict | None = None) -> list[Table]:
     """The report's metric tables, each with a one-line explanation."""
     data = data or {}
     out = []
-    ae = {**metrics.get("pretrain", {}), **metrics.get("evaluate/autoencoder", {})}
+    verdicts = [[name, values["verdict"]] for name, values in (
+        ("autoencoder", metrics.get("evaluate/autoencoder", {})),
+        ("VAE", metrics.get("evaluate/vae", {})), ("GAN", metrics.get("evaluate/gan", {})))
+        if "verdict" in values]
+    if verdicts:
+        out.append(Table(
+            "Verdicts", ["model", "verdict"], verdicts,
+            "Each model against what learning nothing scores: generators against per-pixel "
+            "Gaussian noise (and held-out real images, the best reachable), the autoencoder "
+            "against rebuilding every image as the mean image."))
+    ae = {k: v for k, v in {**metrics.get("pretrain", {}),
+                            **metrics.get("evaluate/autoencoder", {})}.items() if k != "verdict"}
     if ae:
         out.append(Table(
             "Autoencoder (test split unless named val)", ["metric", "value"], _pairs(ae),

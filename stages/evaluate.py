@@ -30,6 +30,11 @@ def run(params: Params, prepared: Path = PREPARED, models: Path = MODELS, out: P
     for name, values in results.items():
         (out / f"{name}.json").write_text(json.dumps(values, indent=2) + "\n")
     log.info("evaluate: %s", json.dumps(results))
+    for name, values in results.items():
+        if "verdict" in values:
+            learned_nothing = values["verdict"].startswith("no better")
+            log.log(logging.WARNING if learned_nothing else logging.INFO, "%s: %s", name,
+                    values["verdict"])
     return results
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from latentlab.data.prepared import as_float, fingerprint
-from latentlab.io import staged_dir
+from latentlab.io import staged_dir, write_json
 from latentlab.models.autoencoders import ContrastiveAutoencoder, build_autoencoder, untie
 from latentlab.params import Params, save_resolved
 from latentlab.seeding import seed_everything
@@ -70,6 +70,7 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
         ae.encoder.save(staging / "encoder.keras")
         untie(ae.decoder).save(staging / "decoder.keras")
         save_resolved(params, ["base", "pretrain"], staging / "params.resolved.yaml")
+        write_json(staging / "training.json", budget.record(metrics["epochs_trained"]))
     write_outputs(metrics, metrics_path, history, history_path)
     log.info("pretrain: val MSE %.5f, mean coding %.4f, near-zero codings %.1f%%",
              metrics["val_mse"], metrics["mean_coding_activation"],

@@ -10,7 +10,7 @@ import numpy as np
 
 from latentlab.data.prepared import fingerprint, is_labeled, read_meta
 from latentlab.errors import UserError
-from latentlab.io import staged_dir
+from latentlab.io import staged_dir, write_json
 from latentlab.models.gan import build_gan
 from latentlab.params import Params, save_resolved
 from latentlab.seeding import seed_everything
@@ -94,6 +94,7 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
         gan.generator.save(staging / "generator.keras")
         gan.discriminator.save(staging / "discriminator.keras")
         save_resolved(params, ["base", "train_gan"], staging / "params.resolved.yaml")
+        write_json(staging / "training.json", budget.record(progress.epoch + 1))
         copy_frames(checkpoints / "frames", samples / "progress")
     write_outputs(metrics, metrics_path, progress.history, history_path)
     log.info("train_gan: %s", metrics)

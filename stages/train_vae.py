@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from latentlab.data.prepared import fingerprint
-from latentlab.io import staged_dir
+from latentlab.io import staged_dir, write_json
 from latentlab.models.vae import build_vae
 from latentlab.params import Params, save_resolved
 from latentlab.seeding import seed_everything
@@ -73,6 +73,7 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
         vae.encoder.save(staging / "encoder.keras")
         vae.decoder.save(staging / "decoder.keras")
         save_resolved(params, ["base", "train_vae"], staging / "params.resolved.yaml")
+        write_json(staging / "training.json", budget.record(progress.epoch + 1))
         copy_frames(checkpoints / "frames", samples / "prior_by_epoch")
     write_outputs(metrics, metrics_path, progress.history, history_path)
     log.info("train_vae: val loss %.4f, reconstruction MSE %.4f, KL %.2f; "

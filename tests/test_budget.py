@@ -96,3 +96,10 @@ def test_pretrain_repeats_a_small_split_within_an_epoch(folders, tmp_path, caplo
     last = Checkpoint(tmp_path / "ck/full", saved["key"])
     last.load()
     assert int(last.arrays("last")["optimizer/0"]) == 64  # 2 epochs of 32 full batches
+
+
+def test_a_last_partial_batch_is_not_a_repeat():
+    # Keras' fit keeps the last partial batch: 12 batches of 128 cover 1,439 images once.
+    budget = plan(1439, 128, 1439, 1, drop_remainder=False)
+    assert not budget.repeated and budget.epoch_images == 1439 and budget.epochs == 1
+    assert plan(1439, 128, 1439, 2000, drop_remainder=False).repeated

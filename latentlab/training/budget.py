@@ -38,7 +38,9 @@ class Budget:
     @property
     def repeated(self) -> bool:
         """Whether an epoch repeats the split (it is smaller than ``min_epoch_images``)."""
-        return self.steps_per_epoch * self.batch_size > self.train_size
+        whole = (self.train_size // self.batch_size if self.drop_remainder
+                 else math.ceil(self.train_size / self.batch_size))
+        return self.steps_per_epoch > max(whole, 1)
 
     @property
     def passes(self) -> int:
@@ -48,6 +50,11 @@ class Budget:
     @property
     def images(self) -> int:
         return self.epochs * self.epoch_images
+
+    def record(self, epochs_done: int) -> dict:
+        """What a stage writes beside its models (``training.json``): how much it trained."""
+        return {"images_seen": epochs_done * self.epoch_images, "epochs": epochs_done,
+                "train_images": self.train_size, "batch_size": self.batch_size}
 
     def describe(self, stage: str) -> str:
         """The log line that says up front how long a stage will train."""
@@ -61,8 +68,8 @@ class Budget:
 def plan(train_size: int, batch_size: int, images_seen: int, min_epoch_images: int,
          drop_remainder: bool = True) -> Budget:
     """The epochs that train about ``images_seen`` images of a ``train_size``-image split."""
-    full = train_size // batch_size if drop_remainder else math.ceil(train_size / batch_size)
-    steps = max(full, math.ceil(min_epoch_images / batch_size), 1)
+    whole = train_size // batch_size if drop_remainder else math.ceil(train_size / batch_size)
+    steps = max(whole, math.ceil(min_epoch_images / batch_size), 1)
     budget = Budget(train_size, batch_size, steps, 1, drop_remainder)
     epochs = max(1, round(images_seen / budget.epoch_images))
     return Budget(train_size, batch_size, steps, epochs, drop_remainder)

@@ -1,0 +1,72 @@
+"""Verdicts: `evaluate` says in words when a model learned nothing, and the report shows it first."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from latentlab.evaluation import evaluate_models, generation_verdict
+from latentlab.models.gan import build_gan
+from latentlab.report import tables
+from stages import evaluator, pretrain, train_gan, train_vae
+from tests.conftest import make_params, passes
+
+
+def test_an_untrained_generator_learned_nothing_and_a_trained_one_did(digits_prepared, tmp_path):
+    models = tmp_path / "models"
+    params = make_params(
+        pretrain={"codings": 8, "conv_filters": [8, 16], "contrastive_weight": 0.0, **passes(2)},
+        train_vae={"latent": 4, "hidden_units": [32], **passes(2)},
+        train_gan={"filters": [32, 64], "latent": 16, "batch_size": 64, **passes(50)},
+        evaluator=passes(5),
+        evaluate={"samples": 179, "kid_subsets": 2, "kid_subset_size": 50,
+                  "memorization_samples": 100})
+    pretrain.run(params, digits_prepared, models / "pretrain", tmp_path / "ck/pretrain",
+                 tmp_path / "pretrain.json", tmp_path / "pretrain.csv")
+    train_vae.run(params, digits_prepared, models / "vae", tmp_path / "ck/vae",
+                  tmp_path / "vae.json", tmp_path / "vae.csv", tmp_path / "vae_samples")
+    evaluator.run(params, digits_prepared, models / "evaluator", tmp_path / "evaluator.json")
+    (models / "gan").mkdir()
+    build_gan(params.train_gan, (8, 8, 1)).generator.save(models / "gan/generator.keras")
+
+    def judged():
+        return evaluate_models(params.evaluate, digits_prepared, models,
+                               models / "evaluator/evaluator.keras", seed=0)["gan"]
+
+    untrained = judged()
+    assert untrained["verdict"].startswith("no better than per-pixel noise")
+    assert "it learned nothing" in untrained["verdict"]
+    assert untrained["frechet_distance_to_noise"] >= 1
+
+    train_gan.run(params, digits_prepared, models / "gan", tmp_path / "ck/gan",
+                  tmp_path / "gan.json", tmp_path / "gan.csv", tmp_path / "gan_samples")
+    trained = judged()
+    assert not trained["verdict"].startswith("no better"), trained["verdict"]
+    assert trained["frechet_distance_to_noise"] < 1
+    saved = json.loads((models / "gan/training.json").read_text())
+    # 50 × 1,439 images asked for, in epochs of 22 full batches of 64: 51 epochs of 1,408.
+    assert saved == {"images_seen": 51 * 1408, "epochs": 51, "train_images": 1439,
+                     "batch_size": 64}
+
+
+def test_the_verdict_names_what_the_generator_saw_and_the_report_puts_it_first():
+    anchors = {"pixel_gaussian": {"frechet_distance": 10.0},
+               "real_holdout": {"frechet_distance": 0.5}}
+    run = {"images_seen": 1920, "train_images": 646}
+    bad = generation_verdict("GAN", {"frechet_distance": 11.0, "recall": 0.0}, anchors, run)
+    assert bad["verdict"].startswith("no better than per-pixel noise (FD 11 against the noise's 10)")
+    assert "it saw 1,920 images of a 646-image split" in bad["verdict"]
+    assert "train_gan.images_seen" in bad["verdict"]
+    middling = generation_verdict("VAE", {"frechet_distance": 7.0, "recall": 0.01}, anchors, run)
+    assert middling["verdict"].startswith("better than per-pixel noise, but not by much")
+    assert "mode collapse" in middling["verdict"]
+    good = generation_verdict("GAN", {"frechet_distance": 2.0, "recall": 0.4}, anchors, run)
+    assert good["verdict"].startswith("makes pictures") and np.isclose(
+        good["frechet_distance_to_noise"], 0.2)
+
+    report = tables({"evaluate/gan": {**bad, "frechet_distance": 11.0},
+                     "evaluate/autoencoder": {"mse": 0.1, "verdict": "no better than ..."}})
+    assert report[0].title == "Verdicts"
+    assert report[0].rows == [["autoencoder", "no better than ..."], ["GAN", bad["verdict"]]]
+    assert all(row[0] != "verdict" for row in report[1].rows), "not repeated in the AE table"
