@@ -152,6 +152,11 @@ def test_a_profile_prints_dvc_flags_that_parse_back_to_valid_params(tmp_path, mo
     params = with_overrides(ROOT, overrides)
     assert params["downsample"]["image_size"] == 64 and params["train_gan"]["spectral_norm"] is True
 
+    for other in sorted((ROOT / "profiles").glob("*.yaml")):  # every profile is valid
+        flags = cli.profile_flags(other.stem)
+        pairs = (w.split("=", 1) for w in flags[1::2])
+        with_overrides(ROOT, {k: parse_value(v, k) for k, v in pairs})
+
     (tmp_path / "broken.yaml").write_text("train_gan:\n  upsample: bilinear\n")
     monkeypatch.setattr(cli, "PROFILES", tmp_path)
     with pytest.raises(UserError, match="train_gan.upsample: Input should be 'transpose' or 'resize'"):
