@@ -11,7 +11,6 @@ to the train split (a trivial generator's ceiling). Metrics are called by name t
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import keras
@@ -22,8 +21,6 @@ from latentlab.data.prepared import as_float, load_split
 from latentlab.errors import UserError
 from latentlab.models.sampling import gan_samples, pixel_gaussian_samples, vae_samples
 from latentlab.params import EvaluateBlock
-
-log = logging.getLogger(__name__)
 
 # What each generation metric is computed from: evaluator features, predicted classes or pixels.
 INPUTS = {"frechet_distance": "features", "kid": "features", "precision_recall": "features",

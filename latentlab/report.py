@@ -146,6 +146,7 @@ nav ul { font-size: 0.9rem; margin: 0.2rem 0; } .note { color: #555; font-size: 
 table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
+h3#verdicts + p + table td { text-align: left; }
 figure { display: inline-block; margin: 0.5rem; vertical-align: top; max-width: 100%; }
 figure img { max-width: 100%; border: 1px solid #eee; image-rendering: pixelated; }
 figcaption { font-size: 0.85rem; color: #555; max-width: 520px; }
