@@ -153,6 +153,14 @@ def apply_overrides(project: Path, overrides: dict[str, Any]) -> None:
         document.dump(params, f)
 
 
+def key_value(item: str, flag: str, value: str) -> tuple[str, str]:
+    """``KEY=VALUE`` of one command-line override, split; a clear error without ``=``."""
+    key, equals, text = item.partition("=")
+    if not equals or not key.strip():
+        raise UserError(f"{flag} {item}: write KEY={value}, e.g. {flag} train_gan.replay=true")
+    return key.strip(), text
+
+
 def parse_value(text: str, key: str) -> Any:
     """One `-S key=value` value, as DVC parses it (YAML 1.2)."""
     return read_yaml(text, f"-S {key}={text}")
@@ -298,12 +306,17 @@ def main() -> None:
         parser.error("--workers must be at least 1")
     try:  # bad overrides: the params message alone and exit status 2, before any flow starts
         if args.sweep:
-            grid = {k: [parse_value(v, k) for v in values.split(",")]
-                    for k, values in (item.split("=", 1) for item in args.sweep)}
+            grid = {}
+            for key, values in (key_value(item, "--sweep", "V1,V2") for item in args.sweep):
+                if not values.strip():
+                    raise UserError(f"--sweep {key}=: an empty list of values; "
+                                    f"write {key}=V1,V2")
+                grid[key] = [parse_value(v, key) for v in values.split(",")]
             for overrides in grid_runs(grid):
                 with_overrides(Path("."), overrides)
         else:
-            overrides = {k: parse_value(v, k) for k, v in (item.split("=", 1) for item in args.set)}
+            overrides = {k: parse_value(v, k) for k, v in
+                         (key_value(item, "-S", "VALUE") for item in args.set)}
             with_overrides(Path("."), overrides)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -53,6 +53,19 @@ def test_bad_overrides_fail_before_any_stage(tmp_path):
     assert not (project / "data/raw").exists()
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["-S", "train_gan.replay"], "-S train_gan.replay: write KEY=VALUE, e.g. -S train_gan.replay=true"),
+    (["--sweep", "evaluate.k"], "--sweep evaluate.k: write KEY=V1,V2"),
+    (["--sweep", "evaluate.k="], "--sweep evaluate.k=: an empty list of values; write evaluate.k=V1,V2"),
+])
+def test_an_override_without_a_value_is_one_line_and_exit_2(tmp_path, args, message):
+    project = copy_project(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "pipelines.flow", *args], cwd=project,
+                          capture_output=True, text=True, env=_env(project, tmp_path))
+    assert proc.returncode == 2 and f"error: {message}" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
 def _env(project: Path, tmp_path: Path, **extra: str) -> dict:
     """The flow's environment: its own Prefect home, no Prefect or MLflow server unless given."""
     env = {**os.environ, "PYTHONPATH": str(project), "PREFECT_HOME": str(tmp_path / "prefect"),
