@@ -182,8 +182,8 @@ def generation_verdict(model: str, values: dict, anchors: dict, run: dict) -> di
         verdict = (f"makes pictures: {name} {score:.4g} is {100 * ratio:.0f} % of per-pixel "
                    f"noise's {noise:.4g} (held-out real images: {floor:.4g})")
     if values.get("recall", 1.0) < 0.05 and ratio < 1:
-        verdict += (f"; its samples cover few real images (recall {values['recall']:.2f}): "
-                    "mode collapse")
+        why = "mode collapse" if model == "GAN" else "they are blurry or too alike"
+        verdict += f"; its samples cover few real images (recall {values['recall']:.2f}): {why}"
     return {f"{metric}_to_noise": ratio, "verdict": verdict}
 
 

@@ -103,3 +103,18 @@ def test_a_last_partial_batch_is_not_a_repeat():
     budget = plan(1439, 128, 1439, 1, drop_remainder=False)
     assert not budget.repeated and budget.epoch_images == 1439 and budget.epochs == 1
     assert plan(1439, 128, 1439, 2000, drop_remainder=False).repeated
+
+
+def test_a_repeated_split_continues_to_a_larger_budget_as_a_fresh_run_would(folders, tmp_path):
+    block = {"codings": 4, "conv_filters": [4], "contrastive_weight": 0.0, "batch_size": 64,
+             "min_epoch_images": 1_000, "patience": 100}
+
+    def run(where, images_seen):
+        params = make_params(pretrain={**block, "images_seen": images_seen})
+        return pretrain.run(params, folders[600], where / "models", where / "ck", where / "m.json",
+                            where / "h.csv")
+
+    assert run(tmp_path / "a", 2_048)["epochs_trained"] == 2   # epochs of 16 batches of 64
+    assert run(tmp_path / "a", 3_072)["epochs_trained"] == 3   # continues with the third
+    run(tmp_path / "b", 3_072)
+    assert (tmp_path / "a/h.csv").read_text() == (tmp_path / "b/h.csv").read_text()

@@ -58,9 +58,11 @@ def test_the_verdict_names_what_the_generator_saw_and_the_report_puts_it_first()
     assert bad["verdict"].startswith("no better than per-pixel noise (FD 11 against the noise's 10)")
     assert "it saw 1,920 images of a 646-image split" in bad["verdict"]
     assert "train_gan.images_seen" in bad["verdict"]
-    middling = generation_verdict("VAE", {"frechet_distance": 7.0, "recall": 0.01}, anchors, run)
+    middling = generation_verdict("GAN", {"frechet_distance": 7.0, "recall": 0.01}, anchors, run)
     assert middling["verdict"].startswith("better than per-pixel noise, but not by much")
-    assert "mode collapse" in middling["verdict"]
+    assert "(recall 0.01): mode collapse" in middling["verdict"]
+    blurry = generation_verdict("VAE", {"frechet_distance": 2.0, "recall": 0.04}, anchors, run)
+    assert blurry["verdict"].endswith("(recall 0.04): they are blurry or too alike")
     good = generation_verdict("GAN", {"frechet_distance": 2.0, "recall": 0.4}, anchors, run)
     assert good["verdict"].startswith("makes pictures") and np.isclose(
         good["frechet_distance_to_noise"], 0.2)
