@@ -85,16 +85,17 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     if trained_images:
         log.info("train_gan: %.1f images/s over %d images", trained_images / seconds,
                  trained_images)
+    trained = budget.record(progress.epoch + 1)
     metrics = {
         **{f"final_{k}": v[-1] for k, v in progress.history.items()},
         "epochs_trained": progress.epoch + 1,
-        "images_seen": (progress.epoch + 1) * budget.epoch_images,
+        "images_seen": trained["images_seen"],
     }
     with staged_dir(models_dir) as staging, staged_dir(samples_dir) as samples:
         gan.generator.save(staging / "generator.keras")
         gan.discriminator.save(staging / "discriminator.keras")
         save_resolved(params, ["base", "train_gan"], staging / "params.resolved.yaml")
-        write_json(staging / "training.json", budget.record(progress.epoch + 1))
+        write_json(staging / "training.json", trained)
         copy_frames(checkpoints / "frames", samples / "progress")
     write_outputs(metrics, metrics_path, progress.history, history_path)
     log.info("train_gan: %s", metrics)

@@ -62,18 +62,19 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     seconds = time.perf_counter() - start
     write_back(trainer.nets, state)
     final = trainer.evaluate(state, val)
+    trained = budget.record(progress.epoch + 1)
     metrics = {
         "val_loss": final["loss"],
         "val_reconstruction_mse": final["reconstruction"],
         "val_kl": final["kl"],
         "epochs_trained": progress.epoch + 1,
-        "images_seen": (progress.epoch + 1) * budget.epoch_images,
+        "images_seen": trained["images_seen"],
     }
     with staged_dir(models_dir) as staging, staged_dir(samples_dir) as samples:
         vae.encoder.save(staging / "encoder.keras")
         vae.decoder.save(staging / "decoder.keras")
         save_resolved(params, ["base", "train_vae"], staging / "params.resolved.yaml")
-        write_json(staging / "training.json", budget.record(progress.epoch + 1))
+        write_json(staging / "training.json", trained)
         copy_frames(checkpoints / "frames", samples / "prior_by_epoch")
     write_outputs(metrics, metrics_path, progress.history, history_path)
     log.info("train_vae: val loss %.4f, reconstruction MSE %.4f, KL %.2f; "

@@ -9,7 +9,7 @@ epoch, rounded, at least one.
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -17,8 +17,6 @@ import keras
 import numpy as np
 
 from latentlab.data.prepared import as_float
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,9 +36,8 @@ class Budget:
     @property
     def repeated(self) -> bool:
         """Whether an epoch repeats the split (it is smaller than ``min_epoch_images``)."""
-        whole = (self.train_size // self.batch_size if self.drop_remainder
-                 else math.ceil(self.train_size / self.batch_size))
-        return self.steps_per_epoch > max(whole, 1)
+        return self.steps_per_epoch > max(_whole_batches(self.train_size, self.batch_size,
+                                                         self.drop_remainder), 1)
 
     @property
     def passes(self) -> int:
@@ -65,14 +62,18 @@ class Budget:
                 f"{repeat}")
 
 
+def _whole_batches(train_size: int, batch_size: int, drop_remainder: bool) -> int:
+    """Batches in one pass over the split (the last partial one too, unless dropped)."""
+    return train_size // batch_size if drop_remainder else math.ceil(train_size / batch_size)
+
+
 def plan(train_size: int, batch_size: int, images_seen: int, min_epoch_images: int,
          drop_remainder: bool = True) -> Budget:
     """The epochs that train about ``images_seen`` images of a ``train_size``-image split."""
-    whole = train_size // batch_size if drop_remainder else math.ceil(train_size / batch_size)
-    steps = max(whole, math.ceil(min_epoch_images / batch_size), 1)
-    budget = Budget(train_size, batch_size, steps, 1, drop_remainder)
-    epochs = max(1, round(images_seen / budget.epoch_images))
-    return Budget(train_size, batch_size, steps, epochs, drop_remainder)
+    steps = max(_whole_batches(train_size, batch_size, drop_remainder),
+                math.ceil(min_epoch_images / batch_size), 1)
+    one = Budget(train_size, batch_size, steps, 1, drop_remainder)
+    return dataclasses.replace(one, epochs=max(1, round(images_seen / one.epoch_images)))
 
 
 def epoch_order(rng: np.random.Generator, train_size: int, count: int) -> np.ndarray:
