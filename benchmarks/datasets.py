@@ -30,7 +30,8 @@ import numpy as np
 from PIL import Image
 
 from benchmarks import write_result
-from tests.conftest import commit_all, copy_project, make_rgba_sprites, set_params
+from tests.support.data import make_rgba_sprites
+from tests.support.project import commit_all, copy_project, set_params
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "datasets.json"

@@ -26,7 +26,7 @@ import yaml
 from PIL import Image
 
 from benchmarks import write_result
-from tests.conftest import make_image_folder
+from tests.support.data import make_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "downsample_folder.json"

@@ -30,7 +30,7 @@ from benchmarks import write_result
 from benchmarks.datasets import make_labeled_rgb64
 from latentlab.data.prepared import load_split
 from latentlab.params import GanBlock
-from tests.conftest import commit_all, copy_project, dvc, dvc_env, set_params
+from tests.support.project import commit_all, copy_project, dvc, dvc_env, set_params
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "gan64.json"

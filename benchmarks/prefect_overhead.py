@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from benchmarks import write_result
-from tests.conftest import TINY_PIPELINE, copy_project, set_params
+from tests.support.project import TINY_PIPELINE, copy_project, set_params
 
 RESULTS = Path(__file__).resolve().parent / "results" / "prefect_overhead.json"
 

@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 from benchmarks import write_result
-from tests.conftest import TINY_PIPELINE, MlflowServer, Postgres, copy_project, set_params
+from tests.support.project import TINY_PIPELINE, copy_project, set_params
+from tests.support.servers import MlflowServer, Postgres
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scale_out.json"
 GRID = ["train_vae.images_seen=4317,5756", "evaluate.k=2,4"]  # 3 or 4 passes over digits

@@ -22,6 +22,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -32,9 +33,13 @@ from typing import Any
 # Before Prefect reads its settings. Analytics off: the ephemeral server's telemetry service
 # phones home and, on a busy machine, its read-then-write of TELEMETRY_SESSION loses SQLite's
 # lock race against the flow's own writes ("database is locked"). A longer statement timeout
-# lets the ephemeral server's SQLite wait out a loaded machine. Both can still be overridden.
+# lets the ephemeral server's SQLite wait out a loaded machine, and the temporary server itself
+# gets minutes, not Prefect's 20 s, to start (a flow on a busy 2-core machine died at 20 s). All
+# can still be overridden.
+STARTUP_TIMEOUT = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_DATABASE_TIMEOUT", "60")
+os.environ.setdefault(STARTUP_TIMEOUT, "300")
 
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
@@ -322,13 +327,30 @@ def main() -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     runner = task_runner(args.workers, args.dask_address)
-    if args.sweep:
-        sweep.with_options(task_runner=runner)(grid)
-    else:
-        result = pipeline.with_options(task_runner=runner)(overrides)
-        print(timeline_markdown(result["timeline"]))
-        if args.timeline_json:
-            args.timeline_json.write_text(json.dumps(result["timeline"], indent=2) + "\n")
+    try:
+        if args.sweep:
+            sweep.with_options(task_runner=runner)(grid)
+        else:
+            result = pipeline.with_options(task_runner=runner)(overrides)
+            print(timeline_markdown(result["timeline"]))
+            if args.timeline_json:
+                args.timeline_json.write_text(json.dumps(result["timeline"], indent=2) + "\n")
+    except RuntimeError as exc:
+        if "ephemeral Prefect API server" not in str(exc):
+            raise
+        print(f"error: {no_server(str(exc))}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+
+
+def no_server(message: str) -> str:
+    """One line for Prefect's temporary server not starting (Prefect's own message carries the
+    server's whole output)."""
+    exited = re.search(r"exited with code (-?\d+)", message)
+    why = (f"its process exited with code {exited.group(1)}" if exited else
+           f"it did not answer within {os.environ[STARTUP_TIMEOUT]} s")
+    return (f"Prefect's temporary API server did not start ({why}); on a busy machine raise "
+            f"{STARTUP_TIMEOUT}, or start a server (`prefect server start`) and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api")
 
 
 if __name__ == "__main__":

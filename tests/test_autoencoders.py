@@ -19,7 +19,7 @@ from latentlab.models.classifier import build_classifier
 from latentlab.models.layers import DenseTranspose
 from latentlab.seeding import seed_everything
 from latentlab.training.fit import fit_resumable
-from tests.conftest import make_params
+from tests.support.data import make_params
 
 
 @pytest.fixture(scope="module")

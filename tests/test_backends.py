@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.project import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ def test_a_training_stage_on_jax_never_imports_an_installed_tensorflow(digits_pr
 import sys
 from pathlib import Path
 from stages import pretrain
-from tests.conftest import make_params
+from tests.support.data import make_params
 params = make_params(pretrain={{"codings": 4, "conv_filters": [4], "images_seen": 1439, "min_epoch_images": 1}})
 out = Path({str(tmp_path)!r})
 pretrain.run(params, Path({str(digits_prepared)!r}), out / "models", out / "ck", out / "m.json",

@@ -10,7 +10,7 @@ import pytest
 from latentlab.training.budget import RepeatedImages, epoch_order, plan
 from latentlab.training.checkpoint import Checkpoint
 from stages import download, downsample, pretrain, train_gan, train_vae
-from tests.conftest import make_image_folder, make_params
+from tests.support.data import make_image_folder, make_params
 
 
 def test_plan_derives_epochs_from_the_budget_and_repeats_small_splits():

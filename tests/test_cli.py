@@ -13,8 +13,6 @@ from PIL import Image
 
 from latentlab import cli
 
-pytestmark = pytest.mark.slow
-
 
 def sample(capsys, *args: str) -> tuple[int, str]:
     """`latentlab sample ARGS` in this process: (exit status, stderr)."""
@@ -30,6 +28,7 @@ def pixels(folder: Path) -> list[np.ndarray]:
     return [np.asarray(Image.open(p)) for p in sorted(folder.glob("*.png"))]
 
 
+@pytest.mark.slow
 def test_sample_from_a_path_and_from_a_registry_version(built, tmp_path, capsys, monkeypatch):
     generator = str(built.project / "models/gan/generator.keras")
     # The console script, once: it is installed with the environment.
@@ -58,15 +57,33 @@ def test_sample_from_a_path_and_from_a_registry_version(built, tmp_path, capsys,
     assert gif.format == "GIF" and gif.n_frames == 2 * 5 - 2  # there and back
 
 
+@pytest.fixture(scope="module")
+def encoder_file(tmp_path_factory) -> Path:
+    """An autoencoder's encoder saved as the pretrain stage saves it (untrained: only its name
+    matters to `sample`)."""
+    from latentlab.models.autoencoders import build_autoencoder
+    from tests.support.data import make_params
+
+    block = make_params(pretrain={"codings": 4, "conv_filters": [4]}).pretrain
+    path = tmp_path_factory.mktemp("models") / "encoder.keras"
+    build_autoencoder(block, (8, 8, 1)).encoder.save(path)
+    return path
+
+
+# Cheap: none of these waits for the session's build.
 @pytest.mark.parametrize(("args", "message"), [
     (["models:/latentlab-gan-generator/999"], "models:/latentlab-gan-generator/999: not found in "
                                               "the MLflow registry"),
-    (["{project}/models/pretrain/encoder.keras"], "the model is the 'encoder' network; `latentlab "
-                                                  "sample` draws from a GAN generator"),
-    (["{project}/models/gan/generator.keras", "--grid", "-o", "x.gif"], "--grid writes one PNG"),
-    (["{project}/nowhere.keras"], "no such model file"),
+    (["{encoder}"], "the model is the 'encoder' network; `latentlab sample` draws from a GAN "
+                    "generator"),
+    (["{encoder}", "--grid", "-o", "{tmp}/x.gif"], "--grid writes one PNG"),
+    (["{encoder}", "-n", "0"], "-n 0: ask for at least one image"),
+    (["{tmp}/nowhere.keras"], "no such model file"),
 ])
-def test_sample_errors_are_one_clear_line_and_exit_2(built, args, message, capsys, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", built.server.url)
-    code, err = sample(capsys, *(a.format(project=built.project) for a in args))
+def test_sample_errors_are_one_clear_line_and_exit_2(mlflow_server, encoder_file, args, message,
+                                                     capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    args = [*args, *([] if "-o" in args else ["-o", "{tmp}/out"])]
+    code, err = sample(capsys, *(a.format(encoder=encoder_file, tmp=tmp_path) for a in args))
     assert code == 2 and message in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.project import ROOT
 
 pytestmark = pytest.mark.stage_process  # its own processes, on jax whatever the session's backend
 
@@ -21,7 +21,7 @@ import numpy as np
 from pathlib import Path
 from latentlab.training import shim
 from stages import train_vae
-from tests.conftest import make_params
+from tests.support.data import make_params
 from tests.test_generative import TINY_VAE
 
 prepared, out = Path(sys.argv[1]), Path(sys.argv[2])

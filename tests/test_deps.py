@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.support.project import ROOT
 
 # Run plumbing: code that cannot change a stage's outputs, only how the run is reported.
 EXEMPT = {

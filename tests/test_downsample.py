@@ -16,7 +16,7 @@ from latentlab.data.raw import RawDataset, RawSplit
 from latentlab.data.splits import carve, labeled_subset
 from latentlab.errors import UserError
 from stages import download, downsample
-from tests.conftest import make_image_folder, make_params
+from tests.support.data import make_image_folder, make_params
 
 
 def test_crop_keeps_the_center_and_pad_keeps_everything():

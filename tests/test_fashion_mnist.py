@@ -11,7 +11,7 @@ import pytest
 from latentlab.data import fashion_mnist
 from latentlab.data.fashion_mnist import DEBIAN_DIR, FILES
 from latentlab.errors import UserError
-from tests.conftest import needs_debian_fashion_mnist
+from tests.support.data import needs_debian_fashion_mnist
 
 pytestmark = needs_debian_fashion_mnist
 

@@ -15,13 +15,8 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import (
-    ROOT,
-    STAGES,
-    copy_project,
-    free_port,
-    set_params,
-)
+from tests.support.project import ROOT, STAGES, copy_project, set_params
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +59,36 @@ def test_an_override_without_a_value_is_one_line_and_exit_2(tmp_path, args, mess
                           capture_output=True, text=True, env=_env(project, tmp_path))
     assert proc.returncode == 2 and f"error: {message}" in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_a_prefect_server_that_cannot_start_is_one_line_and_exit_2(tmp_path):
+    project = copy_project(tmp_path)
+    env = _env(project, tmp_path, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="0")
+    proc = subprocess.run([sys.executable, "-m", "pipelines.flow"], cwd=project,
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert ("error: Prefect's temporary API server did not start (it did not answer within 0 s); "
+            "on a busy machine raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS") in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not (project / "data/raw").exists()
+
+
+def test_the_flow_starts_its_own_prefect_server_on_a_busy_machine(built_copy, tmp_path):
+    """With none of the test harness's Prefect settings (only its own home), while twice as many
+    processes as cores spin: Prefect's 20-s start-up limit failed here; the flow sets its own."""
+    env = {k: v for k, v in _env(built_copy, tmp_path).items()
+           if not k.startswith("PREFECT_") or k == "PREFECT_HOME"}
+    spin = "while True: pass"
+    busy = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(2 * os.cpu_count())]
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pipelines.flow", "--workers", "1"],
+                              cwd=built_copy, capture_output=True, text=True, env=env)
+    finally:
+        for spinner in busy:
+            spinner.kill()
+            spinner.wait()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| render |" in proc.stdout  # the timeline lists every stage
 
 
 def _env(project: Path, tmp_path: Path, **extra: str) -> dict:

@@ -29,7 +29,8 @@ from latentlab.training.loop import Diverged, Progress, load_checkpoint, run_epo
 from latentlab.training.replay import ImagePool
 from latentlab.training.vae import VaeTrainer
 from stages import download, downsample, train_gan, train_vae
-from tests.conftest import ROOT, make_params, make_rgba_sprites, passes
+from tests.support.data import make_params, make_rgba_sprites, passes
+from tests.support.project import ROOT
 
 SHAPE = (8, 8, 1)
 TINY_GAN = {"filters": [8, 16], "latent": 8, "hidden_units": [16, 32], "batch_size": 16,

@@ -12,7 +12,7 @@ from latentlab import metrics
 from latentlab.data.prepared import as_float, load_split
 from latentlab.evaluation import Judge
 from latentlab.params import GenerationMetric
-from tests.conftest import make_params
+from tests.support.data import make_params
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,13 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.conftest import STAGES, dvc, make_image_folder, ran, set_params
+from tests.support.data import make_image_folder
+from tests.support.project import STAGES, dvc, ran, set_params
 
 pytestmark = pytest.mark.slow
 
 
-def test_the_first_repro_ran_every_stage_and_a_second_runs_none(built):
+def test_the_first_repro_ran_every_stage_and_a_second_runs_none(built, built_copy):
     assert ran(built.output) == set(STAGES)
     # Quiet by default: none of TensorFlow's native start-up lines, nor MLflow's uv/pip notes.
     for noise in ("absl::InitializeLog", "cuInit", "cuda drivers", "Detected uv project",
@@ -32,7 +33,7 @@ def test_the_first_repro_ran_every_stage_and_a_second_runs_none(built):
     metrics = dvc(project, "metrics", "show", "--json").stdout
     assert "val_mse" in metrics and "pretrained_mean" in metrics
 
-    second = dvc(project, "repro")
+    second = dvc(built_copy, "repro")  # the shared build stays read-only
     assert ran(second) == {"index"}, second.stdout  # it lists data.local_dir on every repro
     assert "didn't change, skipping" in second.stdout
 

@@ -13,7 +13,7 @@ from latentlab.data.prepared import as_float, load_split
 from latentlab.errors import UserError
 from latentlab.training.label_efficiency import KINDS
 from stages import finetune, pretrain
-from tests.conftest import make_params, passes
+from tests.support.data import make_params, passes
 
 PRETRAIN = {"architecture": "conv", "codings": 8, "conv_filters": [8, 16], **passes(8),
             "batch_size": 32, "learning_rate": 0.003, "contrastive_weight": 0.0}

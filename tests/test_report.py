@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from latentlab.report import write_report
-from tests.conftest import dvc
+from tests.support.project import dvc
 
 pytestmark = pytest.mark.slow
 

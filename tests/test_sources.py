@@ -17,7 +17,7 @@ from latentlab.data import sources, tfds_source
 from latentlab.data.local_dir import index, write_index
 from latentlab.data.raw import UNLABELED
 from latentlab.errors import UserError
-from tests.conftest import make_image_folder, make_params
+from tests.support.data import make_image_folder, make_params
 
 
 def fetch(tmp_path, **data):

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.conftest import MlflowServer, Postgres, needs_postgres
+from tests.support.servers import MlflowServer, Postgres, needs_postgres
 from tests.test_flows import _env
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,9 @@ import yaml
 
 from latentlab.errors import UserError
 from stages import download, downsample
-from tests.conftest import ROOT, make_params
 from tests.flowers102_files import make_files, url_infos
+from tests.support.data import make_params
+from tests.support.project import ROOT
 
 DEAD_PROXY = "http://127.0.0.1:9"  # nothing listens: any network use fails at once
 

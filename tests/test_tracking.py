@@ -10,7 +10,8 @@ import sys
 import pytest
 import yaml
 
-from tests.conftest import MlflowServer, dvc, free_port, ran
+from tests.support.project import dvc, ran
+from tests.support.servers import MlflowServer, free_port
 
 pytestmark = pytest.mark.slow
 

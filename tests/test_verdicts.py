@@ -10,7 +10,7 @@ from latentlab.evaluation import evaluate_models, generation_verdict
 from latentlab.models.gan import build_gan
 from latentlab.report import tables
 from stages import evaluator, pretrain, train_gan, train_vae
-from tests.conftest import make_params, passes
+from tests.support.data import make_params, passes
 
 
 def test_an_untrained_generator_learned_nothing_and_a_trained_one_did(digits_prepared, tmp_path):
