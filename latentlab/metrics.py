@@ -7,11 +7,14 @@ tests/test_metrics.py before it is used on models.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import numpy as np
 from scipy import linalg
 from scipy.ndimage import uniform_filter
+
+log = logging.getLogger(__name__)
 
 REGISTRY: dict[str, Callable[..., dict[str, float]]] = {}
 
@@ -124,7 +127,15 @@ def _knn_radii(x: np.ndarray, k: int) -> np.ndarray:
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict[str, float]:
     """Kynkäänniemi et al. (2019): precision = share of fakes inside the real manifold (the union
     of balls reaching each real point's k-th nearest real neighbour); recall, the converse."""
-    real_radii, fake_radii = _knn_radii(real, k), _knn_radii(fake, k)
+    usable = min(k, len(real) - 1, len(fake) - 1)  # a point's k-th neighbour must exist
+    if usable < 1:
+        log.warning("precision/recall: %d real and %d generated images are too few for a "
+                    "nearest-neighbour radius; not measured", len(real), len(fake))
+        return {"precision": float("nan"), "recall": float("nan")}
+    if usable < k:
+        log.warning("precision/recall: k=%d capped to %d, as there are only %d real and %d "
+                    "generated images", k, usable, len(real), len(fake))
+    real_radii, fake_radii = _knn_radii(real, usable), _knn_radii(fake, usable)
     cross = pairwise_distances(fake, real)  # (fake, real)
     precision = (cross <= real_radii[None, :]).any(axis=1).mean()
     recall = (cross.T <= fake_radii[None, :]).any(axis=1).mean()

@@ -80,11 +80,13 @@ def vae_galleries(out: Path, block: RenderBlock, test: np.ndarray, models: Path,
     decoder = keras.models.load_model(models / "vae/decoder.keras")
     g, steps = block.grid_size, block.interpolation_steps
     save_grid(to_uint8(vae_samples(decoder, g * g, seed)), out / "vae_prior.png", g)
-    means = encoder.predict(test[:8], verbose=0)[0]
-    t = np.linspace(0, 1, steps)[:, None]
-    paths = [(1 - t) * means[2 * i] + t * means[2 * i + 1] for i in range(4)]
-    save_grid(to_uint8(decoder.predict(np.concatenate(paths), verbose=0)),
-              out / "vae_interpolation.png", steps)
+    pairs = min(4, len(test) // 2)  # a tiny test split has fewer pairs to walk between
+    if pairs:
+        means = encoder.predict(test[:2 * pairs], verbose=0)[0]
+        t = np.linspace(0, 1, steps)[:, None]
+        paths = [(1 - t) * means[2 * i] + t * means[2 * i + 1] for i in range(pairs)]
+        save_grid(to_uint8(decoder.predict(np.concatenate(paths), verbose=0)),
+                  out / "vae_interpolation.png", steps)
     latent = decoder.input_shape[-1]
     dims = min(latent, 10)
     z = np.zeros((dims, steps, latent), np.float32)
@@ -94,7 +96,8 @@ def vae_galleries(out: Path, block: RenderBlock, test: np.ndarray, models: Path,
               out / "vae_traversal.png", steps)
     return [
         ("galleries/vae_prior.png", "VAE: samples from the prior N(0, I)"),
-        ("galleries/vae_interpolation.png", "VAE: interpolation between the codings of two test images"),
+        *([("galleries/vae_interpolation.png",
+            "VAE: interpolation between the codings of two test images")] if pairs else []),
         ("galleries/vae_traversal.png",
          f"VAE: one latent dimension per row, from −{block.traversal_range} to +{block.traversal_range}"),
     ]
@@ -115,7 +118,7 @@ def gan_galleries(out: Path, block: RenderBlock, train: np.ndarray, models: Path
     distances = pairwise_distances(shown.reshape(len(shown), -1), train.reshape(len(train), -1))
     nearest = np.argsort(distances, axis=1)[:, :block.neighbours]
     rows = [np.concatenate([s[None], train[idx]]) for s, idx in zip(shown, nearest)]
-    save_grid(to_uint8(np.concatenate(rows)), out / "gan_nearest.png", block.neighbours + 1)
+    save_grid(to_uint8(np.concatenate(rows)), out / "gan_nearest.png", nearest.shape[1] + 1)
     items.append(("galleries/gan_nearest.png",
                   "GAN: each sample (left) and its nearest training images: copies would match"))
     return items

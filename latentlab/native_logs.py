@@ -54,8 +54,23 @@ def filter_native_logs() -> None:
     pump.start()
 
     def restore() -> None:  # at exit: the filter drains what is written, then fd 2 is the original
+        global _restore
+        if _restore is None:
+            return
+        _restore = None
         sys.stderr.flush()
         os.dup2(original, 2)  # closes the pipe's last write end here: the pump sees the end
         pump.join(timeout=5)
 
+    global _restore
+    _restore = restore
     atexit.register(restore)
+
+
+_restore = None
+
+
+def drain() -> None:
+    """Pass what the filter holds on to stderr and stop filtering (before an ``os._exit``)."""
+    if _restore is not None:
+        _restore()

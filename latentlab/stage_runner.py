@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import errno
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 
@@ -14,6 +16,37 @@ from latentlab.params import Params, load_params
 log = logging.getLogger("latentlab")
 
 EXIT_USER_ERROR = 2
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised wherever the stage is, so that it unwinds as on Ctrl-C: staged outputs are
+    removed (`io.staged_dir`), nothing half-written stays behind."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+_late_signal: int | None = None
+
+
+def _remember(signum, frame):
+    global _late_signal
+    _late_signal = signum
+
+
+def _exit_if_interrupted() -> None:
+    """At exit, after the handlers registered later (TensorFlow's, MLflow's), which can take
+    seconds: a Ctrl-C or SIGTERM that came once the stage's work was done would be lost there
+    (Python ignores exceptions in exit handlers, and the stage would exit 0, so `dvc repro` went
+    on with the next stage). It ends the process with the signal's status instead."""
+    if _late_signal is not None:
+        from latentlab.native_logs import drain
+
+        log.error("interrupted while exiting")
+        logging.shutdown()
+        drain()
+        os._exit(130 if _late_signal == signal.SIGINT else 128 + _late_signal)
 
 
 def run_stage(name: str, body: Callable[[Params], object],
@@ -27,6 +60,8 @@ def run_stage(name: str, body: Callable[[Params], object],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    signal.signal(signal.SIGTERM, _terminate)
+    atexit.register(_exit_if_interrupted)
     try:
         params = load_params()
         if os.environ.get("LATENTLAB_DATA_PARALLEL", "0") == "1":  # only then import keras:
@@ -40,11 +75,24 @@ def run_stage(name: str, body: Callable[[Params], object],
     except KeyboardInterrupt:
         log.error("stage %s interrupted", name)
         sys.exit(130)
+    except Terminated:
+        log.error("stage %s terminated (SIGTERM); no partial output was kept", name)
+        sys.exit(128 + signal.SIGTERM)
     except OSError as exc:
         if exc.errno != errno.ENOSPC:
             raise
         log.error("stage %s failed: the disk is full (%s); free space there and rerun — no "
                   "partial output was kept", name, exc.filename or "writing its outputs")
         sys.exit(EXIT_USER_ERROR)
-    if track is not None:
-        track(params)
+    try:
+        if track is not None:
+            track(params)
+    except KeyboardInterrupt:
+        log.error("stage %s interrupted while tracking; its outputs are whole", name)
+        sys.exit(130)
+    except Terminated:
+        log.error("stage %s terminated (SIGTERM) while tracking; its outputs are whole", name)
+        sys.exit(128 + signal.SIGTERM)
+    # From here the stage is done: a signal now is remembered and ends the exit with its status.
+    signal.signal(signal.SIGINT, _remember)
+    signal.signal(signal.SIGTERM, _remember)

@@ -154,6 +154,8 @@ def _start_shared_jobs(request, shared, _hermetic_environment) -> None:
             (shared.root / "mlflow.pid").write_text(str(watcher.pid))
         if needed & {"built", "built_copy"}:
             project = tiny_project(shared.project("built").parent)
+            if not server.wait_healthy(lambda: alive(watcher.pid)):
+                raise RuntimeError("the session's mlflow server exited before it answered")
             shared.job("built").start(owner, python_dvc, project, dvc_env(server.url))
         if "unlabeled_built" in needed:
             images = shared.root / "sprites"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -61,3 +62,27 @@ def test_a_checkpoint_whose_array_file_is_missing_is_not_resumed(tmp_path):
     checkpoint.save({"epoch": 3}, state=arrays(1.0))
     next(tmp_path.glob("*.npz")).unlink()
     assert Checkpoint(tmp_path, "k").load() is None
+
+
+@pytest.mark.parametrize("damage", ["truncated arrays", "garbled arrays", "garbled index"])
+def test_an_unreadable_checkpoint_is_set_aside_and_training_starts_afresh(tmp_path, damage, caplog):
+    directory = tmp_path / "train_gan"
+    Checkpoint(directory, "k").save({"epoch": 3}, state=arrays(1.0))
+    npz = next(directory.glob("*.npz"))
+    data = bytearray(npz.read_bytes())
+    if damage == "truncated arrays":
+        npz.write_bytes(data[: len(data) // 2])
+    elif damage == "garbled arrays":
+        data[len(data) // 3: len(data) // 3 + 8] = b"\xff" * 8
+        npz.write_bytes(bytes(data))
+    else:
+        (directory / INDEX).write_text('{"key": "k", "sta')
+    with caplog.at_level(logging.WARNING):
+        assert Checkpoint(directory, "k").load() is None
+    assert f"{directory}: the checkpoint cannot be read (" in caplog.text
+    assert f"set aside as {tmp_path / 'train_gan.unreadable'}, training starts afresh" in caplog.text
+    assert (tmp_path / "train_gan.unreadable" / INDEX).is_file()  # kept for a look, not lost
+    assert list(directory.iterdir()) == []
+    fresh = Checkpoint(directory, "k")
+    fresh.save({"epoch": 0}, state=arrays(2.0))
+    assert Checkpoint(directory, "k").load() == {"epoch": 0}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import numpy as np
 import pytest
@@ -257,6 +258,48 @@ def test_a_dataset_too_small_for_its_splits_is_refused_before_training(tmp_path,
     with pytest.raises(UserError, match=expected):
         downsample.run(params, tmp_path / "raw", tmp_path / "prepared", tmp_path / "card")
     assert not (tmp_path / "prepared").exists()
+
+
+@pytest.mark.parametrize("classes", [None, ["cat", "dog"]])
+def test_a_folder_of_undecodable_images_is_refused_for_what_it_is(tmp_path, classes):
+    root = tmp_path / "empty"
+    for folder in [root / c for c in classes] if classes else [root]:
+        folder.mkdir(parents=True)
+        for i in range(11):
+            (folder / f"blank_{i:02d}.png").write_bytes(b"")  # zero-byte PNGs
+    params = make_params(data={"source": "folder", "local_dir": str(root)},
+                         downsample={"image_size": 16})
+    download.run(params, tmp_path / "raw")
+    total = 11 * len(classes or [None])
+    with pytest.raises(UserError, match=rf"empty: {total} of {total} images could not be decoded "
+                                        r"\(e.g. .*blank_00.png: .*\), which leaves 0 train, 0 val "
+                                        r"and 0 test images; replace the broken files"):
+        downsample.run(params, tmp_path / "raw", tmp_path / "prepared", tmp_path / "card")
+    assert not (tmp_path / "prepared").exists() and not (tmp_path / "card").exists()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1 MB file system (tmpfs), where mounting one is allowed (as root)."""
+    where = tmp_path / "small"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield where
+    subprocess.run(["umount", str(where)], check=True)
+
+
+def test_arrays_the_disk_cannot_hold_are_refused_before_writing(tmp_path, small_disk):
+    params = make_params(data={"source": "digits"}, downsample={"image_size": 64, "channels": 3})
+    download.run(params, tmp_path / "raw")
+    # 1,797 images × 64 × 64 × 3 bytes
+    with pytest.raises(UserError, match=rf"digits: 1,797 images at 64×64×3 need 22.1 MB in "
+                                        rf"{small_disk}, which has 1.0 MB free; lower "
+                                        r"downsample.image_size or downsample.channels"):
+        downsample.run(params, tmp_path / "raw", small_disk / "prepared", small_disk / "card")
+    assert list(small_disk.iterdir()) == []
 
 
 def test_a_single_class_folder_is_prepared_and_has_nothing_to_classify(tmp_path):

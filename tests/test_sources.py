@@ -116,6 +116,22 @@ def test_entries_that_are_not_regular_files_are_listed_without_being_opened(tmp_
     assert index(tmp_path / "missing", "fail")["exists"] is False
 
 
+def test_class_folders_that_are_symlinks_are_followed_and_a_loop_is_left_out(tmp_path):
+    root, elsewhere = tmp_path / "animals", tmp_path / "elsewhere"
+    make_image_folder(root, ["cat"], per_class=15)
+    make_image_folder(elsewhere, ["dog", "fox"], per_class=15, seed=1)
+    for name in ("dog", "fox"):
+        (root / name).symlink_to(elsewhere / name, target_is_directory=True)
+    (root / "cat" / "again").symlink_to(root, target_is_directory=True)  # a loop
+    listing = index(root, "skip")
+    assert len(listing["files"]) == 45
+    assert listing["left_out"] == {"cat/again": f"a symlink loop (to {root})"}
+    out, meta = fetch(tmp_path, source="folder", local_dir=str(root))
+    assert meta["class_names"] == ["cat", "dog", "fox"]
+    assert meta["skipped"] == {"not_an_image": 0, "not_a_regular_file": 1}
+    assert np.bincount(sources.open_raw(out).splits["train"].labels).tolist() == [15, 15, 15]
+
+
 def test_the_folder_listing_names_contents_so_a_copy_lists_the_same(tmp_path):
     # A fresh clone or a `dvc exp run --temp` workspace holds new copies of the same files: their
     # listing must match, or `download` reruns for nothing. A changed image must change it.

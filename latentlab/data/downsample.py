@@ -11,6 +11,7 @@ import io
 import itertools
 import logging
 import multiprocessing
+import shutil
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -176,6 +177,7 @@ def downsample(
     """Write ``{split}_images.npy`` (N, S, S, C) uint8 and ``{split}_labels.npy`` per split."""
     routes = plan_routes(raw, val_fraction, test_fraction, seed)
     capacity = split_sizes(routes)
+    _check_space(raw, sum(capacity.values()), spec, out_dir)
     writers = [_SplitWriter(out_dir / f"{s}_images.npy", capacity[s], spec) for s in SPLITS]
     bad: list[tuple[str, str]] = []
     total = sum(len(r) for r in routes.values())
@@ -201,8 +203,44 @@ def downsample(
                     f"{raw.name}/{raw_split}: streamed {seen} images but listed {len(route)}; "
                     "the raw data changed since download, rerun it (`dvc repro -f download`)"
                 )
+    counts = {s: w.count for s, w in zip(SPLITS, writers)}
+    _check_decoded(raw, counts, capacity, bad)
     for split, writer in zip(SPLITS, writers):
         np.save(out_dir / f"{split}_labels.npy", writer.close())
     if bad:
         log.warning("skipped %d images that could not be decoded, e.g. %s (%s)", len(bad), *bad[0])
-    return Result({s: w.count for s, w in zip(SPLITS, writers)}, bad)
+    return Result(counts, bad)
+
+
+def _check_space(raw: RawDataset, count: int, spec: Spec, out_dir: Path) -> None:
+    """Refuse, before writing anything, arrays the disk cannot hold."""
+    need = count * spec.size * spec.size * spec.channels
+    free = shutil.disk_usage(out_dir).free
+    if need > free:
+        raise UserError(
+            f"{raw.name}: {count:,} images at {spec.size}×{spec.size}×{spec.channels} need "
+            f"{_size(need)} in {out_dir.parent}, which has {_size(free)} free; lower "
+            "downsample.image_size or downsample.channels, or free space there"
+        )
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _check_decoded(raw: RawDataset, counts: dict[str, int], planned: dict[str, int],
+                   bad: list[tuple[str, str]]) -> None:
+    """The splits' sizes were checked on the listing; undecodable files may still empty one."""
+    emptied = [s for s in ("val", "test") if planned[s] > 0 and counts[s] == 0]
+    if not bad or (counts["train"] >= 2 and not emptied):
+        return
+    name, why = bad[0]
+    raise UserError(
+        f"{raw.name}: {len(bad)} of {sum(planned.values())} images could not be decoded (e.g. "
+        f"{name}: {why}), which leaves {counts['train']} train, {counts['val']} val and "
+        f"{counts['test']} test images; replace the broken files with real images "
+        "(data.on_bad_image=fail names each one)"
+    )

@@ -46,12 +46,22 @@ def _odd_kind(path: Path) -> str | None:
 def walk(root: Path) -> tuple[list[Path], dict[Path, str]]:
     """The visible regular files under ``root`` (sorted), and the other entries with what they are.
 
-    Symlinks to files are followed; symlinked directories are not descended into.
+    Symlinks are followed, to files and to folders (a class folder may be a link to where its
+    images live); a link back to a folder already being walked is left out as a loop.
     """
     files: list[Path] = []
     odd: dict[Path, str] = {}
-    for folder, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        # A sub-folder that resolves to a folder on the path down to it would be walked forever.
+        above = {Path(folder).resolve(), *Path(folder).resolve().parents}
+        kept = []
+        for name in sorted(d for d in dirs if not d.startswith(".")):
+            target = (Path(folder) / name).resolve()
+            if target in above:
+                odd[Path(folder) / name] = f"a symlink loop (to {target})"
+            else:
+                kept.append(name)
+        dirs[:] = kept
         for name in names:
             if name.startswith("."):
                 continue

@@ -45,7 +45,9 @@ class Checkpoint:
         """
         index = self.directory / INDEX
         if index.is_file():
-            saved = json.loads(index.read_text())
+            saved = self._readable()
+            if saved is None:
+                return None
             files = saved.get("files", {})
             if saved.get("key") != self.key or not all((self.directory / f).is_file()
                                                        for f in files.values()):
@@ -59,6 +61,28 @@ class Checkpoint:
                 return saved["state"]
         self.clear()
         return None
+
+    def _readable(self) -> dict | None:
+        """The saved index when it and every array file it names can be read whole; else the
+        directory is set aside (renamed ``<name>.unreadable``, with a warning) and None."""
+        try:
+            saved = json.loads((self.directory / INDEX).read_text())
+            if not isinstance(saved.get("state"), dict) or not isinstance(saved.get("files"), dict):
+                raise ValueError(f"{INDEX} lacks its state or its files")
+            for filename in saved["files"].values():
+                if (self.directory / filename).is_file():
+                    with np.load(self.directory / filename) as arrays:
+                        for name in arrays.files:
+                            arrays[name]  # reads the member whole: a damaged one fails its CRC
+        except Exception as exc:  # noqa: BLE001 - whatever is damaged, the remedy is the same
+            aside = self.directory.with_name(f"{self.directory.name}.unreadable")
+            shutil.rmtree(aside, ignore_errors=True)
+            self.directory.rename(aside)
+            log.warning("%s: the checkpoint cannot be read (%s: %s); set aside as %s, training "
+                        "starts afresh", self.directory, type(exc).__name__, exc, aside)
+            self.clear()
+            return None
+        return saved
 
     def clear(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)

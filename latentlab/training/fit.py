@@ -107,7 +107,11 @@ def fit_resumable(
         last = checkpoint.arrays("last")
         _assign(model.weights, _under("model/", last))
         _assign(_optimizer_variables(model), _under("optimizer/", last))
-        log.info("resuming %s from epoch %d of %d", model.name, state["epoch"] + 2, epochs)
+        if state["done"] or state["epoch"] + 1 >= epochs:
+            log.info("%s: the checkpoint holds the finished fit (%d of %d epochs); nothing left "
+                     "to train", model.name, state["epoch"] + 1, epochs)
+        else:
+            log.info("resuming %s from epoch %d of %d", model.name, state["epoch"] + 2, epochs)
     if verbose is None:  # a progress bar on a terminal, a line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2
     monitor = "val_loss" if validation_data is not None else "loss"

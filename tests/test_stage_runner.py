@@ -1,0 +1,76 @@
+"""What every stage's `main()` shares: a SIGTERM (a scheduler's stop, `timeout`, `kill`) unwinds
+the stage like Ctrl-C, so that its staged outputs are removed, not left hidden beside them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from tests.support.project import ROOT
+
+STAGE = """
+import time
+from pathlib import Path
+from latentlab.io import staged_dir
+from latentlab.stage_runner import run_stage
+
+def body(params):
+    with staged_dir(Path("data/prepared")) as staging:
+        (staging / "train_images.npy").write_bytes(b"half of it")
+        Path("ready").touch()
+        time.sleep(600)
+
+run_stage("downsample", body)
+"""
+
+
+def test_sigterm_removes_the_staged_outputs_and_exits_143(tmp_path):
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    proc = subprocess.Popen([sys.executable, "-c", STAGE], cwd=tmp_path, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE)
+    while not (tmp_path / "ready").exists():  # the stage is writing its outputs
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "stage downsample terminated (SIGTERM); no partial output was kept" in err
+    assert "Traceback" not in err
+    assert list((tmp_path / "data").iterdir()) == []  # no hidden .prepared.* left
+
+
+EXITING = """
+import atexit, time
+from pathlib import Path
+from latentlab.stage_runner import run_stage
+
+def slow_exit():  # as TensorFlow's or MLflow's exit handlers can take seconds
+    Path("exiting").touch()
+    while not Path("signalled").exists():
+        time.sleep(0.05)
+
+def body(params):
+    atexit.register(slow_exit)
+
+run_stage("train_gan", body)
+"""
+
+
+def test_ctrl_c_while_the_stage_exits_is_not_swallowed(tmp_path):
+    """Its work done, the stage exits through slow exit handlers; Ctrl-C there still ends it with
+    130, so that `dvc repro` stops instead of running the next stage."""
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    proc = subprocess.Popen([sys.executable, "-c", EXITING], cwd=tmp_path, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE)
+    while not (tmp_path / "exiting").exists():
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    (tmp_path / "signalled").touch()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted while exiting" in err
