@@ -19,6 +19,7 @@ import logging
 import os
 import shlex
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,9 @@ def load_model(source: str):
                 "check the name and version (the MLflow UI's Models page lists them) or set "
                 "MLFLOW_TRACKING_URI"
             ) from None
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{source}: not a Keras model file (a .keras file is the zip archive that "
+                        "`model.save` writes); give models/gan/generator.keras or the like")
     try:
         return keras.models.load_model(path)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
@@ -194,6 +198,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if argv is None:  # the console script: TensorFlow's native start-up lines out, as in stages
+        from latentlab.native_logs import filter_native_logs
+
+        filter_native_logs()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parser().parse_args(argv)
     try:

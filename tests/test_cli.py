@@ -36,6 +36,7 @@ def test_sample_from_a_path_and_from_a_registry_version(built, tmp_path, capsys,
                              "-n", "4", "--seed", "3", "-o", str(tmp_path / "one")],
                             capture_output=True, text=True)
     assert script.returncode == 0, script.stderr[-3000:]
+    assert "cuInit" not in script.stderr and "absl::InitializeLog" not in script.stderr
     images = pixels(tmp_path / "one")
     assert len(images) == 4 and images[0].shape == (8, 8) and images[0].dtype == np.uint8
     # The registry's first version is that same generator: the same seed gives the same images.
@@ -67,6 +68,7 @@ def encoder_file(tmp_path_factory) -> Path:
     block = make_params(pretrain={"codings": 4, "conv_filters": [4]}).pretrain
     path = tmp_path_factory.mktemp("models") / "encoder.keras"
     build_autoencoder(block, (8, 8, 1)).encoder.save(path)
+    (path.parent / "notes.keras").write_text("not a model")
     return path
 
 
@@ -79,11 +81,14 @@ def encoder_file(tmp_path_factory) -> Path:
     (["{encoder}", "--grid", "-o", "{tmp}/x.gif"], "--grid writes one PNG"),
     (["{encoder}", "-n", "0"], "-n 0: ask for at least one image"),
     (["{tmp}/nowhere.keras"], "no such model file"),
+    (["{models}/notes.keras"], "notes.keras: not a Keras model file (a .keras file is the zip "
+                               "archive that `model.save` writes)"),
 ])
 def test_sample_errors_are_one_clear_line_and_exit_2(mlflow_server, encoder_file, args, message,
                                                      capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
     args = [*args, *([] if "-o" in args else ["-o", "{tmp}/out"])]
-    code, err = sample(capsys, *(a.format(encoder=encoder_file, tmp=tmp_path) for a in args))
+    places = {"encoder": encoder_file, "models": encoder_file.parent, "tmp": tmp_path}
+    code, err = sample(capsys, *(a.format(**places) for a in args))
     assert code == 2 and message in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []  # nothing written

@@ -121,6 +121,15 @@ def test_carve_is_seeded_stratified_and_disjoint():
     assert not np.array_equal(carve(labels, 0.2, seed=4)[1], taken)
 
 
+def test_a_class_with_one_image_stays_in_train_and_the_others_are_still_stratified(caplog):
+    labels = np.repeat(np.arange(4), [20, 20, 1, 10])
+    with caplog.at_level("WARNING"):
+        kept, taken = carve(labels, 0.1, seed=0)
+    assert np.array_equal(np.bincount(labels[taken], minlength=4), [2, 2, 0, 1])
+    assert 2 in labels[kept]
+    assert "Single-image classes: 2" in caplog.text
+
+
 def test_labeled_subsets_are_stratified_and_nested():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, 2000)

@@ -163,9 +163,11 @@ def test_the_folder_listing_names_contents_so_a_copy_lists_the_same(tmp_path):
 @pytest.mark.parametrize(
     ("setup", "expected"),
     [
-        ("empty", "no images found"),
+        ("empty", r"no images found \(JPEG, PNG, GIF, BMP or WebP\); the folder is empty"),
         ("missing", "is not a directory"),
-        ("only_text", "no images found"),
+        ("only_text", r"no images found .*; it holds 1 .md file: check data.local_dir"),
+        ("only_svg", r"no images found .*; it holds 3 .svg files: vector images are not "
+                     r"supported, rasterise them to PNG first \(e.g. `rsvg-convert"),
     ],
 )
 def test_folder_errors(tmp_path, setup, expected):
@@ -174,6 +176,9 @@ def test_folder_errors(tmp_path, setup, expected):
         root.mkdir()
     if setup == "only_text":
         (root / "readme.md").write_text("x")
+    if setup == "only_svg":
+        for name in "abc":
+            (root / f"{name}.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
     with pytest.raises(UserError, match=expected):
         fetch(tmp_path, source="folder", local_dir=str(root))
 

@@ -23,6 +23,24 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"}
 MANIFEST = "manifest.csv"
 
 
+VECTOR_SUFFIXES = {".svg", ".svgz", ".eps", ".pdf", ".ai"}
+
+
+def _found(others: list[Path]) -> str:
+    """What a folder with no images holds instead, and what to do about it."""
+    if not others:
+        return "; the folder is empty: check data.local_dir"
+    counts: dict[str, int] = {}
+    for path in others:
+        counts[path.suffix.lower() or "(no suffix)"] = counts.get(path.suffix.lower() or "(no suffix)", 0) + 1
+    held = ", ".join(f"{n} {suffix} file{'s' if n > 1 else ''}"
+                     for suffix, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    if set(counts) & VECTOR_SUFFIXES:
+        return (f"; it holds {held}: vector images are not supported, rasterise them to PNG "
+                "first (e.g. `rsvg-convert -w 128 -o x.png x.svg`)")
+    return f"; it holds {held}: check data.local_dir"
+
+
 def scan(root: Path, on_bad_image: str
          ) -> tuple[list[tuple[Path, str | None]], list[Path], dict[Path, str]]:
     """List (file, class name or None) under ``root``, the non-image files left out, and the
@@ -42,9 +60,7 @@ def scan(root: Path, on_bad_image: str
             "more; remove them or set data.on_bad_image=skip"
         )
     if not images:
-        raise UserError(
-            f"{root}: no images found (JPEG, PNG, GIF, BMP or WebP); check data.local_dir"
-        )
+        raise UserError(f"{root}: no images found (JPEG, PNG, GIF, BMP or WebP){_found(others)}")
     labeled = any(p.parent != root for p in images)
     entries: list[tuple[Path, str | None]] = []
     for path in images:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from latentlab.data.raw import UNLABELED
 from latentlab.errors import UserError
 
+log = logging.getLogger(__name__)
+
 
 def _stratifiable(labels: np.ndarray) -> bool:
-    if len(labels) == 0 or (labels == UNLABELED).any():
-        return False
-    return bool(np.unique(labels, return_counts=True)[1].min() >= 2)
+    return len(labels) > 0 and not (labels == UNLABELED).any()
 
 
 def carve(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -28,11 +30,17 @@ def carve(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, n
         order = rng.permutation(n)
         k = int(round(n * fraction))
         return np.sort(order[k:]), np.sort(order[:k])
-    carved = []
+    carved, alone = [], []
     for cls in np.unique(labels):
         members = np.flatnonzero(labels == cls)
-        k = int(round(len(members) * fraction))
+        if len(members) == 1:  # it cannot be in two splits: it stays in train
+            alone.append(int(cls))
+        k = min(int(round(len(members) * fraction)), len(members) - 1)
         carved.append(rng.permutation(members)[:k])
+    if alone:
+        log.warning("a class with a single image stays in train, with no val or test image; "
+                    "the other classes are split by class as usual. Single-image classes: %s",
+                    ", ".join(map(str, alone)))
     taken = np.sort(np.concatenate(carved))
     kept = np.setdiff1d(np.arange(n), taken, assume_unique=True)
     return kept, taken
