@@ -63,6 +63,18 @@ def test_kid_is_unbiased_near_zero_for_one_distribution_and_grows_with_a_shift()
     assert capped["kid_subset_size"] == 30 and capped["kid_std"] < 1e-12  # every subset: all of it
 
 
+def test_precision_recall_caps_k_on_a_tiny_split_and_says_so(caplog):
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((3, 4))  # a 30-image dataset's test split
+    with caplog.at_level("WARNING"):
+        capped = metrics.precision_recall(real, real + rng.normal(0, 0.01, real.shape), k=3)
+    assert capped == {"precision": 1.0, "recall": 1.0}  # k=2: each ball holds its copy
+    assert "k=3 capped to 2, as there are only 3 real and 3 generated images" in caplog.text
+    alone = metrics.precision_recall(real[:1], real[:1], k=3)
+    assert np.isnan(alone["precision"]) and np.isnan(alone["recall"])
+    assert "too few for a nearest-neighbour radius; not measured" in caplog.text
+
+
 def test_precision_recall_known_answers():
     rng = np.random.default_rng(0)
     real = rng.standard_normal((1000, 4))

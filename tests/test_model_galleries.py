@@ -1,0 +1,30 @@
+"""Galleries on splits too small for their defaults: they shrink, and say what they left out."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from latentlab.model_galleries import vae_galleries
+from latentlab.models.vae import build_vae
+from tests.support.data import make_params
+
+
+def test_vae_galleries_fit_a_test_split_of_three_images(tmp_path):
+    """Two classes of a handful of images leave 3 test images: one pair to walk between."""
+    params = make_params(train_vae={"latent": 2, "hidden_units": [8]})
+    vae = build_vae(params.train_vae, (8, 8, 1), seed=0)
+    (tmp_path / "vae").mkdir()
+    vae.encoder.save(tmp_path / "vae/encoder.keras")
+    vae.decoder.save(tmp_path / "vae/decoder.keras")
+    test = np.random.default_rng(0).random((3, 8, 8, 1), dtype=np.float32)
+    out = tmp_path / "galleries"
+    out.mkdir()
+    items = vae_galleries(out, params.render, test, tmp_path, seed=0)
+    assert [path for path, _ in items] == ["galleries/vae_prior.png",
+                                           "galleries/vae_interpolation.png",
+                                           "galleries/vae_traversal.png"]
+    width, height = Image.open(out / "vae_interpolation.png").size
+    assert width > params.render.interpolation_steps / 2 * height  # one row: one pair
+    items = vae_galleries(out, params.render, test[:1], tmp_path, seed=0)
+    assert "galleries/vae_interpolation.png" not in [path for path, _ in items]
