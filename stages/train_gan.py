@@ -46,9 +46,9 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     block, seed = params.train_gan, params.base.seed
     seed_everything(seed)
     train, labels, _ = train_and_val(prepared, "train_gan", block.max_train_images, seed)
-    if len(train) < block.batch_size:
-        raise UserError(f"train_gan.batch_size={block.batch_size} exceeds the {len(train)} train "
-                        "images; lower it")
+    if len(train) < block.batch_size:  # a tiny dataset: batches drawn from repeated passes
+        log.warning("train_gan: a batch of %d is more than the %d train images, so each batch "
+                    "repeats some of them", block.batch_size, len(train))
     n_classes = 0
     if block.conditional:
         meta = read_meta(prepared)
