@@ -62,6 +62,7 @@ def run_stage(name: str, body: Callable[[Params], object],
     )
     signal.signal(signal.SIGTERM, _terminate)
     atexit.register(_exit_if_interrupted)
+    during = ""  # what a stop interrupts: the stage's work, then its tracking
     try:
         params = load_params()
         if os.environ.get("LATENTLAB_DATA_PARALLEL", "0") == "1":  # only then import keras:
@@ -69,30 +70,24 @@ def run_stage(name: str, body: Callable[[Params], object],
 
             log.info("data parallel over %d devices", setup_data_parallel())
         body(params)
+        during = " while tracking; its outputs are whole"
+        if track is not None:
+            track(params)
     except UserError as exc:
         log.error("stage %s failed: %s", name, exc)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
-        log.error("stage %s interrupted", name)
+        log.error("stage %s interrupted%s", name, during)
         sys.exit(130)
     except Terminated:
-        log.error("stage %s terminated (SIGTERM); no partial output was kept", name)
+        log.error("stage %s terminated (SIGTERM)%s", name, during or "; no partial output was kept")
         sys.exit(128 + signal.SIGTERM)
     except OSError as exc:
-        if exc.errno != errno.ENOSPC:
+        if exc.errno != errno.ENOSPC or during:
             raise
         log.error("stage %s failed: the disk is full (%s); free space there and rerun — no "
                   "partial output was kept", name, exc.filename or "writing its outputs")
         sys.exit(EXIT_USER_ERROR)
-    try:
-        if track is not None:
-            track(params)
-    except KeyboardInterrupt:
-        log.error("stage %s interrupted while tracking; its outputs are whole", name)
-        sys.exit(130)
-    except Terminated:
-        log.error("stage %s terminated (SIGTERM) while tracking; its outputs are whole", name)
-        sys.exit(128 + signal.SIGTERM)
     # From here the stage is done: a signal now is remembered and ends the exit with its status.
     signal.signal(signal.SIGINT, _remember)
     signal.signal(signal.SIGTERM, _remember)

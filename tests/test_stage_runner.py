@@ -28,13 +28,19 @@ run_stage("downsample", body)
 """
 
 
-def test_sigterm_removes_the_staged_outputs_and_exits_143(tmp_path):
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    proc = subprocess.Popen([sys.executable, "-c", STAGE], cwd=tmp_path, text=True,
+def _started(script: str, where, mark: str) -> subprocess.Popen:
+    """``script`` run as a stage process in ``where``, once it has created the file ``mark``."""
+    shutil.copy(ROOT / "params.yaml", where / "params.yaml")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=where, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE)
-    while not (tmp_path / "ready").exists():  # the stage is writing its outputs
+    while not (where / mark).exists():
         assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.1)
+        time.sleep(0.05)
+    return proc
+
+
+def test_sigterm_removes_the_staged_outputs_and_exits_143(tmp_path):
+    proc = _started(STAGE, tmp_path, "ready")  # the stage is writing its outputs
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, err
@@ -63,12 +69,7 @@ run_stage("train_gan", body)
 def test_ctrl_c_while_the_stage_exits_is_not_swallowed(tmp_path):
     """Its work done, the stage exits through slow exit handlers; Ctrl-C there still ends it with
     130, so that `dvc repro` stops instead of running the next stage."""
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    proc = subprocess.Popen([sys.executable, "-c", EXITING], cwd=tmp_path, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE)
-    while not (tmp_path / "exiting").exists():
-        assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.05)
+    proc = _started(EXITING, tmp_path, "exiting")
     proc.send_signal(signal.SIGINT)
     (tmp_path / "signalled").touch()
     _, err = proc.communicate(timeout=60)
