@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +31,9 @@ def _found(others: list[Path]) -> str:
     """What a folder with no images holds instead, and what to do about it."""
     if not others:
         return "; the folder is empty: check data.local_dir"
-    counts: dict[str, int] = {}
-    for path in others:
-        counts[path.suffix.lower() or "(no suffix)"] = counts.get(path.suffix.lower() or "(no suffix)", 0) + 1
+    counts = Counter(path.suffix.lower() or "(no suffix)" for path in others)
     held = ", ".join(f"{n} {suffix} file{'s' if n > 1 else ''}"
-                     for suffix, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+                     for suffix, n in counts.most_common())
     if set(counts) & VECTOR_SUFFIXES:
         return (f"; it holds {held}: vector images are not supported, rasterise them to PNG "
                 "first (e.g. `rsvg-convert -w 128 -o x.png x.svg`)")
