@@ -49,6 +49,13 @@ def _exit_if_interrupted() -> None:
         os._exit(130 if _late_signal == signal.SIGINT else 128 + _late_signal)
 
 
+def _track_failure(name: str, params: Params | None, error: str) -> None:
+    """The failed stage in MLflow (a FAILED run under its pipeline's parent); never raises."""
+    from latentlab.tracking import track_failure
+
+    track_failure(name, params, error)
+
+
 def run_stage(name: str, body: Callable[[Params], object],
               track: Callable[[Params], object] | None = None) -> None:
     """Load params and run a stage body; then ``track`` it (MLflow; it never raises).
@@ -63,6 +70,7 @@ def run_stage(name: str, body: Callable[[Params], object],
     signal.signal(signal.SIGTERM, _terminate)
     atexit.register(_exit_if_interrupted)
     during = ""  # what a stop interrupts: the stage's work, then its tracking
+    params = None
     try:
         params = load_params()
         if os.environ.get("LATENTLAB_DATA_PARALLEL", "0") == "1":  # only then import keras:
@@ -75,6 +83,7 @@ def run_stage(name: str, body: Callable[[Params], object],
             track(params)
     except UserError as exc:
         log.error("stage %s failed: %s", name, exc)
+        _track_failure(name, params, str(exc))
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         log.error("stage %s interrupted%s", name, during)
@@ -82,12 +91,16 @@ def run_stage(name: str, body: Callable[[Params], object],
     except Terminated:
         log.error("stage %s terminated (SIGTERM)%s", name, during or "; no partial output was kept")
         sys.exit(128 + signal.SIGTERM)
-    except OSError as exc:
-        if exc.errno != errno.ENOSPC or during:
+    except Exception as exc:
+        if during:  # the work is done and tracked: not the stage's failure
             raise
-        log.error("stage %s failed: the disk is full (%s); free space there and rerun — no "
-                  "partial output was kept", name, exc.filename or "writing its outputs")
-        sys.exit(EXIT_USER_ERROR)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            log.error("stage %s failed: the disk is full (%s); free space there and rerun — no "
+                      "partial output was kept", name, exc.filename or "writing its outputs")
+            _track_failure(name, params, f"the disk is full: {exc}")
+            sys.exit(EXIT_USER_ERROR)
+        _track_failure(name, params, f"{type(exc).__name__}: {exc}")  # a crash of its work
+        raise
     # From here the stage is done: a signal now is remembered and ends the exit with its status.
     signal.signal(signal.SIGINT, _remember)
     signal.signal(signal.SIGTERM, _remember)

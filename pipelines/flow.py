@@ -51,7 +51,7 @@ from prefect_dask import DaskTaskRunner  # noqa: E402
 from latentlab.errors import UserError  # noqa: E402
 from latentlab.params import parse_params, read_yaml, set_dotted  # noqa: E402
 from latentlab.stage_runner import EXIT_USER_ERROR  # noqa: E402
-from latentlab.tracking import open_parent  # noqa: E402
+from latentlab.tracking import close_parent, open_parent  # noqa: E402
 
 TRANSIENT_STAGES = {"download"}  # network fetches: worth retrying
 
@@ -181,8 +181,14 @@ def pipeline(overrides: dict[str, Any] | None = None, project: str = ".") -> dic
         apply_overrides(root, overrides)
     pipeline_id = f"prefect-{flow_run.get_id() or os.getpid()}"
     with contextlib.chdir(root):  # MLflow's default store is the project's mlflow.db
-        open_parent(pipeline_id)  # before stages that may start at the same time
-    rows = run_graph(stage_graph(root), root, pipeline_id)
+        parent = open_parent(pipeline_id)  # before stages that may start at the same time
+    failed = True  # the MLflow parent run ends with the last stage, FAILED if one failed
+    try:
+        rows = run_graph(stage_graph(root), root, pipeline_id)
+        failed = False
+    finally:
+        with contextlib.chdir(root):
+            close_parent(parent, failed)
     origin = min(row["start"] for row in rows)
     timeline = [{**row, "start": round(row["start"] - origin, 2),
                  "end": round(row["end"] - origin, 2)} for row in rows]
@@ -264,11 +270,15 @@ def sweep(grid: dict[str, list], project: str = ".") -> list[dict]:
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
     with contextlib.chdir(root), _environ(MLFLOW_TRACKING_URI=tracking_uri):
         parent = open_parent(sweep_id, kind="sweep")
-        for i in range(len(runs)):
-            open_parent(f"{sweep_id}-{i}", parent=parent)
+        point_runs = [open_parent(f"{sweep_id}-{i}", parent=parent) for i in range(len(runs))]
     futures = [run_point.submit(i, overrides, str(root), f"{sweep_id}-{i}", tracking_uri)
                for i, overrides in enumerate(runs)]
     wait(futures)  # every point finishes (or fails) before the first failure is raised
+    failed = [future.state.is_failed() for future in futures]
+    with contextlib.chdir(root), _environ(MLFLOW_TRACKING_URI=tracking_uri):
+        for run_id, point_failed in zip(point_runs, failed):
+            close_parent(run_id, point_failed)
+        close_parent(parent, any(failed))
     points = [future.result() for future in futures]
     with contextlib.chdir(root), _environ(MLFLOW_TRACKING_URI=tracking_uri):
         tables = compare(last=len(runs))

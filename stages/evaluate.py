@@ -7,7 +7,6 @@ import json
 import logging
 from pathlib import Path
 
-from latentlab.data.prepared import fingerprint
 from latentlab.evaluation import evaluate_models
 from latentlab.params import Params
 from latentlab.seeding import seed_everything
@@ -41,7 +40,7 @@ def run(params: Params, prepared: Path = PREPARED, models: Path = MODELS, out: P
 def main() -> None:
     run_stage("evaluate", run, lambda p: track_stage(
         "evaluate", p, ["base", "evaluate"], metrics_files=sorted(OUT.glob("*.json")),
-        data_hash=fingerprint(PREPARED)))
+        datasets=PREPARED))
 
 
 if __name__ == "__main__":

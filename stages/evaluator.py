@@ -14,14 +14,14 @@ from pathlib import Path
 
 import keras
 
-from latentlab.data.prepared import as_float, fingerprint, is_labeled, load_split, read_meta
+from latentlab.data.prepared import as_float, is_labeled, load_split, read_meta
 from latentlab.io import staged_dir
 from latentlab.models.classifier import build_evaluator
 from latentlab.params import Params, save_resolved
 from latentlab.seeding import seed_everything
-from latentlab.training.budget import fit_inputs, plan_block
 from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
+from latentlab.training.budget import fit_inputs, plan_block
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
 def main() -> None:
     run_stage("evaluator", run, lambda p: track_stage(
         "evaluator", p, ["base", "evaluator"], metrics_files=[METRICS],
-        models=[ModelSpec(str(MODELS / MODEL_FILE), "evaluator")], data_hash=fingerprint(PREPARED)))
+        models=[ModelSpec(str(MODELS / MODEL_FILE), "evaluator")], datasets=PREPARED))
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ def main() -> None:
     run_stage("finetune", run, lambda p: track_stage(
         "finetune", p, ["base", "finetune"], metrics_files=[METRICS], artifacts=[CURVE, RUNS],
         models=[ModelSpec(str(MODELS / "classifier.keras"), "classifier", "latentlab-classifier")],
-        data_hash=fingerprint(PREPARED)))
+        datasets=PREPARED))
 
 
 if __name__ == "__main__":

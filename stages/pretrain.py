@@ -83,7 +83,7 @@ def main() -> None:
         "pretrain", p, ["base", "pretrain"], metrics_files=[METRICS], histories=[HISTORY],
         models=[ModelSpec(str(MODELS / "encoder.keras"), "encoder"),
                 ModelSpec(str(MODELS / "decoder.keras"), "decoder")],
-        data_hash=fingerprint(PREPARED)))
+        datasets=PREPARED))
 
 
 if __name__ == "__main__":

@@ -105,9 +105,9 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
 def main() -> None:
     run_stage("train_gan", run, lambda p: track_stage(
         "train_gan", p, ["base", "train_gan"], metrics_files=[METRICS], histories=[HISTORY],
-        artifacts=[SAMPLES],
+        artifacts=[SAMPLES], frames={"gan_samples": SAMPLES / "progress"},
         models=[ModelSpec(str(MODELS / "generator.keras"), "generator", "latentlab-gan-generator")],
-        data_hash=fingerprint(PREPARED)))
+        datasets=PREPARED))
 
 
 if __name__ == "__main__":

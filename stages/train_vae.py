@@ -86,10 +86,10 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
 def main() -> None:
     run_stage("train_vae", run, lambda p: track_stage(
         "train_vae", p, ["base", "train_vae"], metrics_files=[METRICS], histories=[HISTORY],
-        artifacts=[SAMPLES],
+        artifacts=[SAMPLES], frames={"vae_prior_samples": SAMPLES / "prior_by_epoch"},
         models=[ModelSpec(str(MODELS / "encoder.keras"), "encoder"),
                 ModelSpec(str(MODELS / "decoder.keras"), "decoder", "latentlab-vae-decoder")],
-        data_hash=fingerprint(PREPARED)))
+        datasets=PREPARED))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 import requests
 import yaml
 
+from tests.support.browser import chromium, keep_screenshot, wait_for_text
 from tests.support.project import ROOT, STAGES, copy_project, set_params
 from tests.support.servers import free_port
 
@@ -190,6 +192,22 @@ class DaskCluster:
             stop(proc)
 
 
+def _prefect_ui_shows_the_flow_run(server: PrefectServer, run_id: str, tmp_path: Path) -> None:
+    """The Prefect UI's page of the flow run, in headless Chromium: its task runs by stage name,
+    and the timeline artifact."""
+    from selenium.webdriver.common.by import By
+
+    with chromium(tmp_path / "chromium") as driver:
+        driver.get(f"http://127.0.0.1:{server.port}/runs/flow-run/{run_id}")
+        wait_for_text(driver, "latentlab-pipeline", f"{len(STAGES)} Task runs")
+        driver.find_element(By.ID, "task-runs").click()  # the page's tabs
+        wait_for_text(driver, f"({len(STAGES)} Completed)", *STAGES)
+        keep_screenshot(driver, "prefect-flow-run-tasks")
+        driver.find_element(By.ID, "artifacts").click()
+        wait_for_text(driver, "pipeline-timeline")
+        keep_screenshot(driver, "prefect-flow-run-artifacts")
+
+
 def test_scheduled_deployment_runs_on_a_worker_and_a_dask_cluster(built_copy, tmp_path,
                                                                   mlflow_server):
     from pipelines.flow import stage_graph
@@ -226,7 +244,7 @@ def test_scheduled_deployment_runs_on_a_worker_and_a_dask_cluster(built_copy, tm
                     "        d = await c.read_deployment_by_name('latentlab-pipeline/nightly')\n"
                     "        tasks = await c.read_task_runs(flow_run_filter=FlowRunFilter(\n"
                     "            id=FlowRunFilterId(any_=[run.id])))\n"
-                    "        return {'state': run.state.type.value,\n"
+                    "        return {'id': str(run.id), 'state': run.state.type.value,\n"
                     "                'crons': [s.schedule.cron for s in d.schedules],\n"
                     "                'tasks': {t.name: t.state.type.value for t in tasks},\n"
                     "                'times': {t.name: [t.start_time.timestamp(),\n"
@@ -242,6 +260,8 @@ def test_scheduled_deployment_runs_on_a_worker_and_a_dask_cluster(built_copy, tm
         assert details["state"] == "COMPLETED", run.stdout[-2000:]
         assert details["crons"] == ["0 2 * * *"]
         assert details["tasks"] == {stage: "COMPLETED" for stage in STAGES}
+        if shutil.which("chromedriver"):
+            _prefect_ui_shows_the_flow_run(server, details["id"], tmp_path)
     # every stage ran on the cluster's workers, and both of them had work
     assert sum(executed) == len(STAGES) and min(executed) > 0, executed
     # Prefect's own timeline: the independent stages ran at the same time on the cluster's two

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import pytest
 
 from latentlab.report import write_report
+from tests.support.browser import chromium, keep_screenshot, needs_chromium
 from tests.support.project import dvc
 
 pytestmark = pytest.mark.slow
@@ -64,26 +64,9 @@ def test_dvc_plots_show_renders_histories_and_galleries(built, tmp_path):
     assert "reports/galleries/gan_samples.png" in page or "gan_samples.png" in page
 
 
-def _chromedriver() -> str | None:
-    return shutil.which("chromedriver")
-
-
-@pytest.mark.skipif(_chromedriver() is None,
-                    reason="chromium-driver is not installed (`make test` installs it via apt)")
+@needs_chromium
 def test_report_opens_in_headless_chromium_with_every_image_loaded(built, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,2400",
-                 "--disable-dev-shm-usage", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'chromium'}"):
-        options.add_argument(flag)
-    options.binary_location = shutil.which("chromium") or ""
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(_chromedriver()), options=options)
-    try:
+    with chromium(tmp_path / "chromium", 1280, 2400) as driver:
         driver.get((built.project / "reports/index.html").as_uri())
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])")
@@ -92,11 +75,7 @@ def test_report_opens_in_headless_chromium_with_every_image_loaded(built, tmp_pa
         assert broken == []
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == []
-        shot = tmp_path / "screenshot.png"
-        assert driver.save_screenshot(str(shot))
-        assert shot.stat().st_size > 10_000
-    finally:
-        driver.quit()
+        assert keep_screenshot(driver, "report").stat().st_size > 10_000
 
 
 def test_the_fashion_mnist_reference_shows_on_fashion_mnist_alone(tmp_path):

@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from tests.support.project import dvc, ran
+from tests.support.project import dvc, ran, set_params
 from tests.support.servers import MlflowServer, free_port
 
 pytestmark = pytest.mark.slow
@@ -50,6 +50,68 @@ def test_pipeline_runs_land_in_a_real_tracking_server(built):
     for name, stage in REGISTERED.items():
         versions = client.search_model_versions(f"name='{name}'")
         assert [v.run_id for v in versions].count(runs[stage].info.run_id) == 1
+
+
+TRAINING = {"pretrain", "finetune", "train_vae", "train_gan", "evaluator", "evaluate"}
+
+
+def test_runs_span_their_stages_and_carry_what_the_mlflow_ui_shows(built):
+    client = built.server.client()
+    parent = client.get_run(built.parent_run_id)
+    runs = {r.data.tags["latentlab.stage"]: r for r in runs_of(client, built.parent_run_id)}
+    # a stage's run spans its process; the parent spans the stages, which ran one after another
+    for run in runs.values():
+        assert run.info.start_time < run.info.end_time <= int(run.data.tags["latentlab.logged_at"])
+    assert parent.info.status == "FINISHED"
+    assert parent.info.start_time <= min(r.info.start_time for r in runs.values())
+    assert parent.info.end_time >= max(r.info.end_time for r in runs.values())
+    assert parent.info.end_time - parent.info.start_time >= sum(
+        r.info.end_time - r.info.start_time for r in runs.values())
+    assert parent.info.run_name == "pipeline digits 8×8×1"
+    assert parent.data.tags["latentlab.image_shape"] == "8×8×1"
+    # the prepared splits are the training stages' dataset inputs, digest = the data hash tag
+    for stage, run in runs.items():
+        inputs = run.inputs.dataset_inputs
+        if stage not in TRAINING:
+            assert inputs == [], stage
+            continue
+        data_hash = run.data.tags["latentlab.data_hash"]
+        assert {(i.dataset.name, i.dataset.digest, i.tags[0].value) for i in inputs} == {
+            (f"digits 8×8×1 {split}", data_hash, context) for split, context in
+            (("train", "training"), ("val", "validation"), ("test", "test"))}, stage
+        assert json.loads(inputs[0].dataset.source)["uri"].endswith("_images.npy")
+    assert {i.dataset.name for i in parent.inputs.dataset_inputs} == {
+        i.dataset.name for i in runs["pretrain"].inputs.dataset_inputs}
+    # each epoch's sample grid is an image with its epoch as step
+    for stage, key in (("train_gan", "gan_samples"), ("train_vae", "vae_prior_samples")):
+        images = [a.path for a in client.list_artifacts(runs[stage].info.run_id, "images")
+                  if a.path.endswith(".png")]
+        assert sorted(int(p.split("+step+")[1].split("+")[0]) for p in images) == [1, 2], images
+        assert all(p.startswith(f"images/{key}+") for p in images)
+    # the headline scores under names that need no legend, equal to the metrics they repeat
+    evaluate = runs["evaluate"].data.metrics
+    assert evaluate["GAN FD"] == evaluate["gan.frechet_distance"]
+    assert evaluate["VAE KID"] == evaluate["vae.kid"]
+    finetune = runs["finetune"].data.metrics
+    assert finetune["accuracy 30 labels pretrained"] == finetune["labels_30.pretrained_mean"]
+    assert runs["pretrain"].data.metrics["autoencoder val MSE"] == runs["pretrain"].data.metrics["val_mse"]
+    assert runs["train_gan"].data.tags["mlflow.source.name"] == "stages/train_gan.py"
+
+
+def test_a_failed_stage_is_a_failed_run_under_a_failed_parent(built, built_copy, monkeypatch):
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "latentlab-failure")
+    set_params(built_copy, finetune={"labels_per_class": [100_000]})  # more than there are
+    proc = dvc(built_copy, "repro", "finetune", check=False, tracking=built.server.url)
+    assert proc.returncode != 0 and "stage finetune failed" in proc.stderr, proc.stderr[-2000:]
+    client = built.server.client()
+    experiment = client.get_experiment_by_name("latentlab-failure")
+    [run] = client.search_runs([experiment.experiment_id], "tags.`latentlab.stage` = 'finetune'")
+    assert run.info.status == "FAILED"
+    assert "labels" in run.data.tags["latentlab.error"]
+    assert run.data.tags["latentlab.source"] == "digits"
+    parent = client.get_run(run.data.tags["mlflow.parentRunId"])
+    assert parent.info.status == "FAILED"
+    assert parent.info.end_time >= run.info.end_time
 
 
 def test_a_second_execution_is_a_second_parent_with_new_model_versions(built, built_copy):
