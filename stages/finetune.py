@@ -64,8 +64,8 @@ def run(params: Params, prepared: Path = PREPARED, encoder_path: Path = ENCODER,
     write_csv(curve_path, points, CURVE_COLUMNS)
     write_metrics(metrics_path, metrics)
     for name, entry in metrics.items():
-        log.info("%s: pretrained %.3f±%.3f  scratch %.3f±%.3f  probe %.3f±%.3f", name,
-                 *(entry[f"{kind}_{stat}"] for kind in KINDS for stat in ("mean", "std")))
+        log.info("%s: %s", name, "  ".join(f"{kind} {entry[f'{kind}_mean']:.3f}±"
+                                              f"{entry[f'{kind}_std']:.3f}" for kind in KINDS))
     return metrics
 
 

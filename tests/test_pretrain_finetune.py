@@ -11,7 +11,13 @@ import pytest
 
 from latentlab.data.prepared import as_float, load_split
 from latentlab.errors import UserError
-from latentlab.training.label_efficiency import KINDS
+from latentlab.training.label_efficiency import (
+    BASELINES,
+    KINDS,
+    load_data,
+    pixel_baselines,
+    subsets,
+)
 from stages import finetune, pretrain
 from tests.support.data import make_params, passes
 
@@ -127,6 +133,34 @@ def test_finetune_resumes_without_retraining_finished_points(trained, digits_pre
     trained_now = [r for r in caplog.messages if "labels, seed" in r]
     assert len(trained_now) == 2  # only the two missing points were trained
     assert second == first
+
+
+def test_pixel_baselines_score_exactly_the_stages_labeled_subsets(trained, digits_prepared):
+    root, params, _ = trained
+    first = finetune.run(params, digits_prepared, **paths(root)["finetune"])
+    with open(root / "plots/finetune_runs.csv") as f:
+        runs = list(csv.DictReader(f))
+    data = load_data(digits_prepared)
+    plan = subsets(params.finetune, data.train_y, params.base.seed)
+    other = subsets(params.finetune, data.train_y, params.base.seed + 7)  # other images, same sizes
+    differ = 0
+    for row in runs:
+        key, seed = (int(row["labels_per_class"]), int(row["seed"])), params.base.seed + int(row["seed"])
+        index = plan[key]
+        scores = pixel_baselines(as_float(data.train_x[index]), data.train_y[index], data, seed)
+        assert {k: float(row[k]) for k in BASELINES} == pytest.approx(scores, abs=1e-12), row
+        index = other[key]
+        differ += scores != pixel_baselines(as_float(data.train_x[index]), data.train_y[index],
+                                            data, seed)
+    assert differ > 0
+    # a checkpoint written before the baselines were part of a row gets them added, the same
+    journal = root / "ck/finetune/checkpoint.json"
+    saved = json.loads(journal.read_text())
+    for row in saved["state"]["rows"]:
+        for name in BASELINES:
+            del row[name]
+    journal.write_text(json.dumps(saved))
+    assert finetune.run(params, digits_prepared, **paths(root)["finetune"]) == first
 
 
 def test_finetune_rejects_more_labels_than_a_class_has_before_training(trained, digits_prepared):

@@ -87,3 +87,29 @@ def test_the_fashion_mnist_reference_shows_on_fashion_mnist_alone(tmp_path):
         write_report(tmp_path, data, "rev", metrics, [], "")
         html = (tmp_path / "index.html").read_text()
         assert ("Géron&#x27;s notebook val_loss" in html) is shown, data
+
+
+def test_the_label_efficiency_table_names_each_classifier_and_the_gain_over_the_best_baseline(
+        tmp_path):
+    def point(labels, pretrained, logreg, knn):
+        scores = {"pretrained": pretrained, "scratch": 0.6, "probe": 0.65, "pixel_logreg": logreg,
+                  "pixel_knn": knn}
+        return {"labels": labels, "gain_over_scratch": pretrained - 0.6,
+                **{f"{k}_mean": v for k, v in scores.items()},
+                **{f"{k}_std": 0.01 for k in scores}}
+
+    data = {"dataset": "d", "source": "digits", "image_shape": [8, 8, 1], "counts": {},
+            "class_names": ["a", "b"]}
+    for curve, said in (
+            ([point(100, 0.729, 0.712, 0.643), point(1000, 0.842, 0.796, 0.754)],
+             "With 100 labels the pretrained classifier scores 72.9 %, 1.7 points above the best "
+             "baseline (pixel LogReg, 71.2 %)"),
+            ([point(50, 0.60, 0.55, 0.62)],
+             "With 50 labels the pretrained classifier scores 60.0 %, 2.0 points below the best "
+             "baseline (pixel k-NN, 62.0 %)")):
+        metrics = {"finetune": {f"labels_{p['labels']}": p for p in curve}}
+        write_report(tmp_path, data, "rev", metrics, [], "")
+        page = (tmp_path / "index.html").read_text()
+        for column in ("pretrained", "scratch", "linear probe", "pixel LogReg", "pixel k-NN"):
+            assert f"<th>{column}</th>" in page
+        assert said in page, page

@@ -8,6 +8,10 @@ same nested, stratified subset and scored on the test split:
 - scratch: the same network freshly initialised, same subset, same epochs and learning rates;
 - probe: a logistic regression on the frozen pretrained codings.
 
+Beside them, what needs no network at all, on the same subsets: the baselines every number above
+has to beat, a logistic regression and a k-nearest-neighbours classifier (4 neighbours weighted by
+distance, the pair Géron's chapter 3 found best on MNIST) on the raw pixels.
+
 Each finished point is recorded in a checkpoint, so an interrupted run resumes where it was.
 """
 
@@ -20,6 +24,7 @@ from pathlib import Path
 import keras
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -33,7 +38,8 @@ from latentlab.training.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 
-KINDS = ("pretrained", "scratch", "probe")
+KINDS = ("pretrained", "scratch", "probe", "pixel_logreg", "pixel_knn")
+BASELINES = ("pixel_logreg", "pixel_knn")
 
 
 @dataclass
@@ -125,6 +131,16 @@ def probe(encoder: keras.Model, x, y, test_codings: np.ndarray, test_y: np.ndarr
     return float((clf.predict(test_codings) == test_y).mean())
 
 
+def pixel_baselines(x: np.ndarray, y: np.ndarray, data: Data, seed: int) -> dict[str, float]:
+    """Test accuracy of a logistic regression and of k-NN on the raw pixels of one subset."""
+    flat_test = data.test_x.reshape(len(data.test_x), -1)
+    flat = x.reshape(len(x), -1)
+    models = {"pixel_logreg": LogisticRegression(max_iter=2000, tol=1e-3, random_state=seed),
+              "pixel_knn": KNeighborsClassifier(min(4, len(flat)), weights="distance")}
+    return {name: float((clf.fit(flat, y).predict(flat_test) == data.test_y).mean())
+            for name, clf in models.items()}
+
+
 def curve(block: FinetuneBlock, data: Data, encoder_path: Path, checkpoint: Checkpoint,
           seed: int) -> tuple[list[dict], keras.Model]:
     """Train and score every point; returns one row per (point, seed), sorted, and the pretrained
@@ -137,6 +153,12 @@ def curve(block: FinetuneBlock, data: Data, encoder_path: Path, checkpoint: Chec
     test_codings = pretrained_encoder.predict(data.test_x, batch_size=1024, verbose=0)
     keeper = max(plan, key=lambda ks: (ks[0] == 0, ks[0], -ks[1]))  # most labels, first seed
     kept_model = None
+    for row in rows:  # points a checkpoint holds from before the baselines were part of a row
+        if any(name not in row for name in BASELINES):
+            k, s = row["labels_per_class"], row["seed"]
+            index = plan[(k, s)]
+            row.update(pixel_baselines(as_float(data.train_x[index]), data.train_y[index], data,
+                                       seed + s))
     for (k, s), index in plan.items():
         if (k, s) in done and (k, s) != keeper:
             continue
@@ -154,9 +176,11 @@ def curve(block: FinetuneBlock, data: Data, encoder_path: Path, checkpoint: Chec
             "pretrained": accuracy(pretrained, data.test_x, data.test_y),
             "scratch": accuracy(scratch, data.test_x, data.test_y),
             "probe": probe(pretrained_encoder, x, y, test_codings, data.test_y, seed + s),
+            **pixel_baselines(x, y, data, seed + s),
         }
-        log.info("%5d labels, seed %d: pretrained %.3f  scratch %.3f  probe %.3f",
-                 len(index), s, row["pretrained"], row["scratch"], row["probe"])
+        log.info("%5d labels, seed %d: pretrained %.3f  scratch %.3f  probe %.3f  pixel "
+                 "logreg %.3f  pixel k-NN %.3f", len(index), s,
+                 *(row[kind] for kind in KINDS))
         rows.append(row)
         checkpoint.save({"rows": rows})
     return sorted(rows, key=lambda r: (r["labels"], r["seed"])), kept_model
@@ -174,6 +198,8 @@ def summarize(rows: list[dict]) -> tuple[dict, list[dict]]:
             entry[f"{kind}_mean"] = round(float(values.mean()), 4)
             entry[f"{kind}_std"] = round(float(values.std()), 4)
         entry["gain_over_scratch"] = round(entry["pretrained_mean"] - entry["scratch_mean"], 4)
+        best = max(entry[f"{b}_mean"] for b in BASELINES)
+        entry["gain_over_best_baseline"] = round(entry["pretrained_mean"] - best, 4)
         metrics[f"labels_{total}"] = entry
         points.append({"labels": total, **{kind: entry[f"{kind}_mean"] for kind in KINDS},
                        **{f"{kind}_std": entry[f"{kind}_std"] for kind in KINDS}})
