@@ -41,8 +41,10 @@ def compare(stage: str | None = None, last: int = 5) -> dict[str, pd.DataFrame]:
         if rows.empty:
             continue
         params = [c for c in rows if c.startswith("params.") and rows[c].nunique(dropna=False) > 1]
+        # final metrics; not the per-epoch ones, nor the headline copies for the MLflow UI
+        # ("GAN FD": the only metric names with a space)
         metrics = [c for c in rows if c.startswith("metrics.") and not c.startswith("metrics.epoch.")
-                   and rows[c].notna().any()]
+                   and " " not in c and rows[c].notna().any()]
         tags = [c for c in TAG_COLUMNS if c in rows]
         table = rows[["run_id", "start_time", *tags, *params, *metrics]].copy()
         table["run_id"] = table["run_id"].str[:8]
