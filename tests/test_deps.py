@@ -106,3 +106,16 @@ def test_the_closure_follows_imports_inside_functions(tmp_path):
 def test_exemptions_exist():
     for rel in EXEMPT:
         assert (ROOT / rel).is_file(), f"{rel} is exempt but does not exist"
+
+
+def test_one_model_familys_code_does_not_retrain_another():
+    """The conv blocks the families share live in models/blocks.py: a change to the autoencoders
+    reruns `pretrain` (and what reads its encoder), never the VAE or the GAN, nor the reverse."""
+    families = {"pretrain": "autoencoders.py", "train_vae": "vae.py", "train_gan": "gan.py"}
+    for stage in families:
+        closure = import_closure(ROOT / "stages" / f"{stage}.py")
+        assert "latentlab/models/blocks.py" in closure
+        for owner, module in families.items():
+            path = f"latentlab/models/{module}"
+            assert (path in closure) == (path in STAGES[stage]["deps"]) == (owner == stage), \
+                (stage, path)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from latentlab.data.prepared import load_split
-from latentlab.models.autoencoders import conv_widths
+from latentlab.models.blocks import conv_widths
 from latentlab.models.gan import build_gan
 from latentlab.models.layers import MinibatchDiscrimination, MinibatchStdDev, SNConv2D, SNDense
 from latentlab.models.vae import architecture, build_vae

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import keras
 from keras import ops
 
-from latentlab.models.autoencoders import conv_decoder, conv_widths, dense_decoder
+from latentlab.models.blocks import conv_decoder, conv_widths, dense_decoder
 from latentlab.models.layers import MinibatchDiscrimination, MinibatchStdDev, SNConv2D, SNDense
 from latentlab.params import GanBlock
 

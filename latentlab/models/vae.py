@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import keras
 
-from latentlab.models.autoencoders import (
+from latentlab.models.blocks import (
     conv_decoder,
     conv_encoder_body,
     conv_widths,

@@ -1,0 +1,113 @@
+"""Label propagation on the unlabeled train images: does the graph of the pretrained encoder's
+codings carry a few labels further than the classifiers of the `finetune` stage?
+
+On the prepared data and the pretrained encoder of this checkout's last `dvc repro`, for each
+label count and seed (the `finetune` stage's own nested subsets), label spreading (a k-nearest-
+neighbour graph over every train image, the labeled ones clamped softly) is fitted on the train
+split's codings, or on its pixels reduced by PCA as the baseline, and scored on the test split;
+beside it, the pixel logistic regression of the stage on the same subset. Writes
+benchmarks/results/label_propagation.json.
+
+    uv run python -m benchmarks.label_propagation --labels 10 50 100 --seeds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import write_result
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "label_propagation.json"
+
+
+def features(prepared: Path, encoder_path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(train, test) features: the encoder's codings (unit length) and 50 PCA components of the
+    pixels, both fitted without labels."""
+    import keras
+    from sklearn.decomposition import PCA
+
+    import latentlab.models  # noqa: F401 - the custom layers of saved models
+    from latentlab.data.prepared import as_float, load_split
+
+    train = as_float(load_split(prepared, "train")[0])
+    test = as_float(load_split(prepared, "test")[0])
+    encoder = keras.models.load_model(encoder_path)
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        x = x.reshape(len(x), -1)
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    codings = [unit(encoder.predict(x, batch_size=1024, verbose=0)) for x in (train, test)]
+    pca = PCA(50, random_state=0).fit(train.reshape(len(train), -1))
+    pixels = [pca.transform(x.reshape(len(x), -1)) for x in (train, test)]
+    return {"codings": tuple(codings), "pixels_pca50": tuple(pixels)}
+
+
+def spread(train: np.ndarray, train_y: np.ndarray, index: np.ndarray, test: np.ndarray,
+           neighbours: int, alpha: float) -> np.ndarray:
+    """Label spreading over every train image (unlabeled ones as -1); the test predictions."""
+    from sklearn.semi_supervised import LabelSpreading
+
+    targets = np.full(len(train), -1)
+    targets[index] = train_y[index]
+    model = LabelSpreading(kernel="knn", n_neighbors=neighbours, alpha=alpha, max_iter=100,
+                           n_jobs=-1)
+    return model.fit(train, targets).predict(test)
+
+
+def main() -> None:
+    from latentlab.data.prepared import as_float, load_split
+    from latentlab.params import load_params
+    from latentlab.training.label_efficiency import load_data, pixel_baselines, subsets
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prepared", type=Path, default=ROOT / "data/prepared")
+    parser.add_argument("--encoder", type=Path, default=ROOT / "models/pretrain/encoder.keras")
+    parser.add_argument("--labels", type=int, nargs="+", default=[10, 50, 100],
+                        help="labels per class")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--neighbours", type=int, default=10)
+    parser.add_argument("--alpha", type=float, default=0.9)
+    args = parser.parse_args()
+    params = load_params()
+    block = params.finetune.model_copy(update={"labels_per_class": args.labels,
+                                               "seeds": args.seeds})
+    data = load_data(args.prepared)
+    test_y = load_split(args.prepared, "test")[1]
+    plan = subsets(block, data.train_y, params.base.seed)  # the stage's own subsets
+    started = time.perf_counter()
+    spaces = features(args.prepared, args.encoder)
+    print(f"features in {time.perf_counter() - started:.0f} s", flush=True)
+    rows = []
+    for (k, s), index in plan.items():
+        row = {"labels_per_class": k, "seed": s, "labels": len(index)}
+        for name, (train, test) in spaces.items():
+            started = time.perf_counter()
+            predicted = spread(train, data.train_y, index, test, args.neighbours, args.alpha)
+            row[f"spread_{name}"] = float((predicted == test_y).mean())
+            row[f"spread_{name}_seconds"] = round(time.perf_counter() - started, 1)
+        row.update(pixel_baselines(as_float(data.train_x[index]), data.train_y[index], data,
+                                   params.base.seed + s))
+        rows.append(row)
+        print(row, flush=True)
+    summary = {}
+    for k in args.labels:
+        point = [r for r in rows if r["labels_per_class"] == k]
+        summary[str(point[0]["labels"])] = {
+            name: f"{100 * np.mean([r[name] for r in point]):.1f} ± "
+                  f"{100 * np.std([r[name] for r in point]):.1f}"
+            for name in point[0] if name not in ("labels_per_class", "seed", "labels")
+            and not name.endswith("_seconds")}
+    for labels, scores in summary.items():
+        print(labels, scores)
+    write_result(RESULTS, {"neighbours": args.neighbours, "alpha": args.alpha, "rows": rows,
+                           "summary": summary})
+
+
+if __name__ == "__main__":
+    main()
