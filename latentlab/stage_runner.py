@@ -50,7 +50,10 @@ def _exit_if_interrupted() -> None:
 
 
 def _track_failure(name: str, params: Params | None, error: str) -> None:
-    """The failed stage in MLflow (a FAILED run under its pipeline's parent); never raises."""
+    """The failed stage in MLflow (a FAILED run under its pipeline's parent); never raises. Not
+    for params that do not load: that stage never started, and nothing is written for it."""
+    if params is None:
+        return
     from latentlab.tracking import track_failure
 
     track_failure(name, params, error)

@@ -276,6 +276,11 @@ def test_scheduled_deployment_runs_on_a_worker_and_a_dask_cluster(built_copy, tm
     flow_parents = {r.info.run_id for r in runs
                     if r.data.tags.get("latentlab.pipeline_key", "").startswith("prefect-")}
     assert len(flow_parents) == 1  # one flow run, one parent run
-    children = {r.data.tags["latentlab.stage"] for r in runs
+    children = {r.data.tags["latentlab.stage"]: r for r in runs
                 if r.data.tags.get("mlflow.parentRunId") in flow_parents}
-    assert children == {"finetune", "evaluate", "render"}  # the stages DVC reran
+    assert set(children) == {"finetune", "evaluate", "render"}  # the stages DVC reran
+    # the flow closed its parent run once its last stage was done
+    [parent] = [r for r in runs if r.info.run_id in flow_parents]
+    assert parent.info.status == "FINISHED"
+    assert parent.info.end_time >= max(r.info.end_time for r in children.values())
+    assert parent.info.run_name == "pipeline digits 8×8×1"
