@@ -21,17 +21,21 @@ import shlex
 import sys
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from latentlab.errors import UserError
 from latentlab.stage_runner import EXIT_USER_ERROR
 
+if TYPE_CHECKING:
+    from latentlab.models.card import ModelCard
+
 KINDS = ("generator", "vae_decoder")  # the names of the networks `sample` draws from
 
 
 def load_model(source: str):
-    """A Keras model from a .keras path or a `models:/name/version` registry URI."""
+    """(A Keras model, its card or None) from a .keras path or a `models:/name/version` URI."""
     path = Path(source)
     if not source.startswith("models:/") and not path.is_file():
         raise UserError(f"{source}: no such model file; give a .keras file (e.g. "
@@ -39,13 +43,15 @@ def load_model(source: str):
     import keras
 
     import latentlab.models  # noqa: F401 - registers the custom layers saved models use
+    from latentlab.models.card import card_of, from_dict
 
     if source.startswith("models:/"):
         import mlflow
         from mlflow.exceptions import MlflowException
 
         try:
-            return mlflow.keras.load_model(source)
+            return (mlflow.keras.load_model(source),
+                    from_dict(mlflow.models.get_model_info(source).metadata))
         except MlflowException as exc:
             uri = mlflow.get_tracking_uri()
             raise UserError(
@@ -57,45 +63,55 @@ def load_model(source: str):
         raise UserError(f"{source}: not a Keras model file (a .keras file is the zip archive that "
                         "`model.save` writes); give models/gan/generator.keras or the like")
     try:
-        return keras.models.load_model(path)
+        return keras.models.load_model(path), card_of(path)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
         raise UserError(f"{source}: not a Keras model file ({type(exc).__name__}: {exc})") from None
 
 
-def _kind(model) -> str:
-    """The network's name when `sample` can draw from it, else a UserError naming what can."""
+def _card(model, card: ModelCard | None) -> ModelCard:
+    """The model's card; for a model saved without one, what its network's name implies (a GAN
+    generator draws in [-1, 1], a VAE decoder in [0, 1]); else a UserError naming what can be
+    sampled."""
+    from latentlab.models.card import ModelCard
+
+    if card is not None:
+        return card
     if model.name not in KINDS:
         raise UserError(
             f"the model is the {model.name!r} network; `latentlab sample` draws from a GAN generator "
             "(models/gan/generator.keras, models:/latentlab-gan-generator/<version>) or a VAE "
             "decoder (models/vae/decoder.keras, models:/latentlab-vae-decoder/<version>)"
         )
-    return model.name
+    classes = ([str(i) for i in range(model.inputs[1].shape[-1])] if len(model.inputs) > 1
+               else None)
+    gan = model.name == "generator"
+    return ModelCard("gan" if gan else "vae", f"{model.name}.keras",
+                     list(model.output_shape[1:]), [-1.0, 1.0] if gan else [0.0, 1.0],
+                     model.inputs[0].shape[-1], classes)
 
 
-def _noise(model, n: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal(
-        (n, model.inputs[0].shape[-1])).astype(np.float32)
+def _noise(card: ModelCard, n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, card.latent)).astype(np.float32)
 
 
-def draw(model, kind: str, noise: np.ndarray, label: int | None, seed: int) -> np.ndarray:
-    """uint8 images (N, H, W, C) the model makes from ``noise`` (and a class, conditional GANs)."""
+def draw(model, card: ModelCard, noise: np.ndarray, label: str | None, seed: int) -> np.ndarray:
+    """uint8 images (N, H, W, C) the model makes from ``noise`` (and a class, conditional GANs:
+    ``label``, a class name or index; random classes without)."""
     from latentlab.galleries import to_uint8
 
     inputs = noise
-    if len(model.inputs) > 1:  # a conditional generator: one-hot classes next to the noise
-        n_classes = model.inputs[1].shape[-1]
-        if label is not None and not 0 <= label < n_classes:
-            raise UserError(f"--label {label}: the generator knows classes 0..{n_classes - 1}")
-        labels = (np.full(len(noise), label) if label is not None else
+    if card.classes:  # a conditional generator: one-hot classes next to the noise
+        try:
+            chosen = card.label(label) if label is not None else None
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        n_classes = len(card.classes)
+        labels = (np.full(len(noise), chosen) if chosen is not None else
                   np.random.default_rng(seed + 1).integers(0, n_classes, len(noise)))
         inputs = [noise, np.eye(n_classes, dtype=np.float32)[labels]]
     elif label is not None:
         raise UserError("--label: this model is not class-conditional; leave --label out")
-    images = model.predict(inputs, batch_size=256, verbose=0)
-    if kind == "generator":
-        images = (images + 1.0) / 2.0  # tanh output
-    return to_uint8(images)
+    return to_uint8(card.to_unit(model.predict(inputs, batch_size=256, verbose=0)))
 
 
 def _save_png(image: np.ndarray, path: Path) -> None:
@@ -116,11 +132,11 @@ def sample(args: argparse.Namespace) -> list[Path]:
         raise UserError(f"-o {out}: --interpolate writes a GIF; name a .gif file")
     if args.grid and out.suffix.lower() != ".png":
         raise UserError(f"-o {out}: --grid writes one PNG; name a .png file")
-    model = load_model(args.model)
-    kind = _kind(model)  # before any output is written
+    model, card = load_model(args.model)
+    card = _card(model, card)  # before any output is written
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.interpolate:
-        a, b = (_noise(model, 1, s)[0] for s in args.interpolate)
+        a, b = (_noise(card, 1, s)[0] for s in args.interpolate)
         t = np.linspace(0.0, 1.0, args.steps, dtype=np.float32)[:, None]
         # Spherical interpolation: Gaussian noise lives near a sphere, so straight lines between
         # two draws pass through unlikely, low-norm points.
@@ -129,12 +145,12 @@ def sample(args: argparse.Namespace) -> list[Path]:
             path = (1 - t) * a + t * b
         else:
             path = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
-        frames = draw(model, kind, path.astype(np.float32), args.label, args.interpolate[0])
+        frames = draw(model, card, path.astype(np.float32), args.label, args.interpolate[0])
         pictures = [image_grid(f[None], 1, min_cell=128, gap=0).convert("RGB") for f in frames]
         pictures += pictures[-2:0:-1]  # there and back
         pictures[0].save(out, save_all=True, append_images=pictures[1:], duration=80, loop=0)
         return [out]
-    images = draw(model, kind, _noise(model, args.n, args.seed), args.label, args.seed)
+    images = draw(model, card, _noise(card, args.n, args.seed), args.label, args.seed)
     if args.grid:
         image_grid(images, int(np.ceil(np.sqrt(len(images))))).save(out)
         return [out]
@@ -186,8 +202,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--interpolate", nargs=2, type=int, metavar=("SEED_A", "SEED_B"),
                    help="a GIF walking the latent space from one seed's noise to another's")
     p.add_argument("--steps", type=int, default=16, help="frames of the walk (default 16)")
-    p.add_argument("--label", type=int, default=None,
-                   help="conditional GANs: the class to draw (default: random classes)")
+    p.add_argument("--label", default=None, metavar="CLASS",
+                   help="conditional GANs: the class to draw, by name or index (default: random "
+                        "classes)")
     p = commands.add_parser(
         "profile", help="print a params profile as `dvc exp run` flags",
         description="Print profiles/NAME.yaml as -S flags, shell-quoted: "

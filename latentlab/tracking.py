@@ -64,6 +64,7 @@ class ModelSpec:
     path: str                         # a saved .keras file
     name: str                         # artifact name in the run
     registered_name: str | None = None
+    metadata: dict | None = None      # the model's card (`latentlab.models.card`), when it has one
 
 
 @dataclass
@@ -217,6 +218,11 @@ def build_record(stage: str, params, blocks: list[str], *, metrics_files=(), his
             record.artifacts.append(str(path))
     record.artifacts += [str(p) for p in map(Path, artifacts) if p.exists()]
     record.models = [m for m in models if Path(m.path).is_file()]
+    for spec in record.models:  # a model's card goes with it, as its MLflow metadata
+        card = Path(spec.path).parent / "model.json"
+        fields = json.loads(card.read_text()) if card.is_file() else {}
+        if spec.metadata is None and fields.get("network") == Path(spec.path).name:
+            spec.metadata = fields
     return record
 
 
@@ -389,7 +395,7 @@ def _log_model(run_id: str, spec: ModelSpec) -> None:
     signature = infer_signature(example_in, outputs) if len(example) == 1 else None
     with mlflow.start_run(run_id=run_id):
         mlflow.keras.log_model(model, name=spec.name, signature=signature,
-                               registered_model_name=spec.registered_name,
+                               registered_model_name=spec.registered_name, metadata=spec.metadata,
                                pip_requirements=[f"keras=={keras.__version__}"])
 
 
@@ -409,7 +415,7 @@ def save_pending(record: Record, reason: str) -> Path:
         dest = files / f"model{i}" / Path(spec.path).name
         dest.parent.mkdir()
         shutil.copy2(spec.path, dest)
-        models.append(ModelSpec(str(dest), spec.name, spec.registered_name))
+        models.append(ModelSpec(str(dest), spec.name, spec.registered_name, spec.metadata))
     images = []
     for i, (key, path, step) in enumerate(record.images):
         dest = files / f"image{i}" / Path(path).name

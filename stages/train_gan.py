@@ -11,6 +11,7 @@ import numpy as np
 from latentlab.data.prepared import fingerprint, is_labeled, read_meta
 from latentlab.errors import UserError
 from latentlab.io import staged_dir, write_json
+from latentlab.models.card import ModelCard, write_card
 from latentlab.models.gan import build_gan
 from latentlab.params import Params, save_resolved
 from latentlab.seeding import seed_everything
@@ -49,13 +50,14 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     if len(train) < block.batch_size:  # a tiny dataset: batches drawn from repeated passes
         log.warning("train_gan: a batch of %d is more than the %d train images, so each batch "
                     "repeats some of them", block.batch_size, len(train))
-    n_classes = 0
+    n_classes, class_names = 0, None
     if block.conditional:
         meta = read_meta(prepared)
         if not is_labeled(meta, labels):
             raise UserError("train_gan.conditional=true needs a labeled dataset with two classes "
                             "or more; this one has not: set train_gan.conditional=false")
-        n_classes = len(meta["class_names"])
+        class_names = list(meta["class_names"])
+        n_classes = len(class_names)
     shape = tuple(train.shape[1:])
     gan = build_gan(block, shape, n_classes)
     trainer = GanTrainer(gan, block, seed)
@@ -94,6 +96,8 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     with staged_dir(models_dir) as staging, staged_dir(samples_dir) as samples:
         gan.generator.save(staging / "generator.keras")
         gan.discriminator.save(staging / "discriminator.keras")
+        write_card(staging, ModelCard("gan", "generator.keras", list(shape), [-1.0, 1.0],
+                                      block.latent, class_names))
         save_resolved(params, ["base", "train_gan"], staging / "params.resolved.yaml")
         write_json(staging / "training.json", trained)
         copy_frames(checkpoints / "frames", samples / "progress")

@@ -10,6 +10,7 @@ import numpy as np
 
 from latentlab.data.prepared import fingerprint
 from latentlab.io import staged_dir, write_json
+from latentlab.models.card import ModelCard, write_card
 from latentlab.models.vae import build_vae
 from latentlab.params import Params, save_resolved
 from latentlab.seeding import seed_everything
@@ -73,6 +74,7 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     with staged_dir(models_dir) as staging, staged_dir(samples_dir) as samples:
         vae.encoder.save(staging / "encoder.keras")
         vae.decoder.save(staging / "decoder.keras")
+        write_card(staging, ModelCard("vae", "decoder.keras", list(shape), [0.0, 1.0], block.latent))
         save_resolved(params, ["base", "train_vae"], staging / "params.resolved.yaml")
         write_json(staging / "training.json", trained)
         copy_frames(checkpoints / "frames", samples / "prior_by_epoch")

@@ -3,6 +3,7 @@ path and from the registry of the session's real MLflow server."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,10 @@ def test_sample_from_a_path_and_from_a_registry_version(built, tmp_path, capsys,
                        "-o", str(tmp_path / "registry"))
     assert code == 0, err
     assert all(np.array_equal(a, b) for a, b in zip(images, pixels(tmp_path / "registry")))
+    import mlflow  # the registered version carries the model's card as its metadata
+
+    card = json.loads((built.project / "models/gan/model.json").read_text())
+    assert mlflow.models.get_model_info("models:/latentlab-gan-generator/1").metadata == card
     code, err = sample(capsys, generator, "-n", "4", "--seed", "4", "-o", str(tmp_path / "other"))
     assert code == 0 and not all(np.array_equal(a, b)
                                  for a, b in zip(images, pixels(tmp_path / "other")))
@@ -92,3 +97,34 @@ def test_sample_errors_are_one_clear_line_and_exit_2(mlflow_server, encoder_file
     code, err = sample(capsys, *(a.format(**places) for a in args))
     assert code == 2 and message in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_sample_reads_the_models_card_for_its_range_and_its_class_names(capsys, tmp_path):
+    """A generator saved with a card (as `train_gan` saves it): its pixel range converts the
+    output, and its class names are what `--label` takes; errors list them."""
+    from latentlab.models.card import ModelCard, write_card
+    from latentlab.models.gan import build_gan
+    from tests.support.data import make_params
+
+    block = make_params(train_gan={"filters": [8], "latent": 4}).train_gan
+    folder = tmp_path / "gan"
+    folder.mkdir()
+    build_gan(block, (8, 8, 1), 3).generator.save(folder / "generator.keras")
+    card = ModelCard("gan", "generator.keras", [8, 8, 1], [-1.0, 1.0], 4, ["cat", "dog", "owl"])
+    write_card(folder, card)
+    model = str(folder / "generator.keras")
+
+    def drawn(*args: str) -> list[np.ndarray]:
+        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
+        code, err = sample(capsys, model, "-n", "3", "--seed", "5", "-o", str(out), *args)
+        assert code == 0, err
+        return pixels(out)
+
+    by_name, by_index = drawn("--label", "dog"), drawn("--label", "1")
+    assert all((a == b).all() for a, b in zip(by_name, by_index))
+    assert any((a != b).any() for a, b in zip(by_name, drawn("--label", "owl")))
+    write_card(folder, ModelCard(**{**card.__dict__, "pixel_range": [0.0, 1.0]}))
+    assert any((a != b).any() for a, b in zip(by_name, drawn("--label", "dog")))  # the card counts
+    code, err = sample(capsys, model, "--label", "cow", "-o", str(tmp_path / "none"))
+    assert code == 2 and "--label cow: the model knows classes 0..2 (cat, dog, owl)" in err
+    assert not (tmp_path / "none").exists()

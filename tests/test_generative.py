@@ -411,6 +411,10 @@ def test_train_gan_stage_variants_and_errors(digits_prepared, tmp_path, caplog):
     assert np.isfinite(metrics["final_d_loss"]) and np.isfinite(metrics["final_g_loss"])
     generator = keras.models.load_model(out["models"] / "generator.keras")
     assert generator.output_shape == (None, *SHAPE)
+    card = json.loads((out["models"] / "model.json").read_text())  # what samplers read
+    assert card == {"family": "gan", "network": "generator.keras", "image_shape": list(SHAPE),
+                    "pixel_range": [-1.0, 1.0], "latent": TINY_GAN["latent"],
+                    "classes": [str(i) for i in range(10)]}
     checkpoint = Checkpoint(out["ck"], json.loads((out["ck"] / "checkpoint.json").read_text())["key"])
     assert checkpoint.load()["epoch"] == 0
     assert checkpoint.arrays("state")["extra/pool_images"].shape == (50, *SHAPE)
@@ -460,4 +464,7 @@ def test_train_vae_stage_writes_models_samples_and_metrics(digits_prepared, tmp_
     assert metrics["val_loss"] == pytest.approx(
         metrics["val_reconstruction_mse"] + metrics["val_kl"] / 64, rel=1e-4)
     assert len(list((tmp_path / "samples/prior_by_epoch").glob("epoch_*.png"))) == 2
-    keras.models.load_model(tmp_path / "models/decoder.keras")
+    decoder = keras.models.load_model(tmp_path / "models/decoder.keras")
+    card = json.loads((tmp_path / "models/model.json").read_text())
+    assert card == {"family": "vae", "network": "decoder.keras", "image_shape": [8, 8, 1],
+                    "pixel_range": [0.0, 1.0], "latent": decoder.input_shape[-1], "classes": None}
