@@ -230,7 +230,7 @@ def build_record(stage: str, params, blocks: list[str], *, metrics_files=(), his
 
 def _parent_run_id(client, experiment_id: str, key: str, kind: str = "pipeline",
                    parent: str | None = None, start: int | None = None,
-                   managed: bool = False) -> str:
+                   managed: bool = False, name: str | None = None) -> str:
     """The parent run of pipeline execution ``key``, made when missing: started at ``start`` (the
     first stage's start), left RUNNING for the flow that made it to close (``managed``)."""
     found = client.search_runs([experiment_id], f"tags.`latentlab.pipeline_key` = '{key}'",
@@ -243,7 +243,7 @@ def _parent_run_id(client, experiment_id: str, key: str, kind: str = "pipeline",
     if parent:
         tags["mlflow.parentRunId"] = parent
     run = client.create_run(experiment_id, start_time=start, tags=tags,
-                            run_name=f"{kind} {time.strftime('%Y-%m-%d %H:%M:%S')}")
+                            run_name=name or f"{kind} {time.strftime('%Y-%m-%d %H:%M:%S')}")
     return run.info.run_id
 
 
@@ -289,19 +289,21 @@ def _experiment_id(client) -> str:
     return experiment.experiment_id
 
 
-def open_parent(key: str, kind: str = "pipeline", parent: str | None = None) -> str | None:
-    """Create the parent run of a pipeline execution (or of a sweep: ``kind="sweep"``, and its
-    points with ``parent``) before its stages start, so that stages running at the same time
-    share one parent; it runs until `close_parent`. Returns its run id; None when tracking is
-    off or MLflow cannot be reached (never raises: the stages then make the parent themselves,
-    or keep their records pending)."""
+def open_parent(key: str, kind: str = "pipeline", parent: str | None = None,
+                name: str | None = None) -> str | None:
+    """Create the parent run of a pipeline execution (or of a sweep: ``kind="sweep"`` and a
+    ``name`` saying its grid, and its points with ``parent``) before its stages start, so that
+    stages running at the same time share one parent; it runs until `close_parent`. Returns its
+    run id; None when tracking is off or MLflow cannot be reached (never raises: the stages then
+    make the parent themselves, or keep their records pending)."""
     if not enabled():
         return None
     try:
         import mlflow
 
         client = mlflow.MlflowClient()
-        return _parent_run_id(client, _experiment_id(client), key, kind, parent, managed=True)
+        return _parent_run_id(client, _experiment_id(client), key, kind, parent, managed=True,
+                              name=name)
     except Exception as exc:  # noqa: BLE001 - a logging outage never stops the pipeline
         log.warning("mlflow: could not create the %s run %s (%s)", kind, key, exc)
         return None

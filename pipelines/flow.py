@@ -269,7 +269,8 @@ def sweep(grid: dict[str, list], project: str = ".") -> list[dict]:
     # the temporary workspaces are not the project: they log where the project logs
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
     with contextlib.chdir(root), _environ(MLFLOW_TRACKING_URI=tracking_uri):
-        parent = open_parent(sweep_id, kind="sweep")
+        grid_text = " ".join(f"{k}={','.join(map(str, v))}" for k, v in grid.items())
+        parent = open_parent(sweep_id, kind="sweep", name=f"sweep {grid_text}")
         point_runs = [open_parent(f"{sweep_id}-{i}", parent=parent) for i in range(len(runs))]
     futures = [run_point.submit(i, overrides, str(root), f"{sweep_id}-{i}", tracking_uri)
                for i, overrides in enumerate(runs)]

@@ -49,6 +49,11 @@ def test_a_parallel_sweep_logs_every_point_into_mlflow_on_postgres(built_copy, t
     points = [run for run, k in kind.items() if k == "pipeline"]
     assert len(sweeps) == 1 and len(points) == 2
     assert {parent[point] for point in points} == set(sweeps)
+    # each parent says what ran, and the flow closed them all
+    named = {r.info.run_id: r for r in runs}
+    assert named[sweeps[0]].info.run_name == "sweep render.map_points=40,60"
+    assert all(named[p].info.run_name.startswith("pipeline digits 8×8×1 ") for p in points)
+    assert all(named[r].info.status == "FINISHED" for r in (*sweeps, *points))
     renders = [r for r in runs if r.data.tags.get("latentlab.stage") == "render"]
     assert sorted(parent[r.info.run_id] for r in renders) == sorted(points)
     assert sorted(int(r.data.params["render.map_points"]) for r in renders) == [40, 60]
