@@ -128,3 +128,7 @@ def test_sample_reads_the_models_card_for_its_range_and_its_class_names(capsys, 
     code, err = sample(capsys, model, "--label", "cow", "-o", str(tmp_path / "none"))
     assert code == 2 and "--label cow: the model knows classes 0..2 (cat, dog, owl)" in err
     assert not (tmp_path / "none").exists()
+    # the card describes the generator only: the discriminator beside it is not sampled
+    build_gan(block, (8, 8, 1), 3).discriminator.save(folder / "discriminator.keras")
+    code, err = sample(capsys, str(folder / "discriminator.keras"), "-o", str(tmp_path / "none"))
+    assert code == 2 and "the model is the 'discriminator' network" in err

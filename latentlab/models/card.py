@@ -45,9 +45,11 @@ def write_card(directory: Path, card: ModelCard) -> None:
 
 
 def card_of(model_path: Path) -> ModelCard | None:
-    """The card beside a model file, or None (a model saved before cards were written)."""
+    """The card beside a model file when it describes that file (not, say, the VAE's encoder
+    beside its decoder), or None (also for a model saved before cards were written)."""
     path = Path(model_path).parent / CARD
-    return from_dict(json.loads(path.read_text())) if path.is_file() else None
+    card = from_dict(json.loads(path.read_text())) if path.is_file() else None
+    return card if card is not None and card.network == Path(model_path).name else None
 
 
 def from_dict(fields: dict | None) -> ModelCard | None:
