@@ -15,13 +15,11 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import write_result
+from benchmarks import ROOT, code_trees, write_result
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "stage_overhead.json"
 SNIPPET = """
 import sys, tempfile
@@ -49,15 +47,8 @@ def main() -> None:
     parser.add_argument("--baseline", help="a git revision to compare with")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    trees = {"this checkout": ROOT}
-    worktree = None
-    if args.baseline:
-        worktree = Path(tempfile.mkdtemp()) / "baseline"
-        subprocess.run(["git", "worktree", "add", "--detach", str(worktree), args.baseline],
-                       cwd=ROOT, check=True, capture_output=True)
-        trees = {f"baseline {args.baseline}": worktree, **trees}
     results = {}
-    try:
+    with code_trees(args.baseline) as trees:
         for backend in ("jax", "tensorflow"):
             times: dict[str, list[float]] = {name: [] for name in trees}
             imported: dict[str, bool] = {}
@@ -73,10 +64,6 @@ def main() -> None:
                     "tensorflow_imported": imported[name],
                 }
                 print(f"{backend:10s} {name:22s} {results[f'{backend}: {name}']}", flush=True)
-    finally:
-        if worktree is not None:
-            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT,
-                           check=False, capture_output=True)
     write_result(RESULTS, results)
 
 

@@ -21,9 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import write_result
+from benchmarks import ROOT, code_trees, write_result
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "tracking_cost.json"
 STAGES = ["download", "downsample", "pretrain", "finetune", "train_vae", "train_gan", "evaluator",
           "evaluate", "render"]
@@ -63,24 +62,16 @@ def main() -> None:
     parser.add_argument("--baseline", help="a git revision to compare with")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    trees = {"this checkout": ROOT}
-    scratch = Path(tempfile.mkdtemp())
-    if args.baseline:
-        subprocess.run(["git", "worktree", "add", "--detach", str(scratch / "baseline"),
-                        args.baseline], cwd=ROOT, check=True, capture_output=True)
-        trees = {f"baseline {args.baseline}": scratch / "baseline", **trees}
-    server = MlflowServer(scratch / "mlflow").start()
-    runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
-    try:
-        for i in range(args.repeat):
-            for name, code in trees.items():
-                runs[name].append(once(code, server.url, f"{name.split()[0]}-{i}"))
-                print(name, i, {k: round(v, 2) for k, v in runs[name][-1].items()}, flush=True)
-    finally:
-        server.stop()
-        if args.baseline:
-            subprocess.run(["git", "worktree", "remove", "--force", str(scratch / "baseline")],
-                           cwd=ROOT, capture_output=True)
+    runs: dict[str, list[dict[str, float]]] = {}
+    with code_trees(args.baseline) as trees, tempfile.TemporaryDirectory() as scratch:
+        server = MlflowServer(Path(scratch) / "mlflow").start()
+        try:
+            for i in range(args.repeat):
+                for name, code in trees.items():
+                    runs.setdefault(name, []).append(once(code, server.url, f"{name.split()[0]}-{i}"))
+                    print(name, i, {k: round(v, 2) for k, v in runs[name][-1].items()}, flush=True)
+        finally:
+            server.stop()
     medians = {name: {stage: round(statistics.median(r[stage] for r in rs), 2) for stage in STAGES}
                for name, rs in runs.items()}
     for name, values in medians.items():
