@@ -28,7 +28,7 @@ import shutil
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -101,9 +101,6 @@ def _headline(name: str) -> str | None:
     return None
 
 
-def _source_tags(stage: str) -> dict[str, str]:
-    """MLflow's own source tags (the runs table's Source column): the stage's module."""
-    return {"mlflow.source.type": "LOCAL", "mlflow.source.name": f"stages/{stage}.py"}
 
 
 def _times() -> tuple[int | None, int]:
@@ -120,7 +117,9 @@ def _times() -> tuple[int | None, int]:
 def _dataset_inputs(prepared: Path, data_hash: str) -> list[dict]:
     """The prepared splits as MLflow dataset inputs: named by dataset, image shape and split, with
     the data hash the run is tagged with as digest, and their size and classes as profile."""
-    meta = json.loads((prepared / "meta.json").read_text())
+    from latentlab.data.prepared import read_meta
+
+    meta = read_meta(prepared)
     name = f"{meta.get('dataset') or meta.get('source')} {'×'.join(map(str, meta['image_shape']))}"
     inputs = []
     for split, context in SPLIT_CONTEXTS.items():
@@ -151,6 +150,18 @@ def pipeline_key() -> str | None:
     return None
 
 
+def _stage_tags(stage: str, params) -> dict[str, str]:
+    """What every run of a stage carries, finished or failed: the stage, the git revision, the
+    DVC experiment, MLflow's own source tags (the runs table's Source column: the stage's
+    module) and which data it saw."""
+    from latentlab.provenance import git_revision
+
+    return {"latentlab.stage": stage, "latentlab.git_revision": git_revision(),
+            "latentlab.dvc_experiment": os.environ.get("DVC_EXP_NAME", ""),
+            "mlflow.source.type": "LOCAL", "mlflow.source.name": f"stages/{stage}.py",
+            **_data_tags(stage, params)}
+
+
 def _data_tags(stage: str, params) -> dict[str, str]:
     """Which data the run saw: the source, and (from `downsample` on) the dataset and image shape,
     so runs of different datasets are told apart when compared."""
@@ -171,8 +182,8 @@ def build_record(stage: str, params, blocks: list[str], *, metrics_files=(), his
     ``frames``, per-epoch image folders (``epoch_001.png``, ...) by the key they are logged as."""
     import keras
 
+    from latentlab.models.card import card_of
     from latentlab.params import flatten_dotted
-    from latentlab.provenance import git_revision
 
     if datasets is not None:
         from latentlab.data.prepared import fingerprint
@@ -183,17 +194,10 @@ def build_record(stage: str, params, blocks: list[str], *, metrics_files=(), his
     for name in blocks:
         flat.update((k, str(v)) for k, v in
                     flatten_dotted(getattr(params, name).model_dump(), name).items())
-    tags = {
-        "latentlab.stage": stage,
-        "latentlab.git_revision": git_revision(),
-        "latentlab.params_hash": params.block_hash(*blocks),
-        "latentlab.keras_backend": keras.backend.backend(),
-        "latentlab.dvc_experiment": os.environ.get("DVC_EXP_NAME", ""),
-        **_source_tags(stage),
-    }
+    tags = {**_stage_tags(stage, params), "latentlab.params_hash": params.block_hash(*blocks),
+            "latentlab.keras_backend": keras.backend.backend()}
     if data_hash:
         tags["latentlab.data_hash"] = data_hash
-    tags.update(_data_tags(stage, params))
     started, ended = _times()
     record = Record(stage, flat, tags, pipeline_key=pipeline_key(), started=started, ended=ended)
     if datasets is not None:
@@ -219,10 +223,9 @@ def build_record(stage: str, params, blocks: list[str], *, metrics_files=(), his
     record.artifacts += [str(p) for p in map(Path, artifacts) if p.exists()]
     record.models = [m for m in models if Path(m.path).is_file()]
     for spec in record.models:  # a model's card goes with it, as its MLflow metadata
-        card = Path(spec.path).parent / "model.json"
-        fields = json.loads(card.read_text()) if card.is_file() else {}
-        if spec.metadata is None and fields.get("network") == Path(spec.path).name:
-            spec.metadata = fields
+        card = card_of(Path(spec.path))
+        if spec.metadata is None and card is not None:
+            spec.metadata = asdict(card)
     return record
 
 
@@ -453,13 +456,7 @@ def track_failure(stage: str, params, error: str) -> str | None:
     if not enabled():
         return None
     try:
-        from latentlab.provenance import git_revision
-
-        tags = {"latentlab.stage": stage, "latentlab.git_revision": git_revision(),
-                "latentlab.dvc_experiment": os.environ.get("DVC_EXP_NAME", ""),
-                "latentlab.error": error[-5000:], **_source_tags(stage)}
-        if params is not None:
-            tags.update(_data_tags(stage, params))
+        tags = {**_stage_tags(stage, params), "latentlab.error": error[-5000:]}
         started, ended = _times()
         record = Record(stage, {}, tags, pipeline_key=pipeline_key(), started=started,
                         ended=ended, status="FAILED")
