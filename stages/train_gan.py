@@ -50,14 +50,14 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     if len(train) < block.batch_size:  # a tiny dataset: batches drawn from repeated passes
         log.warning("train_gan: a batch of %d is more than the %d train images, so each batch "
                     "repeats some of them", block.batch_size, len(train))
-    n_classes, class_names = 0, None
+    class_names = None  # a conditional GAN's classes
     if block.conditional:
         meta = read_meta(prepared)
         if not is_labeled(meta, labels):
             raise UserError("train_gan.conditional=true needs a labeled dataset with two classes "
                             "or more; this one has not: set train_gan.conditional=false")
         class_names = list(meta["class_names"])
-        n_classes = len(class_names)
+    n_classes = len(class_names or ())
     shape = tuple(train.shape[1:])
     gan = build_gan(block, shape, n_classes)
     trainer = GanTrainer(gan, block, seed)
