@@ -10,6 +10,7 @@ workspace, and returns the MLflow comparison.
     python -m pipelines.flow                                   # ephemeral Prefect, whole pipeline
     python -m pipelines.flow -S train_gan.images_seen=300000    # with overrides
     python -m pipelines.flow --workers 1                       # one stage at a time
+    python -m pipelines.flow train_gan                         # a stage and those it needs
     python -m pipelines.flow --dask-address tcp://scheduler:8786   # an existing Dask cluster
     python -m pipelines.flow --sweep train_gan.replay=true,false train_gan.minibatch=none,stddev
 """
@@ -77,6 +78,22 @@ def stage_graph(project: Path) -> dict[str, list[str]]:
 def stage_order(project: Path) -> list[str]:
     """The DVC stages in dependency order, as DVC's graph gives them."""
     return list(stage_graph(project))
+
+
+def needed_by(graph: dict[str, list[str]], targets: list[str]) -> dict[str, list[str]]:
+    """``graph`` cut down to ``targets`` and every stage they depend on, as `dvc repro
+    <targets>` runs them; a name that is no stage is a `UserError`."""
+    unknown = [t for t in targets if t not in graph]
+    if unknown:
+        raise UserError(f"no stage named {', '.join(unknown)} in dvc.yaml; the stages are "
+                        f"{', '.join(graph)}")
+    needed, todo = set(), list(targets)
+    while todo:
+        stage = todo.pop()
+        if stage not in needed:
+            needed.add(stage)
+            todo += graph[stage]
+    return {stage: upstream for stage, upstream in graph.items() if stage in needed}
 
 
 def task_runner(workers: int | None = None, address: str | None = None) -> DaskTaskRunner:
@@ -172,10 +189,11 @@ def parse_value(text: str, key: str) -> Any:
 
 
 @flow(name="latentlab-pipeline", log_prints=True, task_runner=task_runner())
-def pipeline(overrides: dict[str, Any] | None = None, project: str = ".") -> dict:
-    """Every DVC stage, each submitted once the stages it depends on are done; returns the final
-    metrics of the run and its timeline (one row per stage: start and end, seconds from the
-    first start, and whether DVC reran it)."""
+def pipeline(overrides: dict[str, Any] | None = None, project: str = ".",
+             targets: list[str] | None = None) -> dict:
+    """Every DVC stage (or ``targets`` and the stages they need), each submitted once the stages
+    it depends on are done; returns the final metrics of the run and its timeline (one row per
+    stage: start and end, seconds from the first start, and whether DVC reran it)."""
     root = Path(project).resolve()
     if overrides:
         apply_overrides(root, overrides)
@@ -184,7 +202,8 @@ def pipeline(overrides: dict[str, Any] | None = None, project: str = ".") -> dic
         parent = open_parent(pipeline_id)  # before stages that may start at the same time
     failed = True  # the MLflow parent run ends with the last stage, FAILED if one failed
     try:
-        rows = run_graph(stage_graph(root), root, pipeline_id)
+        graph = stage_graph(root)
+        rows = run_graph(needed_by(graph, targets) if targets else graph, root, pipeline_id)
         failed = False
     finally:
         with contextlib.chdir(root):
@@ -309,6 +328,8 @@ def _environ(**values: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the latentlab pipeline as a Prefect flow.")
+    parser.add_argument("targets", nargs="*", metavar="STAGE",
+                        help="run these stages and those they depend on (default: every stage)")
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--sweep", nargs="+", metavar="KEY=V1,V2", help="a grid of overrides")
     parser.add_argument("--workers", type=int, default=None,
@@ -320,6 +341,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
+    if args.sweep and args.targets:
+        parser.error("a --sweep runs whole experiments; name no stages with it")
     try:  # bad overrides: the params message alone and exit status 2, before any flow starts
         if args.sweep:
             grid = {}
@@ -334,6 +357,8 @@ def main() -> None:
             overrides = {k: parse_value(v, k) for k, v in
                          (key_value(item, "-S", "VALUE") for item in args.set)}
             with_overrides(Path("."), overrides)
+            if args.targets:
+                needed_by(stage_graph(Path(".")), args.targets)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
@@ -342,7 +367,7 @@ def main() -> None:
         if args.sweep:
             sweep.with_options(task_runner=runner)(grid)
         else:
-            result = pipeline.with_options(task_runner=runner)(overrides)
+            result = pipeline.with_options(task_runner=runner)(overrides, targets=args.targets)
             print(timeline_markdown(result["timeline"]))
             if args.timeline_json:
                 args.timeline_json.write_text(json.dumps(result["timeline"], indent=2) + "\n")
