@@ -97,6 +97,7 @@ def test_tied_weights_share_the_encoders_kernels(digits):
                        atol=1e-6)
 
 
+@pytest.mark.one_backend
 def test_sparsity_lowers_the_mean_coding_activation(digits):
     x = digits[0]
     means = {}
@@ -123,6 +124,7 @@ def test_nt_xent_is_low_when_each_views_partner_is_its_nearest_and_high_when_not
     assert swapped == pytest.approx(np.log(np.exp(10) + 5), rel=1e-5)
 
 
+@pytest.mark.one_backend
 def test_the_contrastive_term_brings_two_views_of_an_image_together(digits):
     """How often an image's second view is nearer (cosine, on the codings) to its first view than
     another image's second view is: much more often with the contrastive term than with

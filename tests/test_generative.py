@@ -79,6 +79,7 @@ def test_vae_auto_architecture_follows_the_images():
                         (64, 64, 3)) == "dense"
 
 
+@pytest.mark.one_backend
 def test_a_64px_colour_vae_keeps_its_kl_small_from_the_first_epoch(tmp_path):
     make_rgba_sprites(tmp_path / "sprites", 120, size=64, bar=True)
     params = make_params(data={"source": "folder", "local_dir": str(tmp_path / "sprites")},
@@ -217,6 +218,7 @@ def test_diffaugment_is_differentiable_and_moves_pixels_as_drawn():
     assert (np.abs(colour - x).reshape(6, -1).max(1) > 0.01).all()
 
 
+@pytest.mark.one_backend
 def test_diffaugment_applies_one_policy_to_real_and_fake_and_reaches_both_losses(digits):
     block = gan_block(diffaugment=["color", "translation", "cutout"])
     trainer = GanTrainer(build_gan(block, SHAPE), block, seed=0)
@@ -456,6 +458,7 @@ def test_more_gan_epochs_continue_the_checkpoint_and_equal_a_fresh_run(digits_pr
     assert generator_steps(tmp_path / "a") == 3 * steps_per_epoch
 
 
+@pytest.mark.one_backend
 def test_train_vae_stage_writes_models_samples_and_metrics(digits_prepared, tmp_path):
     params = make_params(train_vae={**TINY_VAE, "architecture": "conv"})
     out = [tmp_path / k for k in ("models", "ck", "m.json", "h.csv", "samples")]
