@@ -204,6 +204,14 @@ class FinetuneBlock(Block):
     min_epoch_images: Annotated[int, Field(ge=1, le=1_000_000)] = 1024
     augment: Literal["none", "shift", "shift_flip"] = "none"  # training-time only
     augment_shift: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.1
+    # Semi-supervised fine-tuning beside the supervised one: fixmatch adds two classifiers to
+    # every point (from the pretrained encoder and from scratch) trained on the labeled subset
+    # and the unlabeled train images (`training/semi_supervised.py`).
+    semi_supervised: Literal["none", "fixmatch"] = "none"
+    semi_steps: Annotated[int, Field(ge=1, le=10_000_000)] = 640
+    semi_ratio: Annotated[int, Field(ge=1, le=64)] = 3          # unlabeled images per labeled one
+    semi_threshold: Annotated[float, Field(gt=0.0, le=1.0)] = 0.95  # confidence for a pseudo-label
+    semi_weight: Annotated[float, Field(ge=0.0)] = 1.0          # of the unlabeled images' loss
 
     @field_validator("labels_per_class")
     @classmethod

@@ -15,12 +15,12 @@ from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
 from latentlab.training.checkpoint import Checkpoint
 from latentlab.training.label_efficiency import (
-    CURVE_COLUMNS,
-    KINDS,
-    RUN_COLUMNS,
     curve,
+    curve_columns,
+    kinds,
     load_data,
     not_applicable,
+    run_columns,
     subsets,
     summarize,
 )
@@ -46,8 +46,8 @@ def run(params: Params, prepared: Path = PREPARED, encoder_path: Path = ENCODER,
         with staged_dir(models_dir) as staging:
             save_resolved(params, ["base", "finetune"], staging / "params.resolved.yaml")
         checkpoints.mkdir(parents=True, exist_ok=True)
-        write_csv(runs_path, [], RUN_COLUMNS)
-        write_csv(curve_path, [], CURVE_COLUMNS)
+        write_csv(runs_path, [], run_columns(block))
+        write_csv(curve_path, [], curve_columns(block))
         return write_metrics(metrics_path, {"available": False, "reason": reason})
     data = load_data(prepared)
     subsets(block, data.train_y, seed)  # impossible label counts fail here, before any training
@@ -56,16 +56,16 @@ def run(params: Params, prepared: Path = PREPARED, encoder_path: Path = ENCODER,
     key = "-".join([params.block_hash("base", "finetune"), fingerprint(prepared),
                     digest(encoder_path)])
     rows, kept_model = curve(block, data, encoder_path, Checkpoint(checkpoints, key), seed)
-    metrics, points = summarize(rows)
+    metrics, points = summarize(rows, block)
     with staged_dir(models_dir) as staging:
         kept_model.save(staging / "classifier.keras")
         save_resolved(params, ["base", "finetune"], staging / "params.resolved.yaml")
-    write_csv(runs_path, rows, RUN_COLUMNS)
-    write_csv(curve_path, points, CURVE_COLUMNS)
+    write_csv(runs_path, rows, run_columns(block))
+    write_csv(curve_path, points, curve_columns(block))
     write_metrics(metrics_path, metrics)
     for name, entry in metrics.items():
         log.info("%s: %s", name, "  ".join(f"{kind} {entry[f'{kind}_mean']:.3f}±"
-                                              f"{entry[f'{kind}_std']:.3f}" for kind in KINDS))
+                                              f"{entry[f'{kind}_std']:.3f}" for kind in kinds(block)))
     return metrics
 
 

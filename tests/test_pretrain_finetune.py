@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import keras
@@ -14,9 +15,11 @@ from latentlab.errors import UserError
 from latentlab.training.label_efficiency import (
     BASELINES,
     KINDS,
+    SEMI_KINDS,
     load_data,
     pixel_baselines,
     subsets,
+    train_semi,
 )
 from stages import finetune, pretrain
 from tests.support.data import make_params, passes
@@ -161,6 +164,33 @@ def test_pixel_baselines_score_exactly_the_stages_labeled_subsets(trained, digit
             del row[name]
     journal.write_text(json.dumps(saved))
     assert finetune.run(params, digits_prepared, **paths(root)["finetune"]) == first
+
+
+def test_fixmatch_adds_two_classifiers_that_never_read_the_unlabeled_images_labels(
+        trained, digits_prepared):
+    root, params, _ = trained
+    semi = {**FINETUNE, "labels_per_class": [5], "seeds": 1, "semi_supervised": "fixmatch",
+            "semi_steps": 120}
+    params = make_params(pretrain=PRETRAIN, finetune=semi)
+    encoder = root / "models/pretrain/encoder.keras"
+    metrics = finetune.run(params, digits_prepared,
+                           **{**paths(root / "semi")["finetune"], "encoder_path": encoder})
+    for kind in SEMI_KINDS:
+        assert 0.3 < metrics["labels_50"][f"{kind}_mean"] <= 1.0, metrics  # chance is 0.1
+    curve = (root / "semi/plots/finetune_curve.csv").read_text().splitlines()[0].split(",")
+    assert curve[1:1 + len(KINDS) + 2] == [*KINDS, *SEMI_KINDS]
+
+    # The same subset, with every other train image's label shuffled: the very same network.
+    data = load_data(digits_prepared)
+    index = subsets(params.finetune, data.train_y, params.base.seed)[(5, 0)]
+    others = np.setdiff1d(np.arange(len(data.train_y)), index)
+    shuffled = np.array(data.train_y)
+    shuffled[others] = np.random.default_rng(0).permutation(shuffled[others])
+    assert (shuffled != data.train_y).any()
+    weights = [train_semi("semi_pretrained", encoder, params.finetune, d, index, 7).get_weights()
+               for d in (data, dataclasses.replace(data, train_y=shuffled))]
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_finetune_rejects_more_labels_than_a_class_has_before_training(trained, digits_prepared):

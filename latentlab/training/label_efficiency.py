@@ -6,7 +6,10 @@ same nested, stratified subset and scored on the test split:
 - pretrained: the autoencoder's encoder + a head; the head first (encoder frozen), then the whole
   network at a lower learning rate;
 - scratch: the same network freshly initialised, same subset, same epochs and learning rates;
-- probe: a logistic regression on the frozen pretrained codings.
+- probe: a logistic regression on the frozen pretrained codings;
+- with ``semi_supervised: fixmatch``, semi pretrained and semi scratch: the pretrained encoder
+  and a fresh one, each with a head, trained on the subset and the unlabeled train images
+  (`semi_supervised.py`), whose labels they never read.
 
 Beside them, what needs no network at all, on the same subsets: the baselines every number above
 has to beat, a logistic regression and a k-nearest-neighbours classifier (4 neighbours weighted by
@@ -35,10 +38,12 @@ from latentlab.models.classifier import build_classifier, fresh_copy, without_pe
 from latentlab.params import FinetuneBlock
 from latentlab.seeding import seed_everything
 from latentlab.training.checkpoint import Checkpoint
+from latentlab.training.semi_supervised import fixmatch
 
 log = logging.getLogger(__name__)
 
 KINDS = ("pretrained", "scratch", "probe", "pixel_logreg", "pixel_knn")
+SEMI_KINDS = ("semi_pretrained", "semi_scratch")
 BASELINES = ("pixel_logreg", "pixel_knn")
 
 
@@ -51,8 +56,17 @@ class Data:
     n_classes: int
 
 
-CURVE_COLUMNS = ["labels", *KINDS, *(f"{kind}_std" for kind in KINDS)]
-RUN_COLUMNS = ["labels_per_class", "seed", "labels", *KINDS]
+def kinds(block: FinetuneBlock) -> tuple[str, ...]:
+    """The classifiers each point of the curve trains and scores."""
+    return KINDS + (SEMI_KINDS if block.semi_supervised != "none" else ())
+
+
+def curve_columns(block: FinetuneBlock) -> list[str]:
+    return ["labels", *kinds(block), *(f"{kind}_std" for kind in kinds(block))]
+
+
+def run_columns(block: FinetuneBlock) -> list[str]:
+    return ["labels_per_class", "seed", "labels", *kinds(block)]
 
 
 def not_applicable(prepared: Path) -> str | None:
@@ -124,6 +138,19 @@ def train_scratch(encoder_path: Path, block: FinetuneBlock, n_classes: int, x, y
     return model
 
 
+def train_semi(kind: str, encoder_path: Path, block: FinetuneBlock, data: Data,
+               index: np.ndarray, seed: int) -> keras.Model:
+    """``kind`` (semi_pretrained or semi_scratch) trained on the labeled images ``index`` and
+    every train image as an unlabeled one: of ``data.train_y`` it reads ``index`` alone."""
+    encoder = without_penalties(keras.models.load_model(encoder_path))
+    if kind == "semi_scratch":
+        encoder = fresh_copy(encoder)
+    seed_everything(seed)
+    classifier = _classifier(encoder, block, data.n_classes)
+    return fixmatch(classifier, as_float(data.train_x[index]), data.train_y[index],
+                    data.train_x, block, seed)
+
+
 def probe(encoder: keras.Model, x, y, test_codings: np.ndarray, test_y: np.ndarray, seed: int) -> float:
     codings = encoder.predict(x, batch_size=1024, verbose=0)
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
@@ -171,29 +198,33 @@ def curve(block: FinetuneBlock, data: Data, encoder_path: Path, checkpoint: Chec
             continue
         seed_everything(seed + s)
         scratch = train_scratch(encoder_path, block, data.n_classes, x, y)
+        semi = {kind: accuracy(train_semi(kind, encoder_path, block, data, index, seed + s),
+                               data.test_x, data.test_y)
+                for kind in kinds(block)[len(KINDS):]}
         row = {
             "labels_per_class": k, "seed": s, "labels": len(index),
             "pretrained": accuracy(pretrained, data.test_x, data.test_y),
             "scratch": accuracy(scratch, data.test_x, data.test_y),
             "probe": probe(pretrained_encoder, x, y, test_codings, data.test_y, seed + s),
             **pixel_baselines(x, y, data, seed + s),
+            **semi,
         }
-        log.info("%5d labels, seed %d: pretrained %.3f  scratch %.3f  probe %.3f  pixel "
-                 "logreg %.3f  pixel k-NN %.3f", len(index), s,
-                 *(row[kind] for kind in KINDS))
+        log.info("%5d labels, seed %d: %s", len(index), s,
+                 "  ".join(f"{kind} {row[kind]:.3f}" for kind in kinds(block)))
         rows.append(row)
         checkpoint.save({"rows": rows})
     return sorted(rows, key=lambda r: (r["labels"], r["seed"])), kept_model
 
 
-def summarize(rows: list[dict]) -> tuple[dict, list[dict]]:
+def summarize(rows: list[dict], block: FinetuneBlock) -> tuple[dict, list[dict]]:
     """Mean ± std per (label count, model): the metrics dict and the plot-ready curve rows."""
     metrics, points = {}, []
+    trained = kinds(block)
     for k in sorted({r["labels_per_class"] for r in rows}):
         point = [r for r in rows if r["labels_per_class"] == k]
         total = point[0]["labels"]
         entry = {"labels": total}
-        for kind in KINDS:
+        for kind in trained:
             values = np.array([r[kind] for r in point])
             entry[f"{kind}_mean"] = round(float(values.mean()), 4)
             entry[f"{kind}_std"] = round(float(values.std()), 4)
@@ -201,6 +232,6 @@ def summarize(rows: list[dict]) -> tuple[dict, list[dict]]:
         best = max(entry[f"{b}_mean"] for b in BASELINES)
         entry["gain_over_best_baseline"] = round(entry["pretrained_mean"] - best, 4)
         metrics[f"labels_{total}"] = entry
-        points.append({"labels": total, **{kind: entry[f"{kind}_mean"] for kind in KINDS},
-                       **{f"{kind}_std": entry[f"{kind}_std"] for kind in KINDS}})
+        points.append({"labels": total, **{kind: entry[f"{kind}_mean"] for kind in trained},
+                       **{f"{kind}_std": entry[f"{kind}_std"] for kind in trained}})
     return metrics, points
