@@ -40,11 +40,14 @@ def compare(stage: str | None = None, last: int = 5) -> dict[str, pd.DataFrame]:
         rows = runs[runs["tags.latentlab.stage"] == name].head(last)
         if rows.empty:
             continue
-        params = [c for c in rows if c.startswith("params.") and rows[c].nunique(dropna=False) > 1]
+        # sorted by name: MLflow's column order changes from one search to the next
+        params = sorted(c for c in rows
+                        if c.startswith("params.") and rows[c].nunique(dropna=False) > 1)
         # final metrics; not the per-epoch ones, nor the headline copies for the MLflow UI
         # ("GAN FD": the only metric names with a space)
-        metrics = [c for c in rows if c.startswith("metrics.") and not c.startswith("metrics.epoch.")
-                   and " " not in c and rows[c].notna().any()]
+        metrics = sorted(c for c in rows if c.startswith("metrics.")
+                         and not c.startswith("metrics.epoch.") and " " not in c
+                         and rows[c].notna().any())
         tags = [c for c in TAG_COLUMNS if c in rows]
         table = rows[["run_id", "start_time", *tags, *params, *metrics]].copy()
         table["run_id"] = table["run_id"].str[:8]
