@@ -28,6 +28,7 @@ from benchmarks import write_result
 from latentlab.data.prepared import as_float, load_split
 from latentlab.evaluation import Judge, evaluator_features, generation_verdict
 from latentlab.galleries import save_grid
+from latentlab.generators import FAMILIES
 from latentlab.models.sampling import gan_samples, pixel_gaussian_samples
 from latentlab.params import load_params, parse_params
 from latentlab.seeding import seed_everything
@@ -92,7 +93,7 @@ def main() -> None:
             "diffaugment": policy, "images_seen": metrics["images_seen"],
             "train_images": args.train_images or len(train), "seconds": round(seconds, 1),
             **{k: round(v, 4) for k, v in scores.items()},
-            "verdict": generation_verdict("GAN", scores, anchors, {})["verdict"],
+            "verdict": generation_verdict(FAMILIES["gan"], scores, anchors, {})["verdict"],
         }
         logging.info("%s: %s", name, json.dumps(results["runs"][name]))
         write_result(out, results)

@@ -11,6 +11,7 @@ import logging
 
 import pandas as pd
 
+from latentlab.generators import FAMILIES
 from latentlab.report import fmt
 from latentlab.tracking import EXPERIMENT, enabled
 
@@ -20,9 +21,13 @@ log = logging.getLogger(__name__)
 # Tags that say which data and which experiment a run belongs to, as table columns.
 TAG_COLUMNS = {"tags.latentlab.dataset": "dataset", "tags.latentlab.image_shape": "image",
                "tags.latentlab.dvc_experiment": "dvc_exp"}
-# The generation metrics compared across runs in the report (evaluate's metrics, per model).
-GENERATION = [("gan.frechet_distance", "GAN FD ↓"), ("gan.kid", "GAN KID ↓"),
-              ("vae.frechet_distance", "VAE FD ↓"), ("vae.kid", "VAE KID ↓")]
+
+
+def generation_columns() -> list[tuple[str, str]]:
+    """The generation metrics compared across runs in the report: (evaluate's metric, column
+    title) of each generator family."""
+    return [(f"{f.name}.{metric}", f"{f.label} {title} ↓") for f in FAMILIES.values()
+            for metric, title in (("frechet_distance", "FD"), ("kid", "KID"))]
 
 
 def compare(stage: str | None = None, last: int = 5) -> dict[str, pd.DataFrame]:
@@ -72,7 +77,7 @@ def report_tables(last: int = 5) -> list[tuple[str, list[str], list[list[str]]]]
     evaluate = found.get("evaluate")
     if evaluate is not None and len(evaluate) > 1:
         keys = ["run_id", "start_time", *(c for c in TAG_COLUMNS.values() if c in evaluate)]
-        measured = [(c, title) for c, title in GENERATION if c in evaluate]
+        measured = [(c, title) for c, title in generation_columns() if c in evaluate]
         out.append((f"Generation: last {len(evaluate)} runs (FD and KID compare only within one "
                     "dataset and image size)", [*keys, *(title for _, title in measured)],
                     [[fmt(v) for v in row] for row in

@@ -19,7 +19,8 @@ import numpy as np
 from latentlab import metrics as m
 from latentlab.data.prepared import as_float, load_split
 from latentlab.errors import UserError
-from latentlab.models.sampling import gan_samples, pixel_gaussian_samples, vae_samples
+from latentlab.generators import FAMILIES, Family
+from latentlab.models.sampling import pixel_gaussian_samples
 from latentlab.params import EvaluateBlock
 
 # What each generation metric is computed from: evaluator features, predicted classes or pixels.
@@ -84,7 +85,8 @@ def _sample(images: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
 
 def evaluate_models(block: EvaluateBlock, prepared: Path, models: Path, evaluator: Path,
                     seed: int) -> dict[str, dict]:
-    """Every model's metrics, and the anchors: {"autoencoder", "vae", "gan", "anchors"} → values."""
+    """Every model's metrics, and the anchors: {"autoencoder", each generator family (`generators`),
+    "anchors"} → values."""
     rng = np.random.default_rng(seed)
     test, test_labels = load_split(prepared, "test")
     if len(test) == 0:
@@ -115,13 +117,11 @@ def evaluate_models(block: EvaluateBlock, prepared: Path, models: Path, evaluato
     mean_image = np.broadcast_to(train.mean(0), real.shape)
     results["autoencoder"]["mean_image_mse"] = m.REGISTRY["reconstruction"](real, mean_image)["mse"]
 
-    vae_encoder = load_model(models / "vae/encoder.keras")
-    vae_decoder = load_model(models / "vae/decoder.keras")
-    mean = vae_encoder.predict(real, verbose=0)[0]
-    vae_reconstruction = m.REGISTRY["reconstruction"](real, vae_decoder.predict(mean, verbose=0))
-    results["vae"] = {**{f"reconstruction_{k}": v for k, v in vae_reconstruction.items()},
-                      **judge(vae_samples(vae_decoder, n, seed))}
-    results["gan"] = judge(gan_samples(load_model(models / "gan/generator.keras"), n, seed))
+    for family in FAMILIES.values():
+        directory = models / family.name
+        extra = family.load("extra_metrics")(directory, real) if family.extra_metrics else {}
+        network = load_model(directory / family.network)
+        results[family.name] = {**extra, **judge(family.load("sampler")(network, n, seed))}
     results["anchors"] = {
         "real_holdout": judge(_sample(val, n, rng)),
         "pixel_gaussian": judge(pixel_gaussian_samples(train, n, seed)),
@@ -132,14 +132,22 @@ def evaluate_models(block: EvaluateBlock, prepared: Path, models: Path, evaluato
     results["anchors"]["feature_space"] = space
     results["autoencoder"].update(reconstruction_verdict(results["autoencoder"],
                                                          training(models / "pretrain")))
-    for name in ("vae", "gan"):
-        results[name].update(generation_verdict(name.upper(), results[name], results["anchors"],
+    for family in FAMILIES.values():
+        name = family.name
+        results[name].update(generation_verdict(family, results[name], results["anchors"],
                                                 training(models / name)))
         if classifier is None and results["autoencoder"]["mse_to_mean_image"] > GOOD_FRACTION:
             results[name]["verdict"] += (
                 "; judged in the codings of an autoencoder that itself learned little, so "
                 "take this verdict with care")
     return rounded(results)
+
+
+def vae_reconstruction(directory: Path, real: np.ndarray) -> dict[str, float]:
+    """The VAE's reconstruction of the test images through its encoder's mean."""
+    mean = load_model(directory / "encoder.keras").predict(real, verbose=0)[0]
+    decoded = load_model(directory / "decoder.keras").predict(mean, verbose=0)
+    return {f"reconstruction_{k}": v for k, v in m.REGISTRY["reconstruction"](real, decoded).items()}
 
 
 def training(model_dir: Path) -> dict:
@@ -160,7 +168,7 @@ def _seen(run: dict, key: str) -> str:
 GOOD_FRACTION = 0.5
 
 
-def generation_verdict(model: str, values: dict, anchors: dict, run: dict) -> dict:
+def generation_verdict(family: Family, values: dict, anchors: dict, run: dict) -> dict:
     """A verdict in words on a generator's scores against the floor (held-out real images) and
     the ceiling (per-pixel Gaussian noise), and the ratio it rests on (↓, < 1 beats noise)."""
     metric = next((k for k in ("frechet_distance", "kid") if k in values), None)
@@ -169,7 +177,7 @@ def generation_verdict(model: str, values: dict, anchors: dict, run: dict) -> di
     score, noise = values[metric], anchors["pixel_gaussian"][metric]
     floor = anchors["real_holdout"][metric]
     name = {"frechet_distance": "FD", "kid": "KID"}[metric]
-    key = "train_gan.images_seen" if model == "GAN" else "train_vae.images_seen"
+    key = family.budget_key
     ratio = score / noise if noise > 0 else float("inf")
     if ratio >= 1:
         verdict = (f"no better than per-pixel noise ({name} {score:.4g} against the noise's "
@@ -182,8 +190,8 @@ def generation_verdict(model: str, values: dict, anchors: dict, run: dict) -> di
         verdict = (f"makes pictures: {name} {score:.4g} is {100 * ratio:.0f} % of per-pixel "
                    f"noise's {noise:.4g} (held-out real images: {floor:.4g})")
     if values.get("recall", 1.0) < 0.05 and ratio < 1:
-        why = "mode collapse" if model == "GAN" else "they are blurry or too alike"
-        verdict += f"; its samples cover few real images (recall {values['recall']:.2f}): {why}"
+        verdict += (f"; its samples cover few real images (recall {values['recall']:.2f}): "
+                    f"{family.low_recall}")
     return {f"{metric}_to_noise": ratio, "verdict": verdict}
 
 

@@ -5,6 +5,7 @@ maps, plots and a GIF. Each function draws one model's set into ``out`` and retu
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -12,9 +13,21 @@ import numpy as np
 
 from latentlab.data.prepared import UNLABELED, as_float, load_split
 from latentlab.galleries import heatmap, line_plot, save_gif, save_grid, scatter_map, to_uint8
+from latentlab.generators import FAMILIES
 from latentlab.metrics import pairwise_distances
 from latentlab.models.sampling import gan_samples, vae_samples
 from latentlab.params import RenderBlock
+
+
+@dataclass
+class Context:
+    """What a generator family's galleries may draw on (`generators.Family.galleries`)."""
+
+    test: np.ndarray     # a shuffled sample of test images, floats
+    train: np.ndarray    # the train split, floats
+    models: Path         # models/ (a family's own: models/<name>/)
+    reports: Path        # reports/ (a family's training stage may have left frames there)
+    seed: int
 
 
 def shuffled_sample(prepared: Path, split: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -75,9 +88,10 @@ def autoencoder_galleries(out: Path, block: RenderBlock, test: np.ndarray, label
     ]
 
 
-def vae_galleries(out: Path, block: RenderBlock, test: np.ndarray, models: Path, seed: int) -> list:
-    encoder = keras.models.load_model(models / "vae/encoder.keras")
-    decoder = keras.models.load_model(models / "vae/decoder.keras")
+def vae_galleries(out: Path, block: RenderBlock, context: Context) -> list:
+    test, seed = context.test, context.seed
+    encoder = keras.models.load_model(context.models / "vae/encoder.keras")
+    decoder = keras.models.load_model(context.models / "vae/decoder.keras")
     g, steps = block.grid_size, block.interpolation_steps
     save_grid(to_uint8(vae_samples(decoder, g * g, seed)), out / "vae_prior.png", g)
     pairs = min(4, len(test) // 2)  # a tiny test split has fewer pairs to walk between
@@ -103,13 +117,13 @@ def vae_galleries(out: Path, block: RenderBlock, test: np.ndarray, models: Path,
     ]
 
 
-def gan_galleries(out: Path, block: RenderBlock, train: np.ndarray, models: Path,
-                  reports: Path, seed: int) -> list:
-    generator = keras.models.load_model(models / "gan/generator.keras")
+def gan_galleries(out: Path, block: RenderBlock, context: Context) -> list:
+    train = context.train
+    generator = keras.models.load_model(context.models / "gan/generator.keras")
     g = block.grid_size
-    samples = gan_samples(generator, g * g, seed)
+    samples = gan_samples(generator, g * g, context.seed)
     save_grid(to_uint8(samples), out / "gan_samples.png", g)
-    frames = sorted((reports / "gan/progress").glob("epoch_*.png"))
+    frames = sorted((context.reports / "gan/progress").glob("epoch_*.png"))
     items = [("galleries/gan_samples.png", "GAN: samples")]
     if frames:
         save_gif(frames, out / "gan_progress.gif")
@@ -126,9 +140,9 @@ def gan_galleries(out: Path, block: RenderBlock, train: np.ndarray, models: Path
 
 def curve_galleries(out: Path, plots: Path) -> list:
     items = []
-    for name, title, columns in (("pretrain", "Autoencoder", ("loss", "val_loss")),
-                                 ("vae", "VAE", ("loss", "val_loss")),
-                                 ("gan", "GAN", ("d_loss", "g_loss"))):
+    curves = [("pretrain", "Autoencoder", ("loss", "val_loss")),
+              *((f.name, f.label, f.history) for f in FAMILIES.values())]
+    for name, title, columns in curves:
         history = _read_csv(plots / f"{name}_history.csv")
         if history:
             line_plot({c: (history["epoch"], history[c]) for c in columns if c in history},
@@ -136,10 +150,12 @@ def curve_galleries(out: Path, plots: Path) -> list:
             items.append((f"galleries/loss_{name}.png", f"{title}: loss per epoch"))
     curve = _read_csv(plots / "finetune_curve.csv")
     if curve:
-        kinds = ("pretrained", "scratch", "probe")
+        kinds = [k for k in ("pretrained", "scratch", "probe", "pixel_logreg", "pixel_knn",
+                             "semi_pretrained", "semi_scratch") if k in curve]
         line_plot({k: (curve["labels"], curve[k]) for k in kinds}, out / "label_efficiency.png",
                   "Test accuracy vs labeled training images", "labeled images", "test accuracy",
                   errors={k: curve[f"{k}_std"] for k in kinds})
         items.append(("galleries/label_efficiency.png",
-                      "Label efficiency: pretrained encoder vs from scratch vs linear probe (± std)"))
+                      "Label efficiency: pretrained encoder vs from scratch vs linear probe vs "
+                      "the pixel baselines (± std)"))
     return items

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from latentlab.generators import FAMILIES
 from latentlab.io import write_text_atomic
 
 # Generation metrics shown as columns, in order, with what "better" means.
@@ -96,10 +97,10 @@ def tables(metrics: dict, data: dict | None = None) -> list[Table]:
     """The report's metric tables, each with a one-line explanation."""
     data = data or {}
     out = []
+    generators = [(f.label, metrics.get(f"evaluate/{f.name}")) for f in FAMILIES.values()]
     verdicts = [[name, values["verdict"]] for name, values in (
-        ("autoencoder", metrics.get("evaluate/autoencoder", {})),
-        ("VAE", metrics.get("evaluate/vae", {})), ("GAN", metrics.get("evaluate/gan", {})))
-        if "verdict" in values]
+        ("autoencoder", metrics.get("evaluate/autoencoder")), *generators)
+        if values and "verdict" in values]
     if verdicts:
         out.append(Table(
             "Verdicts", ["model", "verdict"], verdicts,
@@ -130,8 +131,7 @@ def tables(metrics: dict, data: dict | None = None) -> list[Table]:
             "Val loss ↓ = per-pixel reconstruction MSE + KL divergence to the prior / pixels."))
     gen_rows = []
     anchors = metrics.get("evaluate/anchors", {})
-    gen_sources = (("VAE", metrics.get("evaluate/vae")), ("GAN", metrics.get("evaluate/gan")),
-                   ("floor: held-out real", anchors.get("real_holdout")),
+    gen_sources = (*generators, ("floor: held-out real", anchors.get("real_holdout")),
                    ("ceiling: per-pixel Gaussian", anchors.get("pixel_gaussian")))
     for name, values in gen_sources:
         if values:
@@ -141,8 +141,9 @@ def tables(metrics: dict, data: dict | None = None) -> list[Table]:
         kid = next((v["kid_subset_size"] for _, v in gen_sources if v and "kid_subset_size" in v),
                    None)
         kid_note = f" over subsets of {kid}" if kid else ""
-        classes = ("classes the evaluator finds in ≥ 1 % of samples; " if "classes_covered" in
-                   (metrics.get("evaluate/gan") or {}) else "no classes, so no class columns; ")
+        classes = ("classes the evaluator finds in ≥ 1 % of samples; "
+                   if any("classes_covered" in (v or {}) for _, v in generators)
+                   else "no classes, so no class columns; ")
         out.append(Table(
             f"Generation vs the test split ({space})",
             ["model", *(t for _, t in GENERATION_COLUMNS)], gen_rows,

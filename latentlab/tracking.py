@@ -31,6 +31,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from latentlab.generators import labels
+
 log = logging.getLogger(__name__)
 
 EXPERIMENT = os.environ.get("MLFLOW_EXPERIMENT_NAME", "latentlab")
@@ -39,10 +41,8 @@ EXPERIMENT = os.environ.get("MLFLOW_EXPERIMENT_NAME", "latentlab")
 KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
 SPLIT_CONTEXTS = {"train": "training", "val": "validation", "test": "test"}
 # The scores people compare across runs, also logged under names that need no legend.
-HEADLINES = [(re.compile(r"(gan|vae)\.frechet_distance"), "{0} FD"),
-             (re.compile(r"(gan|vae)\.kid"), "{0} KID"),
-             (re.compile(r"labels_(\d+)\.(pretrained|scratch|probe)_mean"), "accuracy {0} labels {1}"),
-             (re.compile(r"val_mse"), "autoencoder val MSE")]
+HEADLINES = [(r"labels_(\d+)\.(pretrained|scratch|probe)_mean", "accuracy {0} labels {1}"),
+             (r"val_mse", "autoencoder val MSE")]
 PENDING = Path("mlflow-pending")
 # Fail fast when the server is down: the stage's outputs are already safe on disk.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
@@ -94,13 +94,14 @@ def _numbers(prefix: str, value, out: list) -> None:
 
 
 def _headline(name: str) -> str | None:
-    for pattern, label in HEADLINES:
-        match = pattern.fullmatch(name)
+    families = labels()  # each generator family's scores: "gan.kid" -> "GAN KID"
+    generators = [(rf"({'|'.join(families)})\.frechet_distance", "{0} FD"),
+                  (rf"({'|'.join(families)})\.kid", "{0} KID")]
+    for pattern, label in [*generators, *HEADLINES]:
+        match = re.fullmatch(pattern, name)
         if match:
-            return label.format(*(g.upper() if g in ("gan", "vae") else g for g in match.groups()))
+            return label.format(*(families.get(g, g) for g in match.groups()))
     return None
-
-
 
 
 def _times() -> tuple[int | None, int]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from latentlab import model_galleries as mg
 from latentlab.compare import report_tables
 from latentlab.data.prepared import as_float, is_labeled, load_split, read_meta
+from latentlab.generators import FAMILIES
 from latentlab.io import staged_dir
 from latentlab.params import Params
 from latentlab.provenance import git_revision
@@ -41,8 +42,9 @@ def run(params: Params, prepared: Path = PREPARED, models: Path = MODELS, metric
                                               params.evaluate.noise_std,
                                               meta["class_names"] if is_labeled(meta) else None,
                                               seed)
-        galleries += mg.vae_galleries(out, block, test, models, seed)
-        galleries += mg.gan_galleries(out, block, train, models, reports, seed)
+        context = mg.Context(test, train, models, reports, seed)
+        for family in FAMILIES.values():
+            galleries += family.load("galleries")(out, block, context)
         galleries += mg.curve_galleries(out, plots)
     params_text = Path("params.yaml").read_text() if Path("params.yaml").is_file() else ""
     write_report(reports, meta, git_revision(), read_metrics(metrics),

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 
+from latentlab.compare import generation_columns
 from latentlab.evaluation import evaluate_models, generation_verdict
+from latentlab.generators import FAMILIES, Family, register
 from latentlab.models.gan import build_gan
 from latentlab.report import tables
 from stages import evaluator, pretrain, train_gan, train_vae
@@ -29,6 +32,9 @@ def test_an_untrained_generator_learned_nothing_and_a_trained_one_did(digits_pre
     evaluator.run(params, digits_prepared, models / "evaluator", tmp_path / "evaluator.json")
     (models / "gan").mkdir()
     build_gan(params.train_gan, (8, 8, 1)).generator.save(models / "gan/generator.keras")
+    (models / "toy").mkdir()  # a family the registry is given below: an untrained GAN
+    shutil.copy(models / "gan/generator.keras", models / "toy/generator.keras")
+    (models / "toy/training.json").write_text(json.dumps({"images_seen": 640, "train_images": 1439}))
 
     def judged():
         return evaluate_models(params.evaluate, digits_prepared, models,
@@ -49,21 +55,40 @@ def test_an_untrained_generator_learned_nothing_and_a_trained_one_did(digits_pre
     assert saved == {"images_seen": 51 * 1408, "epochs": 51, "train_images": 1439,
                      "batch_size": 64}
 
+    # One more family in the registry: evaluate scores it, the report and compare show it.
+    toy = Family("toy", "Toy", "train_toy", "generator.keras", "latentlab-toy",
+                 sampler=FAMILIES["gan"].sampler, galleries=FAMILIES["gan"].galleries,
+                 low_recall="it is a toy", history=("loss",))
+    register(toy)
+    try:
+        results = evaluate_models(params.evaluate, digits_prepared, models,
+                                  models / "evaluator/evaluator.keras", seed=0)
+        assert results["toy"]["verdict"].startswith("no better than per-pixel noise")
+        assert "raise train_toy.images_seen" in results["toy"]["verdict"]
+        metrics = {f"evaluate/{name}": values for name, values in results.items()}
+        shown = {t.title.split(" (")[0]: t for t in tables(metrics)}
+        assert ["Toy", results["toy"]["verdict"]] in shown["Verdicts"].rows
+        assert [row[0] for row in shown["Generation vs the test split"].rows] == [
+            "VAE", "GAN", "Toy", "floor: held-out real", "ceiling: per-pixel Gaussian"]
+        assert ("toy.kid", "Toy KID ↓") in generation_columns()
+    finally:
+        FAMILIES.pop("toy")
+
 
 def test_the_verdict_names_what_the_generator_saw_and_the_report_puts_it_first():
     anchors = {"pixel_gaussian": {"frechet_distance": 10.0},
                "real_holdout": {"frechet_distance": 0.5}}
     run = {"images_seen": 1920, "train_images": 646}
-    bad = generation_verdict("GAN", {"frechet_distance": 11.0, "recall": 0.0}, anchors, run)
+    bad = generation_verdict(FAMILIES["gan"], {"frechet_distance": 11.0, "recall": 0.0}, anchors, run)
     assert bad["verdict"].startswith("no better than per-pixel noise (FD 11 against the noise's 10)")
     assert "it saw 1,920 images of a 646-image split" in bad["verdict"]
     assert "train_gan.images_seen" in bad["verdict"]
-    middling = generation_verdict("GAN", {"frechet_distance": 7.0, "recall": 0.01}, anchors, run)
+    middling = generation_verdict(FAMILIES["gan"], {"frechet_distance": 7.0, "recall": 0.01}, anchors, run)
     assert middling["verdict"].startswith("better than per-pixel noise, but not by much")
     assert "(recall 0.01): mode collapse" in middling["verdict"]
-    blurry = generation_verdict("VAE", {"frechet_distance": 2.0, "recall": 0.04}, anchors, run)
+    blurry = generation_verdict(FAMILIES["vae"], {"frechet_distance": 2.0, "recall": 0.04}, anchors, run)
     assert blurry["verdict"].endswith("(recall 0.04): they are blurry or too alike")
-    good = generation_verdict("GAN", {"frechet_distance": 2.0, "recall": 0.4}, anchors, run)
+    good = generation_verdict(FAMILIES["gan"], {"frechet_distance": 2.0, "recall": 0.4}, anchors, run)
     assert good["verdict"].startswith("makes pictures") and np.isclose(
         good["frechet_distance_to_noise"], 0.2)
 
