@@ -1,0 +1,75 @@
+"""The finetune stage's own protocol with semi-supervised fine-tuning on: every classifier of the
+label-efficiency curve, FixMatch from the pretrained encoder and from scratch included, on the
+stage's subsets, with each model's seconds.
+
+Run it in a built project (`dvc repro pretrain`); params.yaml's `finetune` block, overridden here:
+
+    uv run python -m benchmarks.label_semi                               # 10 labels a class, 3 seeds
+    uv run python -m benchmarks.label_semi --labels-per-class 10 100 --seeds 5 --semi-steps 2000
+
+Writes benchmarks/results/label_semi.json (one row per point and seed, the summary per point).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import write_result
+from latentlab.params import load_params
+from latentlab.training import label_efficiency
+from latentlab.training.checkpoint import Checkpoint
+from latentlab.training.label_efficiency import curve, kinds, load_data, summarize
+
+RESULTS = Path(__file__).resolve().parent / "results" / "label_semi.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--labels-per-class", type=int, nargs="+", default=[10])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--semi-steps", type=int, default=None)
+    parser.add_argument("--semi-ratio", type=int, default=None)
+    parser.add_argument("--encoder", type=Path, default=Path("models/pretrain/encoder.keras"))
+    args = parser.parse_args()
+    params = load_params()
+    overrides = {"labels_per_class": args.labels_per_class, "seeds": args.seeds,
+                 "semi_supervised": "fixmatch"}
+    overrides.update({k: v for k, v in (("semi_steps", args.semi_steps),
+                                        ("semi_ratio", args.semi_ratio)) if v is not None})
+    block = params.finetune.model_copy(update=overrides)
+    data = load_data(Path("data/prepared"))
+
+    seconds: dict[str, float] = {}
+    for name in ("train_pretrained", "train_scratch", "train_semi"):  # time each kind of model
+        original = getattr(label_efficiency, name)
+
+        def timed(*a, _original=original, _name=name, **k):
+            start = time.perf_counter()
+            model = _original(*a, **k)
+            key = a[0] if _name == "train_semi" else _name.removeprefix("train_")
+            seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - start
+            return model
+
+        setattr(label_efficiency, name, timed)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows, _ = curve(block, data, args.encoder, Checkpoint(Path(tmp), "label_semi"),
+                        params.base.seed)
+    total = time.perf_counter() - start
+    metrics, _ = summarize(rows, block)
+    for name, entry in metrics.items():
+        print(name, "  ".join(f"{k} {100 * entry[f'{k}_mean']:.1f} ± {100 * entry[f'{k}_std']:.1f}"
+                              for k in kinds(block)))
+    models = len(rows)
+    print("seconds per model:", {k: round(v / models, 1) for k, v in seconds.items()},
+          f"all: {total:.0f} s")
+    write_result(RESULTS, {"finetune": block.model_dump(), "rows": rows, "metrics": metrics,
+                           "seconds_per_model": {k: v / models for k, v in seconds.items()},
+                           "seconds": total})
+
+
+if __name__ == "__main__":
+    main()
