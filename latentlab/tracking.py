@@ -41,7 +41,8 @@ EXPERIMENT = os.environ.get("MLFLOW_EXPERIMENT_NAME", "latentlab")
 KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
 SPLIT_CONTEXTS = {"train": "training", "val": "validation", "test": "test"}
 # The scores people compare across runs, also logged under names that need no legend.
-HEADLINES = [(r"labels_(\d+)\.(pretrained|scratch|probe)_mean", "accuracy {0} labels {1}"),
+HEADLINES = [(r"labels_(\d+)\.(pretrained|scratch|probe|semi_pretrained|semi_scratch)_mean",
+              "accuracy {0} labels {1}"),
              (r"val_mse", "autoencoder val MSE")]
 PENDING = Path("mlflow-pending")
 # Fail fast when the server is down: the stage's outputs are already safe on disk.
