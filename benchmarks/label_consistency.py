@@ -42,6 +42,7 @@ from latentlab.models.autoencoders import build_autoencoder
 from latentlab.models.classifier import build_classifier, fresh_copy, without_penalties
 from latentlab.params import load_params
 from latentlab.seeding import seed_everything
+from latentlab.training.semi_supervised import FixMatch, weak_view
 
 RESULTS = Path(__file__).resolve().parent / "results" / "label_consistency.json"
 
@@ -59,49 +60,26 @@ VARIANTS = {
 }
 
 
-def weak_augmentation() -> list[keras.layers.Layer]:
-    return [keras.layers.RandomFlip("horizontal"),
-            keras.layers.RandomTranslation(0.125, 0.125, fill_mode="constant")]
-
-
-class Consistency(keras.Model):
-    """Wraps a classifier: inputs (labeled batch, unlabeled groups of ``mu``), one loss."""
+class Consistency(FixMatch):
+    """The stage's FixMatch, plus ``recon`` × a reconstruction loss of the unlabeled images
+    through ``encoder`` and ``decoder``."""
 
     def __init__(self, classifier, threshold, weight, encoder, decoder, recon, **kwargs):
-        super().__init__(**kwargs)
-        self.classifier, self.threshold, self.weight = classifier, threshold, weight
+        super().__init__(classifier, threshold, weight, **kwargs)
         self.encoder, self.decoder, self.recon = encoder, decoder, recon
-        self.weak = keras.Sequential(weak_augmentation())
-        self.strong = keras.Sequential([
-            *weak_augmentation(),
-            keras.layers.RandomErasing(factor=1.0, scale=(0.05, 0.3), value_range=(0, 1)),
-            keras.layers.RandomContrast(0.5, value_range=(0, 1))])
 
     def call(self, inputs, training=None):
-        labeled, unlabeled = inputs
-        unlabeled = ops.reshape(unlabeled, (-1, *labeled.shape[1:]))
-        b, n = ops.shape(labeled)[0], ops.shape(unlabeled)[0]
-        x = ops.concatenate([self.weak(labeled, training=training),
-                             self.weak(unlabeled, training=training),
-                             self.strong(unlabeled, training=training)], axis=0)
-        p = self.classifier(x, training=training)
-        outputs = [p[:b], p[b:b + n], p[b + n:]]
+        outputs = list(super().call(inputs, training=training))
         if self.recon:
+            labeled, unlabeled = inputs
+            unlabeled = ops.reshape(unlabeled, (-1, *labeled.shape[1:]))
             rebuilt = self.decoder(self.encoder(unlabeled, training=training), training=training)
             outputs.append(ops.mean(ops.square(rebuilt - unlabeled)))
         return outputs
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        labeled, weak, strong = y_pred[:3]
-        loss = ops.mean(keras.losses.sparse_categorical_crossentropy(y, labeled))
-        weak = ops.stop_gradient(weak)
-        mask = ops.cast(ops.max(weak, axis=-1) >= self.threshold, "float32")
-        pseudo = ops.argmax(weak, axis=-1)
-        loss = loss + self.weight * ops.mean(
-            mask * keras.losses.sparse_categorical_crossentropy(pseudo, strong))
-        if self.recon:
-            loss = loss + self.recon * y_pred[3]
-        return loss
+        loss = super().compute_loss(x, y, y_pred[:3], sample_weight, training)
+        return loss + self.recon * y_pred[3] if self.recon else loss
 
 
 class AugmentedAutoencoder(keras.Model):
@@ -109,7 +87,7 @@ class AugmentedAutoencoder(keras.Model):
 
     def __init__(self, autoencoder: keras.Model, **kwargs):
         super().__init__(**kwargs)
-        self.autoencoder, self.weak = autoencoder, keras.Sequential(weak_augmentation())
+        self.autoencoder, self.weak = autoencoder, keras.Sequential(weak_view())
 
     def call(self, x, training=None):
         view = self.weak(x, training=training)
