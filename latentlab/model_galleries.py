@@ -17,6 +17,7 @@ from latentlab.generators import FAMILIES
 from latentlab.metrics import pairwise_distances
 from latentlab.models.sampling import gan_samples, vae_samples
 from latentlab.params import RenderBlock
+from latentlab.report import LABEL_KINDS
 
 
 @dataclass
@@ -150,8 +151,7 @@ def curve_galleries(out: Path, plots: Path) -> list:
             items.append((f"galleries/loss_{name}.png", f"{title}: loss per epoch"))
     curve = _read_csv(plots / "finetune_curve.csv")
     if curve:
-        kinds = [k for k in ("pretrained", "scratch", "probe", "pixel_logreg", "pixel_knn",
-                             "semi_pretrained", "semi_scratch") if k in curve]
+        kinds = [k for k, _ in LABEL_KINDS if k in curve]  # the report table's, in its order
         line_plot({k: (curve["labels"], curve[k]) for k in kinds}, out / "label_efficiency.png",
                   "Test accuracy vs labeled training images", "labeled images", "test accuracy",
                   errors={k: curve[f"{k}_std"] for k in kinds})
