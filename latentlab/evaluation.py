@@ -119,8 +119,9 @@ def evaluate_models(block: EvaluateBlock, prepared: Path, models: Path, evaluato
 
     for family in FAMILIES.values():
         directory = models / family.name
-        extra = family.load("extra_metrics")(directory, real) if family.extra_metrics else {}
         network = load_model(directory / family.network)
+        extra = (family.load("extra_metrics")(directory, network, real) if family.extra_metrics
+                 else {})
         results[family.name] = {**extra, **judge(family.load("sampler")(network, n, seed))}
     results["anchors"] = {
         "real_holdout": judge(_sample(val, n, rng)),
@@ -143,10 +144,10 @@ def evaluate_models(block: EvaluateBlock, prepared: Path, models: Path, evaluato
     return rounded(results)
 
 
-def vae_reconstruction(directory: Path, real: np.ndarray) -> dict[str, float]:
+def vae_reconstruction(directory: Path, decoder: keras.Model, real: np.ndarray) -> dict[str, float]:
     """The VAE's reconstruction of the test images through its encoder's mean."""
     mean = load_model(directory / "encoder.keras").predict(real, verbose=0)[0]
-    decoded = load_model(directory / "decoder.keras").predict(mean, verbose=0)
+    decoded = decoder.predict(mean, verbose=0)
     return {f"reconstruction_{k}": v for k, v in m.REGISTRY["reconstruction"](real, decoded).items()}
 
 

@@ -26,7 +26,8 @@ class Family:
     galleries: str     # "module:function": (out, block, Context) -> [(path, caption)]
     low_recall: str    # in words, why its samples can cover few real images
     history: tuple[str, ...]  # the columns of plots/<name>_history.csv to plot: its losses
-    # "module:function": (models/<name>/, real test images) -> more metrics, e.g. reconstruction
+    # "module:function": (models/<name>/, its network, real test images) -> more metrics, e.g.
+    # the VAE's reconstruction
     extra_metrics: str | None = None
 
     @property
