@@ -26,7 +26,7 @@ from latentlab.metrics import mode_coverage
 from latentlab.models.classifier import build_evaluator
 from latentlab.params import load_params, parse_params
 from latentlab.seeding import seed_everything
-from latentlab.training.gan import from_gan_range
+from latentlab.training.stage import from_signed_range
 from stages import train_gan
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gan_modes.json"
@@ -83,7 +83,7 @@ def main() -> None:
         inputs = noise
         if params.train_gan.conditional:
             inputs = [noise, np.eye(10, dtype="float32")[rng.integers(0, 10, SAMPLES)]]
-        images = from_gan_range(generator.predict(inputs, batch_size=500, verbose=0))
+        images = from_signed_range(generator.predict(inputs, batch_size=500, verbose=0))
         predicted = evaluator.predict(as_float(images), batch_size=500, verbose=0).argmax(1)
         coverage = mode_coverage(predicted, 10)
         results["configs"][name] = {

@@ -24,7 +24,8 @@ from latentlab.data.prepared import load_split
 from latentlab.models.gan import build_gan
 from latentlab.params import Params
 from latentlab.seeding import seed_everything
-from latentlab.training.gan import GanTrainer, to_gan_range
+from latentlab.training.gan import GanTrainer
+from latentlab.training.stage import to_signed_range
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PREPARED = Path("data/prepared")
@@ -41,7 +42,7 @@ def textbook(block, shape, images: np.ndarray, batch: int, steps: int) -> float:
     y2 = np.ones((batch, 1), "float32")
 
     def step(i):
-        real = to_gan_range(images[(i * batch) % (len(images) - batch):][:batch])
+        real = to_signed_range(images[(i * batch) % (len(images) - batch):][:batch])
         noise = rng.standard_normal((batch, block.latent), dtype=np.float32)
         fake = generator(noise, training=True)
         discriminator.train_on_batch(np.concatenate([keras.ops.convert_to_numpy(fake), real]), y1)
@@ -51,7 +52,7 @@ def textbook(block, shape, images: np.ndarray, batch: int, steps: int) -> float:
     # Trace D's train function while it is trainable, then freeze it inside the combined model.
     noise = rng.standard_normal((batch, block.latent), dtype=np.float32)
     fake = keras.ops.convert_to_numpy(generator(noise))
-    discriminator.train_on_batch(np.concatenate([fake, to_gan_range(images[:batch])]), y1)
+    discriminator.train_on_batch(np.concatenate([fake, to_signed_range(images[:batch])]), y1)
     discriminator.trainable = False
     combined = keras.Sequential([generator, discriminator])
     combined.compile(loss=keras.losses.BinaryCrossentropy(from_logits=True),
@@ -69,7 +70,7 @@ def ours(block, shape, images: np.ndarray, batch: int, steps: int) -> float:
     rng = np.random.default_rng(0)
 
     def step(i, state):
-        real = to_gan_range(images[(i * batch) % (len(images) - batch):][:batch])
+        real = to_signed_range(images[(i * batch) % (len(images) - batch):][:batch])
         state, logs = trainer.fused_step(state, trainer.host_batch(rng, real, None, 0.0))
         return state, logs
 

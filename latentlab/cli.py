@@ -3,9 +3,12 @@
     latentlab sample models/gan/generator.keras -n 16 -o samples/          # 16 PNGs
     latentlab sample models:/latentlab-gan-generator/3 -n 64 --grid -o grid.png
     latentlab sample models/vae/decoder.keras --interpolate 1 2 --steps 24 -o walk.gif
+    latentlab sample models/diffusion/denoiser.keras --steps 50 --eta 1 --grid -o grid.png
+    latentlab sample models/diffusion/denoiser.keras --label Sneaker --guidance 3 --denoising -o d.gif
 
-A model is a GAN generator (`models/gan/generator.keras`, registered as latentlab-gan-generator)
-or a VAE decoder (`models/vae/decoder.keras`, latentlab-vae-decoder), given as a path or as an
+A model is a GAN generator (`models/gan/generator.keras`, registered as latentlab-gan-generator),
+a VAE decoder (`models/vae/decoder.keras`, latentlab-vae-decoder) or a diffusion model's denoiser
+(`models/diffusion/denoiser.keras`, latentlab-diffusion-denoiser), given as a path or as an
 MLflow registry URI (`models:/<name>/<version>`, from ``MLFLOW_TRACKING_URI``). The same seed
 gives the same images.
 
@@ -114,6 +117,45 @@ def draw(model, card: ModelCard, noise: np.ndarray, label: str | None, seed: int
     return to_uint8(card.to_unit(model.predict(inputs, batch_size=256, verbose=0)))
 
 
+def diffuse(model, card: ModelCard, args: argparse.Namespace, trajectory: bool = False):
+    """uint8 images a diffusion model makes by DDIM (the card's steps, eta and guidance unless
+    ``args`` says otherwise); with ``trajectory``, also the first one from its noise through
+    every step."""
+    from latentlab.galleries import to_uint8
+    from latentlab.models import diffusion
+
+    labels, n_classes = None, len(card.classes or ())
+    if args.label is not None or args.guidance is not None:
+        if not n_classes:
+            flag = "--label" if args.label is not None else "--guidance"
+            raise UserError(f"{flag}: this model is not class-conditional; leave {flag} out")
+    if args.label is not None:
+        try:
+            labels = np.full(args.n, card.label(args.label))
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    if args.eta is not None and not 0.0 <= args.eta <= 1.0:
+        raise UserError(f"--eta {args.eta}: give a value from 0 (DDIM) to 1 (DDPM)")
+    if args.guidance is not None and args.guidance < 0:
+        raise UserError(f"--guidance {args.guidance}: give 0 (unconditional) or more")
+    result = diffusion.generate(diffusion.denoiser_call(model), tuple(card.image_shape), args.n,
+                                args.seed, card.sampler, labels=labels, n_classes=n_classes,
+                                steps=args.steps, eta=args.eta, guidance=args.guidance,
+                                trajectory=trajectory)
+    if trajectory:  # the first sample's
+        return to_uint8(card.to_unit(result[0])), to_uint8(card.to_unit(result[1][:, 0]))
+    return to_uint8(card.to_unit(result))
+
+
+def _save_gif(images: np.ndarray, out: Path, duration: int | list[int], back: bool) -> None:
+    from latentlab.galleries import image_grid
+
+    pictures = [image_grid(f[None], 1, min_cell=128, gap=0).convert("RGB") for f in images]
+    if back:
+        pictures += pictures[-2:0:-1]  # there and back
+    pictures[0].save(out, save_all=True, append_images=pictures[1:], duration=duration, loop=0)
+
+
 def _save_png(image: np.ndarray, path: Path) -> None:
     from PIL import Image
 
@@ -125,32 +167,52 @@ def sample(args: argparse.Namespace) -> list[Path]:
 
     if args.n < 1:
         raise UserError(f"-n {args.n}: ask for at least one image")
-    if args.steps < 2:
-        raise UserError(f"--steps {args.steps}: a walk needs at least 2 frames")
+    if args.steps is not None and args.steps < 1:
+        raise UserError(f"--steps {args.steps}: give 1 or more")
     out = Path(args.out)
-    if args.interpolate and out.suffix.lower() != ".gif":
-        raise UserError(f"-o {out}: --interpolate writes a GIF; name a .gif file")
+    if (args.interpolate or args.denoising) and out.suffix.lower() != ".gif":
+        flag = "--interpolate" if args.interpolate else "--denoising"
+        raise UserError(f"-o {out}: {flag} writes a GIF; name a .gif file")
     if args.grid and out.suffix.lower() != ".png":
         raise UserError(f"-o {out}: --grid writes one PNG; name a .png file")
     model, card = load_model(args.model)
     card = _card(model, card)  # before any output is written
+    if card.family == "diffusion":
+        if args.interpolate:
+            raise UserError("--interpolate walks a GAN's or a VAE's latent space; a diffusion "
+                            "model shows its sampling with --denoising")
+        if args.denoising:
+            args.n = 1
+            _, frames = diffuse(model, card, args, trajectory=True)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            _save_gif(frames, out, [120] * (len(frames) - 1) + [1500], back=False)  # end held
+            return [out]
+        images = diffuse(model, card, args)
+    else:
+        for flag, value in (("--eta", args.eta), ("--guidance", args.guidance),
+                            ("--denoising", args.denoising or None)):
+            if value is not None:
+                raise UserError(f"{flag} is for diffusion models; this is a {card.family}")
+        if args.interpolate:
+            steps = 16 if args.steps is None else args.steps
+            if steps < 2:
+                raise UserError(f"--steps {steps}: a walk needs at least 2 frames")
+            a, b = (_noise(card, 1, s)[0] for s in args.interpolate)
+            t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+            # Spherical interpolation: Gaussian noise lives near a sphere, so straight lines
+            # between two draws pass through unlikely, low-norm points.
+            omega = np.arccos(np.clip(np.dot(a / np.linalg.norm(a), b / np.linalg.norm(b)),
+                                      -1, 1))
+            if omega < 1e-6:
+                path = (1 - t) * a + t * b
+            else:
+                path = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+            frames = draw(model, card, path.astype(np.float32), args.label, args.interpolate[0])
+            out.parent.mkdir(parents=True, exist_ok=True)
+            _save_gif(frames, out, 80, back=True)
+            return [out]
+        images = draw(model, card, _noise(card, args.n, args.seed), args.label, args.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if args.interpolate:
-        a, b = (_noise(card, 1, s)[0] for s in args.interpolate)
-        t = np.linspace(0.0, 1.0, args.steps, dtype=np.float32)[:, None]
-        # Spherical interpolation: Gaussian noise lives near a sphere, so straight lines between
-        # two draws pass through unlikely, low-norm points.
-        omega = np.arccos(np.clip(np.dot(a / np.linalg.norm(a), b / np.linalg.norm(b)), -1, 1))
-        if omega < 1e-6:
-            path = (1 - t) * a + t * b
-        else:
-            path = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
-        frames = draw(model, card, path.astype(np.float32), args.label, args.interpolate[0])
-        pictures = [image_grid(f[None], 1, min_cell=128, gap=0).convert("RGB") for f in frames]
-        pictures += pictures[-2:0:-1]  # there and back
-        pictures[0].save(out, save_all=True, append_images=pictures[1:], duration=80, loop=0)
-        return [out]
-    images = draw(model, card, _noise(card, args.n, args.seed), args.label, args.seed)
     if args.grid:
         image_grid(images, int(np.ceil(np.sqrt(len(images))))).save(out)
         return [out]
@@ -191,8 +253,9 @@ def profile_flags(name: str, params_file: Path = Path("params.yaml")) -> list[st
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="latentlab", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("sample", help="images from a trained GAN generator or VAE decoder",
-                            description="Write images drawn from a GAN generator or a VAE decoder.")
+    p = commands.add_parser("sample", help="images from a trained generator",
+                            description="Write images drawn from a GAN generator, a VAE decoder "
+                                        "or a diffusion model.")
     p.add_argument("model", help="a .keras file or models:/<name>/<version>")
     p.add_argument("-n", type=int, default=16, help="how many images (default 16)")
     p.add_argument("--seed", type=int, default=0, help="the noise seed (default 0)")
@@ -201,10 +264,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", action="store_true", help="one PNG grid instead of one PNG each")
     p.add_argument("--interpolate", nargs=2, type=int, metavar=("SEED_A", "SEED_B"),
                    help="a GIF walking the latent space from one seed's noise to another's")
-    p.add_argument("--steps", type=int, default=16, help="frames of the walk (default 16)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="frames of the walk (default 16); diffusion: DDIM steps (default: the "
+                        "model's)")
     p.add_argument("--label", default=None, metavar="CLASS",
-                   help="conditional GANs: the class to draw, by name or index (default: random "
-                        "classes)")
+                   help="conditional models: the class to draw, by name or index (default: "
+                        "random classes)")
+    p.add_argument("--eta", type=float, default=None,
+                   help="diffusion: 0 = deterministic DDIM, 1 = DDPM's ancestral sampling "
+                        "(default: the model's)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="conditional diffusion: classifier-free guidance, 0 = unconditional, 1 = "
+                        "conditional, more = stronger (default: the model's)")
+    p.add_argument("--denoising", action="store_true",
+                   help="diffusion: a GIF of one sample being denoised, step by step")
     p = commands.add_parser(
         "profile", help="print a params profile as `dvc exp run` flags",
         description="Print profiles/NAME.yaml as -S flags, shell-quoted: "

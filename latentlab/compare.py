@@ -74,14 +74,17 @@ def report_tables(last: int = 5) -> list[tuple[str, list[str], list[list[str]]]]
     except Exception:  # noqa: BLE001
         return []
     out = []
-    evaluate = found.get("evaluate")
-    if evaluate is not None and len(evaluate) > 1:
-        keys = ["run_id", "start_time", *(c for c in TAG_COLUMNS.values() if c in evaluate)]
-        measured = [(c, title) for c, title in generation_columns() if c in evaluate]
-        out.append((f"Generation: last {len(evaluate)} runs (FD and KID compare only within one "
-                    "dataset and image size)", [*keys, *(title for _, title in measured)],
+    for family in FAMILIES.values():  # each generator's scores over its score@ stage's runs
+        scored = found.get(f"score@{family.name}")
+        if scored is None or len(scored) < 2:
+            continue
+        keys = ["run_id", "start_time", *(c for c in TAG_COLUMNS.values() if c in scored)]
+        measured = [(c, title) for c, title in generation_columns() if c in scored]
+        out.append((f"Generation, {family.label}: last {len(scored)} runs (FD and KID compare "
+                    "only within one dataset and image size)",
+                    [*keys, *(title for _, title in measured)],
                     [[fmt(v) for v in row] for row in
-                     evaluate[[*keys, *(c for c, _ in measured)]].itertuples(index=False)]))
+                     scored[[*keys, *(c for c, _ in measured)]].itertuples(index=False)]))
     out += [(f"{stage}: last {len(table)} runs", [str(c) for c in table.columns],
              [[fmt(v) for v in row] for row in table.itertuples(index=False)])
             for stage, table in found.items() if len(table) > 1]

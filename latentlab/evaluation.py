@@ -1,5 +1,5 @@
 """Scoring trained models: reconstruction of the autoencoder and the VAE, and generation metrics
-of the VAE and the GAN next to two anchors.
+of each generator family (`generators`) next to two anchors.
 
 Generation metrics compare samples with the test split in one feature space (the evaluator's, or
 the autoencoder's codings when there are no labels), next to two anchors computed the same way:
@@ -11,6 +11,7 @@ to the train split (a trivial generator's ceiling). Metrics are called by name t
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -19,7 +20,8 @@ import numpy as np
 from latentlab import metrics as m
 from latentlab.data.prepared import as_float, load_split
 from latentlab.errors import UserError
-from latentlab.generators import FAMILIES, Family
+from latentlab.generators import Family
+from latentlab.models.card import card_of
 from latentlab.models.sampling import pixel_gaussian_samples
 from latentlab.params import EvaluateBlock
 
@@ -68,9 +70,13 @@ class Judge:
         return (images[:n], self.train, self.real[:n]), {}
 
     def __call__(self, images: np.ndarray) -> dict[str, float]:
+        return self.scores(images, self.block.metrics)
+
+    def scores(self, images: np.ndarray, metrics) -> dict[str, float]:
+        """The named metrics of ``images`` (those of ``evaluate.metrics`` only)."""
         fake_features = self._features(images)
         result: dict[str, float] = {}
-        for name in self.block.metrics:
+        for name in (n for n in self.block.metrics if n in metrics):
             arguments = self._arguments(name, images, fake_features)
             if arguments is not None:
                 args, options = arguments
@@ -83,10 +89,22 @@ def _sample(images: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return images[index]
 
 
-def evaluate_models(block: EvaluateBlock, prepared: Path, models: Path, evaluator: Path,
-                    seed: int) -> dict[str, dict]:
-    """Every model's metrics, and the anchors: {"autoencoder", each generator family (`generators`),
-    "anchors"} → values."""
+@dataclass
+class Setting:
+    """What every score is measured against: a seeded sample of the test split and the judge."""
+
+    real: np.ndarray
+    real_labels: np.ndarray
+    train: np.ndarray
+    val: np.ndarray
+    judge: Judge
+    classifier: keras.Model | None
+    space: str                   # the feature space, in words
+    rng: np.random.Generator     # continues after the test sample was drawn
+
+
+def setting(block: EvaluateBlock, prepared: Path, models: Path, evaluator: Path,
+            seed: int) -> Setting:
     rng = np.random.default_rng(seed)
     test, test_labels = load_split(prepared, "test")
     if len(test) == 0:
@@ -95,18 +113,24 @@ def evaluate_models(block: EvaluateBlock, prepared: Path, models: Path, evaluato
     real, real_labels = as_float(test[index]), test_labels[index]
     train = as_float(load_split(prepared, "train")[0])
     val = as_float(load_split(prepared, "val")[0])
-    n = len(real)
-
-    encoder = load_model(models / "pretrain/encoder.keras")
-    decoder = load_model(models / "pretrain/decoder.keras")
     if evaluator.is_file():
         classifier = keras.models.load_model(evaluator)
-        features = evaluator_features(classifier)
-        space = "evaluator features"
+        features, space = evaluator_features(classifier), "evaluator features"
     else:
-        classifier, features, space = None, encoder, "autoencoder codings (no labels)"
+        classifier, space = None, "autoencoder codings (no labels)"
+        features = load_model(models / "pretrain/encoder.keras")
     judge = Judge(block, features, classifier, real, real_labels, train, seed)
+    return Setting(real, real_labels, train, val, judge, classifier, space, rng)
 
+
+def evaluate_base(block: EvaluateBlock, prepared: Path, models: Path, evaluator: Path,
+                  seed: int) -> dict[str, dict]:
+    """The autoencoder's reconstruction and the anchors every generator is judged against:
+    {"autoencoder", "anchors"} → values."""
+    s = setting(block, prepared, models, evaluator, seed)
+    real, rng, n = s.real, s.rng, len(s.real)
+    encoder = load_model(models / "pretrain/encoder.keras")
+    decoder = load_model(models / "pretrain/decoder.keras")
     results: dict[str, dict] = {}
     noisy = np.clip(real + rng.normal(0, block.noise_std, real.shape), 0, 1).astype(np.float32)
     reconstructions = decoder.predict(encoder.predict(real, verbose=0), verbose=0)
@@ -114,37 +138,40 @@ def evaluate_models(block: EvaluateBlock, prepared: Path, models: Path, evaluato
     results["autoencoder"] = {**m.REGISTRY["reconstruction"](real, reconstructions),
                               **m.REGISTRY["denoising"](real, noisy, denoised)}
     # The trivial baseline: every test image rebuilt as the train split's mean image.
-    mean_image = np.broadcast_to(train.mean(0), real.shape)
+    mean_image = np.broadcast_to(s.train.mean(0), real.shape)
     results["autoencoder"]["mean_image_mse"] = m.REGISTRY["reconstruction"](real, mean_image)["mse"]
-
-    for family in FAMILIES.values():
-        directory = models / family.name
-        network = load_model(directory / family.network)
-        extra = (family.load("extra_metrics")(directory, network, real) if family.extra_metrics
-                 else {})
-        results[family.name] = {**extra, **judge(family.load("sampler")(network, n, seed))}
     results["anchors"] = {
-        "real_holdout": judge(_sample(val, n, rng)),
-        "pixel_gaussian": judge(pixel_gaussian_samples(train, n, seed)),
+        "real_holdout": s.judge(_sample(s.val, n, rng)),
+        "pixel_gaussian": s.judge(pixel_gaussian_samples(s.train, n, seed)),
     }
-    if classifier is not None:
+    if s.classifier is not None:
         results["anchors"]["evaluator_test_accuracy"] = float(
-            (classifier.predict(real, verbose=0).argmax(1) == real_labels).mean())
-    results["anchors"]["feature_space"] = space
+            (s.classifier.predict(real, verbose=0).argmax(1) == s.real_labels).mean())
+    results["anchors"]["feature_space"] = s.space
     results["autoencoder"].update(reconstruction_verdict(results["autoencoder"],
                                                          training(models / "pretrain")))
-    for family in FAMILIES.values():
-        name = family.name
-        results[name].update(generation_verdict(family, results[name], results["anchors"],
-                                                training(models / name)))
-        if classifier is None and results["autoencoder"]["mse_to_mean_image"] > GOOD_FRACTION:
-            results[name]["verdict"] += (
-                "; judged in the codings of an autoencoder that itself learned little, so "
-                "take this verdict with care")
     return rounded(results)
 
 
-def vae_reconstruction(directory: Path, decoder: keras.Model, real: np.ndarray) -> dict[str, float]:
+def evaluate_family(family: Family, block: EvaluateBlock, prepared: Path, models: Path,
+                    evaluator: Path, seed: int, base: dict[str, dict]) -> dict:
+    """One generator family's scores and verdict, against ``base`` (`evaluate_base`'s)."""
+    s = setting(block, prepared, models, evaluator, seed)
+    directory = models / family.name
+    network = load_model(directory / family.network)
+    card = card_of(directory / family.network)
+    extra = (family.load("extra_metrics")(directory, network, card, s.real, s.judge)
+             if family.extra_metrics else {})
+    values = {**extra, **s.judge(family.load("sampler")(network, len(s.real), seed, card=card))}
+    values.update(generation_verdict(family, values, base["anchors"], training(directory)))
+    if s.classifier is None and base["autoencoder"]["mse_to_mean_image"] > GOOD_FRACTION:
+        values["verdict"] += ("; judged in the codings of an autoencoder that itself learned "
+                              "little, so take this verdict with care")
+    return rounded(values)
+
+
+def vae_reconstruction(directory: Path, decoder: keras.Model, card, real: np.ndarray,
+                       judge: Judge) -> dict[str, float]:
     """The VAE's reconstruction of the test images through its encoder's mean."""
     mean = load_model(directory / "encoder.keras").predict(real, verbose=0)[0]
     decoded = decoder.predict(mean, verbose=0)

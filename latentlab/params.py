@@ -291,6 +291,36 @@ class GanBlock(Block):
 
 
 
+class DiffusionBlock(Block):
+    """The ``train_diffusion`` stage: a U-Net denoiser on a cosine schedule, sampled by DDIM."""
+
+    widths: ConvWidths = "auto"    # one per U-Net level; auto = `width` doubling (to <= 256)
+                                   # once per halving of the side down to <= 7 (28: [16, 32, 64])
+    width: Units = 16              # auto: the top level's width
+    blocks: Annotated[int, Field(ge=1, le=8)] = 1  # residual blocks per level
+    prediction: Literal["v", "eps"] = "v"  # what the network predicts: v or the noise
+    min_signal: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.02  # signal rate at t = 1
+    max_signal: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.95  # signal rate at t = 0
+    conditional: bool = False      # class-conditional (labeled data): classifier-free guidance
+    label_dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1  # training: "no class" instead
+    ema: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.999  # decay of the weights that sample
+    steps: Annotated[int, Field(ge=1, le=10_000)] = 20    # sampling: DDIM steps
+    eta: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0    # 0 = deterministic DDIM, 1 = DDPM
+    guidance: Annotated[float, Field(ge=0.0, le=20.0)] = 1.0  # 0 = unconditional, 1 = conditional
+    images_seen: ImagesSeen = 162_000
+    min_epoch_images: MinEpochImages = 10_000
+    batch_size: BatchSize = 64
+    learning_rate: LearningRate = 1e-3
+    max_train_images: Annotated[int, Field(ge=0)] = 0
+    grid_size: Annotated[int, Field(ge=1, le=32)] = 8
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DiffusionBlock:
+        if self.min_signal >= self.max_signal:
+            raise ValueError("train_diffusion.min_signal must be below max_signal")
+        return self
+
+
 class EvaluatorBlock(Block):
     """The ``evaluator`` stage: a classifier on the full labeled train split (the feature space)."""
 
@@ -315,6 +345,9 @@ class EvaluateBlock(Block):
     kid_subset_size: Annotated[int, Field(ge=10, le=10_000)] = 1000
     memorization_samples: Annotated[int, Field(ge=10, le=100_000)] = 1000
     noise_std: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2  # denoising: Gaussian noise added
+    # diffusion: its Fréchet distance at each of these DDIM step counts, on fewer samples
+    steps_curve: list[Annotated[int, Field(ge=1, le=1000)]] = [5, 10, 20, 50]
+    steps_curve_samples: Annotated[int, Field(ge=50, le=100_000)] = 1000
 
     @field_validator("metrics")
     @classmethod
@@ -340,15 +373,26 @@ class Params(Block):
     """The whole ``params.yaml``."""
 
     base: BaseBlock = BaseBlock()
+    # The generator families the pipeline trains and scores (`latentlab.generators`), each by
+    # its own stages: train@<name>, score@<name>
+    generators: list[Literal["vae", "gan", "diffusion"]] = ["vae", "gan"]
     data: DataBlock = DataBlock()
     downsample: DownsampleBlock = DownsampleBlock()
     pretrain: PretrainBlock = PretrainBlock()
     finetune: FinetuneBlock = FinetuneBlock()
     train_vae: VaeBlock = VaeBlock()
     train_gan: GanBlock = GanBlock()
+    train_diffusion: DiffusionBlock = DiffusionBlock()
     evaluator: EvaluatorBlock = EvaluatorBlock()
     evaluate: EvaluateBlock = EvaluateBlock()
     render: RenderBlock = RenderBlock()
+
+    @field_validator("generators")
+    @classmethod
+    def _each_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("list each generator family once")
+        return value
 
     def block_hash(self, *names: str, exclude: tuple[str, ...] = ()) -> str:
         """A short stable hash of the named blocks, for tagging outputs and runs, and for keying

@@ -28,7 +28,7 @@ import shutil
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from latentlab.generators import labels
@@ -160,7 +160,7 @@ def _stage_tags(stage: str, params) -> dict[str, str]:
 
     return {"latentlab.stage": stage, "latentlab.git_revision": git_revision(),
             "latentlab.dvc_experiment": os.environ.get("DVC_EXP_NAME", ""),
-            "mlflow.source.type": "LOCAL", "mlflow.source.name": f"stages/{stage}.py",
+            "mlflow.source.type": "LOCAL", "mlflow.source.name": f"stages/{stage.split('@')[0]}.py",
             **_data_tags(stage, params)}
 
 
@@ -178,13 +178,15 @@ def _data_tags(stage: str, params) -> dict[str, str]:
 
 def build_record(stage: str, params, blocks: list[str], *, metrics_files=(), histories=(),
                  artifacts=(), models=(), data_hash: str | None = None,
-                 datasets: Path | None = None, frames: dict[str, Path] | None = None) -> Record:
+                 datasets: Path | None = None, frames: dict[str, Path] | None = None,
+                 named: bool = False) -> Record:
     """Gather a stage's params, tags, metrics, artifacts and models from its outputs on disk:
     ``datasets``, the prepared data the stage read (its splits become the run's inputs);
-    ``frames``, per-epoch image folders (``epoch_001.png``, ...) by the key they are logged as."""
+    ``frames``, per-epoch image folders (``epoch_001.png``, ...) by the key they are logged as;
+    ``named``: metrics named after their file even when there is one (``gan.kid``)."""
     import keras
 
-    from latentlab.models.card import card_of
+    from latentlab.models.card import card_of, fields
     from latentlab.params import flatten_dotted
 
     if datasets is not None:
@@ -209,8 +211,8 @@ def build_record(stage: str, params, blocks: list[str], *, metrics_files=(), his
                           for png in sorted(Path(folder).glob("epoch_*.png"))]
     metrics_files = [p for p in map(Path, metrics_files) if p.is_file()]
     for path in metrics_files:
-        # Several files (evaluate: one per model) are told apart by name: gan.precision, ...
-        prefix = path.stem if len(metrics_files) > 1 else ""
+        # Several files (evaluate: one per model) are told apart by name: anchors.kid, ...
+        prefix = path.stem if len(metrics_files) > 1 or named else ""
         _numbers(prefix, json.loads(path.read_text()), record.metrics)
         record.artifacts.append(str(path))
     record.metrics += [(label, value, step) for name, value, step in list(record.metrics)
@@ -227,7 +229,7 @@ def build_record(stage: str, params, blocks: list[str], *, metrics_files=(), his
     for spec in record.models:  # a model's card goes with it, as its MLflow metadata
         card = card_of(Path(spec.path))
         if spec.metadata is None and card is not None:
-            spec.metadata = asdict(card)
+            spec.metadata = fields(card)
     return record
 
 

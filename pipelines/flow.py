@@ -10,7 +10,7 @@ workspace, and returns the MLflow comparison.
     python -m pipelines.flow                                   # ephemeral Prefect, whole pipeline
     python -m pipelines.flow -S train_gan.images_seen=300000    # with overrides
     python -m pipelines.flow --workers 1                       # one stage at a time
-    python -m pipelines.flow train_gan                         # a stage and those it needs
+    python -m pipelines.flow train@gan                         # a stage and those it needs
     python -m pipelines.flow --dask-address tcp://scheduler:8786   # an existing Dask cluster
     python -m pipelines.flow --sweep train_gan.replay=true,false train_gan.minibatch=none,stddev
 """

@@ -1,5 +1,6 @@
-"""Stage `evaluate`: reconstruction and generation metrics, one metrics file per model
-(what is measured and how: `latentlab.evaluation`)."""
+"""Stage `evaluate`: the autoencoder's reconstruction and the anchors every generator is judged
+against (`metrics/evaluate/autoencoder.json`, `anchors.json`); each generator is scored by its
+own `score@<name>` stage (what is measured and how: `latentlab.evaluation`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import logging
 from pathlib import Path
 
-from latentlab.evaluation import evaluate_models
+from latentlab.evaluation import evaluate_base
 from latentlab.params import Params
 from latentlab.seeding import seed_everything
 from latentlab.stage_runner import run_stage
@@ -19,27 +20,24 @@ PREPARED = Path("data/prepared")
 MODELS = Path("models")
 EVALUATOR = Path("models/evaluator/evaluator.keras")
 OUT = Path("metrics/evaluate")
+NAMES = ("autoencoder", "anchors")
 
 
 def run(params: Params, prepared: Path = PREPARED, models: Path = MODELS, out: Path = OUT,
         evaluator: Path = EVALUATOR) -> dict:
     seed_everything(params.base.seed)
-    results = evaluate_models(params.evaluate, prepared, models, evaluator, params.base.seed)
+    results = evaluate_base(params.evaluate, prepared, models, evaluator, params.base.seed)
     out.mkdir(parents=True, exist_ok=True)
     for name, values in results.items():
         (out / f"{name}.json").write_text(json.dumps(values, indent=2) + "\n")
     log.info("evaluate: %s", json.dumps(results))
-    for name, values in results.items():
-        if "verdict" in values:
-            learned_nothing = values["verdict"].startswith("no better")
-            log.log(logging.WARNING if learned_nothing else logging.INFO, "%s: %s", name,
-                    values["verdict"])
+    log.info("autoencoder: %s", results["autoencoder"]["verdict"])
     return results
 
 
 def main() -> None:
     run_stage("evaluate", run, lambda p: track_stage(
-        "evaluate", p, ["base", "evaluate"], metrics_files=sorted(OUT.glob("*.json")),
+        "evaluate", p, ["base", "evaluate"], metrics_files=[OUT / f"{n}.json" for n in NAMES],
         datasets=PREPARED))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from latentlab import model_galleries as mg
 from latentlab.compare import report_tables
 from latentlab.data.prepared import as_float, is_labeled, load_split, read_meta
-from latentlab.generators import FAMILIES
+from latentlab.generators import FAMILIES, selected
 from latentlab.io import staged_dir
 from latentlab.params import Params
 from latentlab.provenance import git_revision
@@ -42,12 +42,15 @@ def run(params: Params, prepared: Path = PREPARED, models: Path = MODELS, metric
                                               params.evaluate.noise_std,
                                               meta["class_names"] if is_labeled(meta) else None,
                                               seed)
-        context = mg.Context(test, train, models, reports, seed)
-        for family in FAMILIES.values():
+        context = mg.Context(test, train, models, reports, metrics, seed)
+        for family in selected(params.generators):
             galleries += family.load("galleries")(out, block, context)
         galleries += mg.curve_galleries(out, plots)
     params_text = Path("params.yaml").read_text() if Path("params.yaml").is_file() else ""
-    write_report(reports, meta, git_revision(), read_metrics(metrics),
+    left_out = set(FAMILIES) - set(params.generators)  # metrics an earlier run may have left
+    found = {k: v for k, v in read_metrics(metrics).items()
+             if k.removeprefix("evaluate/") not in left_out}
+    write_report(reports, meta, git_revision(), found,
                  galleries, params_text, report_tables())
     log.info("render: %d galleries, report at %s", len(galleries), reports / "index.html")
     return galleries

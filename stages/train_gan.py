@@ -18,9 +18,15 @@ from latentlab.seeding import seed_everything
 from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
 from latentlab.training.budget import plan_block
-from latentlab.training.gan import GanTrainer, from_gan_range
+from latentlab.training.gan import GanTrainer
 from latentlab.training.loop import resume, run_epochs, write_back
-from latentlab.training.stage import copy_frames, save_frame, train_and_val, write_outputs
+from latentlab.training.stage import (
+    copy_frames,
+    from_signed_range,
+    save_frame,
+    train_and_val,
+    write_outputs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +78,7 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     noise, noise_labels = fixed_inputs(block.latent, block.grid_size, n_classes, seed)
 
     def on_epoch_end(epoch: int, state: dict) -> None:
-        save_frame(from_gan_range(trainer.sample(state, noise, noise_labels)),
+        save_frame(from_signed_range(trainer.sample(state, noise, noise_labels)),
                    checkpoints / "frames", epoch, block.grid_size)
 
     start, first_epoch = time.perf_counter(), progress.epoch + 1

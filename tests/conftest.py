@@ -93,7 +93,7 @@ def digits_prepared(tmp_path_factory) -> Path:
 # and --deselect) need are started. Nothing depends on timing: a waiting fixture blocks until the
 # job has written its exit code, or fails at once with the job's log when the job died.
 
-MODEL_TESTS = ["tests/test_autoencoders.py", "tests/test_generative.py"]
+MODEL_TESTS = ["tests/test_autoencoders.py", "tests/test_generative.py", "tests/test_diffusion.py"]
 _NEEDED = pytest.StashKey[set]()
 
 # The jobs few tests wait for, and late (see pytest_collection_modifyitems), run niced: the
@@ -163,9 +163,14 @@ def _start_shared_jobs(request, shared, _hermetic_environment) -> None:
             project = tiny_project(shared.project("unlabeled").parent,
                                    data={"source": "folder", "local_dir": str(images)},
                                    downsample={"image_size": 16, "channels": 3},
-                                   pretrain={"contrastive_weight": 0.05})
+                                   pretrain={"contrastive_weight": 0.05},
+                                   generators=["vae", "gan", "diffusion"],
+                                   train_diffusion={"width": 8, "images_seen": 640,
+                                                    "min_epoch_images": 640, "batch_size": 32,
+                                                    "grid_size": 4, "steps": 5},
+                                   evaluate={"steps_curve": [2, 5], "steps_curve_samples": 100})
             # On jax: the whole pipeline on the other backend (and no TensorFlow import per stage),
-            # through the contrastive autoencoder of the default params.
+            # through the contrastive autoencoder of the default params, with every generator.
             shared.job("unlabeled").start(owner, python_dvc, project,
                                           {**dvc_env(), "KERAS_BACKEND": "jax"}, nice=BACKGROUND)
         if "rebuilt" in needed:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from latentlab.generators import FAMILIES
 from tests.support.project import ROOT
 
 # Run plumbing: code that cannot change a stage's outputs, only how the run is reported.
@@ -82,15 +83,42 @@ def _covered(rel: str, deps: list[str]) -> bool:
     return any(rel == dep or rel.startswith(dep.rstrip("/") + "/") for dep in deps)
 
 
-STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+def _stages() -> dict[str, dict]:
+    """dvc.yaml's stages, a ``foreach`` over the generators expanded for every registered
+    family (not only the default ones): ``train@diffusion`` too."""
+    stages = {}
+    for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
+        if "foreach" not in stage:
+            stages[name] = stage
+            continue
+        assert stage["foreach"] == "${generators}", name
+        for family in FAMILIES:
+            text = yaml.safe_dump(stage["do"]).replace("${item}", family)
+            stages[f"{name}@{family}"] = yaml.safe_load(text)
+    return stages
+
+
+STAGES = _stages()
+
+
+def _entry(stage: str) -> str:
+    """The stage's script: ``python -m stages.score gan`` → stages/score.py."""
+    return STAGES[stage]["cmd"].split()[2].replace(".", "/") + ".py"
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_stage_deps_cover_the_code_it_imports(stage):
     deps = [d for d in STAGES[stage]["deps"] if isinstance(d, str)]
-    entry = ROOT / "stages" / f"{stage}.py"
-    assert f"stages/{stage}.py" in deps
-    missing = sorted(f for f in import_closure(entry)
+    entry = ROOT / _entry(stage)
+    assert _entry(stage) in deps
+    closure = import_closure(entry)
+    family = FAMILIES.get(stage.partition("@")[2])
+    if stage.startswith("score@"):  # what the registry names, imported by name when scoring
+        for field in ("sampler", "extra_metrics"):
+            if getattr(family, field):
+                module = getattr(family, field).partition(":")[0]
+                closure |= import_closure(_module_file(module))
+    missing = sorted(f for f in closure
                      if f not in EXEMPT and not inert(f) and not _covered(f, deps))
     assert missing == [], f"{stage}: add to its dvc.yaml deps (or move the code): {missing}"
 
@@ -110,12 +138,18 @@ def test_exemptions_exist():
 
 def test_one_model_familys_code_does_not_retrain_another():
     """The conv blocks the families share live in models/blocks.py: a change to the autoencoders
-    reruns `pretrain` (and what reads its encoder), never the VAE or the GAN, nor the reverse."""
-    families = {"pretrain": "autoencoders.py", "train_vae": "vae.py", "train_gan": "gan.py"}
+    reruns `pretrain` (and what reads its encoder), never the VAE, the GAN or the diffusion model,
+    nor the reverse; a generator's training loop is its own too."""
+    families = {"pretrain": "autoencoders.py", "train@vae": "vae.py", "train@gan": "gan.py",
+                "train@diffusion": "diffusion.py"}
     for stage in families:
-        closure = import_closure(ROOT / "stages" / f"{stage}.py")
+        closure = import_closure(ROOT / _entry(stage))
         assert "latentlab/models/blocks.py" in closure
         for owner, module in families.items():
             path = f"latentlab/models/{module}"
             assert (path in closure) == (path in STAGES[stage]["deps"]) == (owner == stage), \
                 (stage, path)
+            if stage.startswith("train@") and owner.startswith("train@"):  # their loops too
+                path = f"latentlab/training/{module}"
+                assert (path in closure) == (path in STAGES[stage]["deps"]) == (owner == stage), \
+                    (stage, path)

@@ -28,9 +28,9 @@ def test_stage_order_follows_dvc_dependencies():
 
     order = stage_order(ROOT)
     assert sorted(order) == sorted(STAGES)
-    # a target runs with what it needs, as `dvc repro train_gan` would
-    assert list(needed_by(stage_graph(ROOT), ["train_gan"])) == [
-        s for s in order if s in {"index", "download", "downsample", "train_gan"}]
+    # a target runs with what it needs, as `dvc repro train@gan` would
+    assert list(needed_by(stage_graph(ROOT), ["train@gan"])) == [
+        s for s in order if s in {"index", "download", "downsample", "train@gan"}]
     spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     producer = {}
     for name, stage in spec.items():
@@ -57,7 +57,7 @@ def test_bad_overrides_fail_before_any_stage(tmp_path):
     (["-S", "train_gan.replay"], "-S train_gan.replay: write KEY=VALUE, e.g. -S train_gan.replay=true"),
     (["--sweep", "evaluate.k"], "--sweep evaluate.k: write KEY=V1,V2"),
     (["--sweep", "evaluate.k="], "--sweep evaluate.k=: an empty list of values; write evaluate.k=V1,V2"),
-    (["train_gan", "render", "trainn_vae"], "no stage named trainn_vae in dvc.yaml; the stages are index, "),
+    (["train@gan", "render", "trainn_vae"], "no stage named trainn_vae in dvc.yaml; the stages are index, "),
 ])
 def test_an_override_without_a_value_is_one_line_and_exit_2(tmp_path, args, message):
     project = copy_project(tmp_path)
@@ -284,7 +284,8 @@ def test_scheduled_deployment_runs_on_a_worker_and_a_dask_cluster(built_copy, tm
     assert len(flow_parents) == 1  # one flow run, one parent run
     children = {r.data.tags["latentlab.stage"]: r for r in runs
                 if r.data.tags.get("mlflow.parentRunId") in flow_parents}
-    assert set(children) == {"finetune", "evaluate", "render"}  # the stages DVC reran
+    # the stages DVC reran: evaluate.k is every score's param too
+    assert set(children) == {"finetune", "evaluate", "score@vae", "score@gan", "render"}
     # the flow closed its parent run once its last stage was done
     [parent] = [r for r in runs if r.info.run_id in flow_parents]
     assert parent.info.status == "FINISHED"

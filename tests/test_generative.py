@@ -23,9 +23,10 @@ from latentlab.seeding import seed_everything
 from latentlab.training import diffaugment, shim
 from latentlab.training.budget import plan
 from latentlab.training.checkpoint import Checkpoint
-from latentlab.training.gan import GanTrainer, to_gan_range
+from latentlab.training.gan import GanTrainer
 from latentlab.training.loop import Diverged, Progress, load_checkpoint, run_epochs
 from latentlab.training.replay import ImagePool
+from latentlab.training.stage import to_signed_range
 from latentlab.training.vae import VaeTrainer
 from stages import download, downsample, train_gan, train_vae
 from tests.support.data import make_params, make_rgba_sprites, passes
@@ -168,7 +169,7 @@ def test_spectral_norm_bounds_the_largest_singular_value_and_saves(tmp_path):
 def _batch(trainer, digits, rng):
     images, labels = digits
     index = np.arange(trainer.block.batch_size)
-    return trainer.host_batch(rng, to_gan_range(images[index]), labels[index], 0.0)
+    return trainer.host_batch(rng, to_signed_range(images[index]), labels[index], 0.0)
 
 
 @pytest.mark.parametrize(("loss", "extra"), [
@@ -289,7 +290,7 @@ def test_minibatch_layers_change_what_d_says_of_a_collapsed_batch(digits, miniba
     block = gan_block(minibatch=minibatch)
     d = build_gan(block, SHAPE).discriminator
     plain = build_gan(gan_block(), SHAPE).discriminator
-    images = to_gan_range(digits[0][:8])
+    images = to_signed_range(digits[0][:8])
     collapsed = np.repeat(images[:1], 8, axis=0)
     with_layer = [keras.ops.convert_to_numpy(d(b))[0, 0] for b in (images, collapsed)]
     without = [keras.ops.convert_to_numpy(plain(b))[0, 0] for b in (images, collapsed)]

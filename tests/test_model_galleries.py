@@ -20,11 +20,11 @@ def test_vae_galleries_fit_a_test_split_of_three_images(tmp_path):
     test = np.random.default_rng(0).random((3, 8, 8, 1), dtype=np.float32)
     out = tmp_path / "galleries"
     out.mkdir()
-    items = vae_galleries(out, params.render, Context(test, test, tmp_path, tmp_path, 0))
+    items = vae_galleries(out, params.render, Context(test, test, tmp_path, tmp_path, tmp_path, 0))
     assert [path for path, _ in items] == ["galleries/vae_prior.png",
                                            "galleries/vae_interpolation.png",
                                            "galleries/vae_traversal.png"]
     width, height = Image.open(out / "vae_interpolation.png").size
     assert width > params.render.interpolation_steps / 2 * height  # one row: one pair
-    items = vae_galleries(out, params.render, Context(test[:1], test, tmp_path, tmp_path, 0))
+    items = vae_galleries(out, params.render, Context(test[:1], test, tmp_path, tmp_path, tmp_path, 0))
     assert "galleries/vae_interpolation.png" not in [path for path, _ in items]

@@ -45,6 +45,10 @@ def test_project_params_file_is_valid_and_matches_the_defaults():
         ({"pretrain": {"temperature": 0}}, ["pretrain.temperature", "greater than 0"]),
         ({"evaluate": {"metrics": ["fid"]}}, ["evaluate.metrics.0", "'frechet_distance'", "'kid'"]),
         ({"evaluate": {"metrics": ["kid", "kid"]}}, ["evaluate.metrics", "each generation metric once"]),
+        ({"generators": ["gan", "flow"]}, ["generators.1", "'vae', 'gan' or 'diffusion'"]),
+        ({"generators": ["gan", "gan"]}, ["generators", "list each generator family once"]),
+        ({"train_diffusion": {"min_signal": 0.96}}, ["min_signal must be below max_signal"]),
+        ({"train_diffusion": {"eta": 2}}, ["train_diffusion.eta", "less than or equal to 1"]),
         ([1, 2], ["expected a mapping of blocks"]),
     ],
 )
@@ -151,6 +155,7 @@ def test_a_profile_prints_dvc_flags_that_parse_back_to_valid_params(tmp_path, mo
     assert overrides["finetune.labels_per_class"] == [1, 5, 10]
     params = with_overrides(ROOT, overrides)
     assert params["downsample"]["image_size"] == 64 and params["train_gan"]["spectral_norm"] is True
+    assert params["generators"] == ["vae", "gan", "diffusion"]  # a top-level list, as DVC reads it
 
     for other in sorted((ROOT / "profiles").glob("*.yaml")):  # every profile is valid
         flags = cli.profile_flags(other.stem)

@@ -67,11 +67,13 @@ def test_a_fresh_clone_pulls_the_run_from_a_shared_dvc_remote(built_copy, tmp_pa
 
 
 def test_changed_library_code_reruns_the_stages_that_import_it(built_copy):
-    # latentlab/models/sampling.py is read by evaluate and render, not by any training stage.
+    # latentlab/models/sampling.py is read by evaluate, the scores and render, not by any
+    # training stage.
     path = built_copy / "latentlab/models/sampling.py"
     path.write_text(path.read_text() + "\n# a change\n")
     status = dvc(built_copy, "status", "--json")
-    assert set(yaml.safe_load(status.stdout)) == {"index", "evaluate", "render"}, status.stdout
+    assert set(yaml.safe_load(status.stdout)) == {"index", "evaluate", "score@vae", "score@gan",
+                                                  "render"}, status.stdout
 
 
 def test_two_runs_give_byte_identical_metrics_and_histories(built, rebuilt):
@@ -87,7 +89,7 @@ def test_two_runs_give_byte_identical_metrics_and_histories(built, rebuilt):
 
 def test_an_unlabeled_folder_of_rgba_sprites_runs_to_an_honest_report(unlabeled_built):
     project, output = unlabeled_built
-    assert ran(output) == set(STAGES)
+    assert ran(output) == {*STAGES, "train@diffusion", "score@diffusion"}
     images = np.load(project / "data/prepared/train_images.npy")
     assert images.shape[1:] == (16, 16, 3)
     assert (images[:, 0, 0] == 255).all()  # transparent corners became white
@@ -97,7 +99,11 @@ def test_an_unlabeled_folder_of_rgba_sprites_runs_to_an_honest_report(unlabeled_
     anchors = json.loads((project / "metrics/evaluate/anchors.json").read_text())
     assert anchors["feature_space"] == "autoencoder codings (no labels)"
     assert "classes_covered" not in json.loads((project / "metrics/evaluate/gan.json").read_text())
+    diffusion = json.loads((project / "metrics/evaluate/diffusion.json").read_text())
+    assert {"frechet_distance_at_2_steps", "frechet_distance_at_5_steps", "verdict"} <= set(diffusion)
     html = (project / "reports/index.html").read_text()
+    assert "<td>Diffusion</td>" in html and "diffusion_denoising.png" in html
+    assert "diffusion_fd_steps.png" in html
     assert "Label efficiency: not applicable" in html and "coloured by class" not in html
     for src in re.findall(r"<img src='([^']+)'", html):
         assert (project / "reports" / src).is_file(), src

@@ -16,7 +16,7 @@ from tests.support.servers import MlflowServer, free_port
 pytestmark = pytest.mark.slow
 
 STAGES = {"download", "downsample", "pretrain", "finetune", "train_vae", "train_gan", "evaluator",
-          "evaluate", "render"}
+          "evaluate", "score@vae", "score@gan", "render"}
 REGISTERED = {"latentlab-classifier": "finetune", "latentlab-vae-decoder": "train_vae",
               "latentlab-gan-generator": "train_gan"}
 
@@ -52,7 +52,8 @@ def test_pipeline_runs_land_in_a_real_tracking_server(built):
         assert [v.run_id for v in versions].count(runs[stage].info.run_id) == 1
 
 
-TRAINING = {"pretrain", "finetune", "train_vae", "train_gan", "evaluator", "evaluate"}
+TRAINING = {"pretrain", "finetune", "train_vae", "train_gan", "evaluator", "evaluate", "score@vae",
+            "score@gan"}
 
 
 def test_runs_span_their_stages_and_carry_what_the_mlflow_ui_shows(built):
@@ -89,9 +90,10 @@ def test_runs_span_their_stages_and_carry_what_the_mlflow_ui_shows(built):
         assert sorted(int(p.split("+step+")[1].split("+")[0]) for p in images) == [1, 2], images
         assert all(p.startswith(f"images/{key}+") for p in images)
     # the headline scores under names that need no legend, equal to the metrics they repeat
-    evaluate = runs["evaluate"].data.metrics
-    assert evaluate["GAN FD"] == evaluate["gan.frechet_distance"]
-    assert evaluate["VAE KID"] == evaluate["vae.kid"]
+    gan, vae = runs["score@gan"].data.metrics, runs["score@vae"].data.metrics
+    assert gan["GAN FD"] == gan["gan.frechet_distance"]
+    assert vae["VAE KID"] == vae["vae.kid"]
+    assert runs["score@gan"].data.tags["mlflow.source.name"] == "stages/score.py"
     finetune = runs["finetune"].data.metrics
     assert finetune["accuracy 30 labels pretrained"] == finetune["labels_30.pretrained_mean"]
     assert runs["pretrain"].data.metrics["autoencoder val MSE"] == runs["pretrain"].data.metrics["val_mse"]
@@ -124,7 +126,7 @@ def test_a_second_execution_is_a_second_parent_with_new_model_versions(built, bu
     parent = client.get_run(newest.run_id).data.tags["mlflow.parentRunId"]
     assert parent != built.parent_run_id
     rerun = {r.data.tags["latentlab.stage"] for r in runs_of(client, parent)}
-    assert rerun == {"train_gan", "evaluate", "render"}  # only what the change reran
+    assert rerun == {"train_gan", "score@gan", "render"}  # only what the change reran
 
     finished_gan_runs = [r for r in runs_of(client) if r.info.status == "FINISHED"
                          and r.data.tags.get("latentlab.stage") == "train_gan"]
@@ -134,8 +136,8 @@ def test_a_second_execution_is_a_second_parent_with_new_model_versions(built, bu
     # Which data and which DVC experiment each run was, with its generation metrics.
     experiment = client.get_run(newest.run_id).data.tags["latentlab.dvc_experiment"]
     assert experiment and f"<td>{experiment}</td>" in report
-    generation = report.split("<h3 id='generation-last")[1].split("</table>")[0]
-    for column in ("dataset", "image", "dvc_exp", "GAN FD ↓", "GAN KID ↓", "VAE FD ↓"):
+    generation = report.split("<h3 id='generation-gan-last")[1].split("</table>")[0]
+    for column in ("dataset", "image", "dvc_exp", "GAN FD ↓", "GAN KID ↓"):
         assert f"<th>{column}</th>" in generation
     assert "<td>digits</td><td>8×8×1</td>" in generation
     compare = subprocess.run([sys.executable, "-m", "latentlab.compare", "--stage", "train_gan"],
@@ -151,14 +153,14 @@ def test_a_tracking_outage_loses_nothing(built_copy, tmp_path):
     # A GAN knob reruns the GAN and what reads it, never the autoencoder or the VAE. DVC writes
     # the value in YAML 1.2 (1e-05), which the stage must read as a float.
     proc = dvc(built_copy, "exp", "run", "-S", "train_gan.learning_rate=0.00001", tracking=down.url)
-    assert ran(proc) == {"index", "train_gan", "evaluate", "render"}, proc.stdout
+    assert ran(proc) == {"index", "train@gan", "score@gan", "render"}, proc.stdout
     assert "learning_rate: 1e-05" in (built_copy / "params.yaml").read_text()
     resolved = yaml.safe_load((built_copy / "models/gan/params.resolved.yaml").read_text())
     assert resolved["train_gan"]["learning_rate"] == 1e-05
     assert proc.stderr.count("MLflow unreachable") == 3, proc.stderr[-3000:]
     assert (built_copy / "reports/index.html").is_file()  # every output is written
     pending = sorted((built_copy / "mlflow-pending").iterdir())
-    assert sorted(p.name.split("-")[2] for p in pending) == ["evaluate", "render", "train_gan"]
+    assert sorted(p.name.split("-")[2] for p in pending) == ["render", "score@gan", "train_gan"]
     keys = {json.loads((p / "record.json").read_text())["pipeline_key"] for p in pending}
     assert len(keys) == 1 and None not in keys
 
@@ -174,7 +176,7 @@ def test_a_tracking_outage_loses_nothing(built_copy, tmp_path):
         parents = [r for r in runs if r.data.tags.get("latentlab.kind") == "pipeline"]
         assert [p.data.tags["latentlab.pipeline_key"] for p in parents] == list(keys)
         children = {r.data.tags["latentlab.stage"]: r for r in runs_of(client, parents[0].info.run_id)}
-        assert set(children) == {"train_gan", "evaluate", "render"}  # synced runs join one parent
+        assert set(children) == {"train_gan", "score@gan", "render"}  # synced runs join one parent
         assert all(r.info.status == "FINISHED" for r in children.values())
         assert "final_d_loss" in children["train_gan"].data.metrics
         assert client.search_model_versions("name='latentlab-gan-generator'")

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 
 from latentlab.compare import generation_columns
-from latentlab.evaluation import evaluate_models, generation_verdict
+from latentlab.evaluation import evaluate_base, evaluate_family, generation_verdict
 from latentlab.generators import FAMILIES, Family, register
 from latentlab.models.gan import build_gan
 from latentlab.report import tables
@@ -36,9 +36,12 @@ def test_an_untrained_generator_learned_nothing_and_a_trained_one_did(digits_pre
     shutil.copy(models / "gan/generator.keras", models / "toy/generator.keras")
     (models / "toy/training.json").write_text(json.dumps({"images_seen": 640, "train_images": 1439}))
 
-    def judged():
-        return evaluate_models(params.evaluate, digits_prepared, models,
-                               models / "evaluator/evaluator.keras", seed=0)["gan"]
+    evaluator_path = models / "evaluator/evaluator.keras"
+    base = evaluate_base(params.evaluate, digits_prepared, models, evaluator_path, seed=0)
+
+    def judged(family=FAMILIES["gan"]):
+        return evaluate_family(family, params.evaluate, digits_prepared, models, evaluator_path,
+                               seed=0, base=base)
 
     untrained = judged()
     assert untrained["verdict"].startswith("no better than per-pixel noise")
@@ -61,8 +64,8 @@ def test_an_untrained_generator_learned_nothing_and_a_trained_one_did(digits_pre
                  low_recall="it is a toy", history=("loss",))
     register(toy)
     try:
-        results = evaluate_models(params.evaluate, digits_prepared, models,
-                                  models / "evaluator/evaluator.keras", seed=0)
+        results = {**base, **{f.name: judged(f) for f in FAMILIES.values()
+                              if f.name != "diffusion"}}
         assert results["toy"]["verdict"].startswith("no better than per-pixel noise")
         assert "raise train_toy.images_seen" in results["toy"]["verdict"]
         metrics = {f"evaluate/{name}": values for name, values in results.items()}

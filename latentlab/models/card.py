@@ -16,12 +16,15 @@ CARD = "model.json"
 
 @dataclass
 class ModelCard:
-    family: str                          # "gan", "vae"
+    family: str                          # "gan", "vae", "diffusion"
     network: str                         # the file that draws images: "generator.keras"
     image_shape: list[int]               # what it draws: [H, W, C]
     pixel_range: list[float]             # its output range: [-1, 1] (tanh) or [0, 1] (sigmoid)
     latent: int                          # the size of the noise it draws from
     classes: list[str] | None = None     # class-conditional: the class names, in label order
+    # diffusion: its schedule and default sampling (prediction, min/max_signal, steps, eta,
+    # guidance)
+    sampler: dict | None = None
 
     def to_unit(self, images: np.ndarray) -> np.ndarray:
         """The network's output as floats in [0, 1]."""
@@ -40,8 +43,13 @@ class ModelCard:
                          f"({', '.join(self.classes)})")
 
 
+def fields(card: ModelCard) -> dict:
+    """What the card file and the MLflow metadata hold (no ``sampler`` but a diffusion model's)."""
+    return {k: v for k, v in asdict(card).items() if k != "sampler" or v is not None}
+
+
 def write_card(directory: Path, card: ModelCard) -> None:
-    (directory / CARD).write_text(json.dumps(asdict(card), indent=2) + "\n")
+    (directory / CARD).write_text(json.dumps(fields(card), indent=2) + "\n")
 
 
 def card_of(model_path: Path) -> ModelCard | None:

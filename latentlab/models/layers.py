@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import ops
 
@@ -187,3 +189,24 @@ class SNConv2D(_SpectralNorm, keras.layers.Conv2D):
         if self.use_bias:
             x = x + self.bias
         return self.activation(x) if self.activation is not None else x
+
+
+@keras.saving.register_keras_serializable("latentlab")
+class TimeEmbedding(keras.layers.Layer):
+    """``t`` in [0, 1] (shape (batch, 1)) → sinusoids at ``dim // 2`` geometric frequencies."""
+
+    def __init__(self, dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.dim = dim
+
+    def call(self, t):
+        half = self.dim // 2
+        frequencies = ops.exp(ops.arange(half, dtype="float32") * (-math.log(10_000.0) / half))
+        angles = 1000.0 * ops.cast(t, "float32") * frequencies[None, :]
+        return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 2 * (self.dim // 2))
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim}

@@ -1,4 +1,5 @@
-"""Drawing images from trained generators, as floats in [0, 1]."""
+"""Drawing images from trained generators, as floats in [0, 1]: ``(network, n, seed, card)``,
+the card (`models.card`) being what the network's stage wrote beside it."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ import keras
 import numpy as np
 
 
-def vae_samples(decoder: keras.Model, n: int, seed: int) -> np.ndarray:
+def vae_samples(decoder: keras.Model, n: int, seed: int, card=None) -> np.ndarray:
     latent = decoder.input_shape[-1]
     z = np.random.default_rng(seed).standard_normal((n, latent)).astype(np.float32)
     return decoder.predict(z, batch_size=500, verbose=0)
 
 
-def gan_samples(generator: keras.Model, n: int, seed: int) -> np.ndarray:
+def gan_samples(generator: keras.Model, n: int, seed: int, card=None) -> np.ndarray:
     """Samples of an (optionally conditional) generator; conditional ones get uniform classes."""
     rng = np.random.default_rng(seed)
     inputs = generator.inputs

@@ -29,19 +29,11 @@ from latentlab.training.loop import (
     initial_state,
 )
 from latentlab.training.replay import ImagePool
+from latentlab.training.stage import to_signed_range
 
 log = logging.getLogger(__name__)
 
 CHECK_EVERY = 50  # steps between NaN checks (each check waits for the device)
-
-
-def to_gan_range(images: np.ndarray) -> np.ndarray:
-    return images.astype(np.float32) / 127.5 - 1.0
-
-
-def from_gan_range(images) -> np.ndarray:
-    images = np.asarray(keras.ops.convert_to_numpy(images))
-    return np.clip((images + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
 
 
 class GanTrainer:
@@ -219,7 +211,7 @@ class GanTrainer:
             epoch_logs = EpochLogs(epoch, directory, progress.epoch, CHECK_EVERY)
             for step in range(steps):
                 index = np.sort(order[step * block.batch_size:(step + 1) * block.batch_size])
-                real = to_gan_range(images[index])
+                real = to_signed_range(images[index])
                 batch = self.host_batch(rng, real, labels[index] if self.gan.n_classes else None,
                                         noise_std)
                 batch = shim.shard(batch, block.batch_size)

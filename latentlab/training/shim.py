@@ -163,3 +163,14 @@ def jit(fn: Callable, updates_state: bool = True) -> Callable:
         return (state, outputs) if updates_state else outputs
 
     return wrapper
+
+
+def moving_average(net_state: dict, values: list, decay) -> dict:
+    """``net_state`` with its trainable values moved towards ``values``: ``decay × own + (1 −
+    decay) × values`` (the EMA weights a diffusion model samples with)."""
+    if functional():
+        return {**net_state, "trainable": [decay * own + (1.0 - decay) * new for own, new
+                                           in zip(net_state["trainable"], values)]}
+    for own, new in zip(net_state["trainable"], values):
+        own.assign(decay * own.value + (1.0 - decay) * new.value)
+    return net_state

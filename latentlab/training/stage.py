@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from latentlab.data.prepared import load_split
@@ -24,6 +25,17 @@ def train_and_val(prepared: Path, stage: str, max_train_images: int, seed: int):
         keep = np.sort(np.random.default_rng(seed).choice(len(train), max_train_images, False))
         train, labels = train[keep], labels[keep]
     return train, labels, val
+
+
+def to_signed_range(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels as floats in [-1, 1]: what the GAN and the diffusion model train on."""
+    return images.astype(np.float32) / 127.5 - 1.0
+
+
+def from_signed_range(images) -> np.ndarray:
+    """A network's [-1, 1] output (any backend's tensor) as uint8 pixels."""
+    images = np.asarray(keras.ops.convert_to_numpy(images))
+    return np.clip((images + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
 
 
 def save_frame(images: np.ndarray, frames: Path, epoch: int, columns: int) -> None:

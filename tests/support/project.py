@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -58,19 +59,22 @@ def set_params(project: Path, **blocks: dict) -> None:
     path = project / "params.yaml"
     params = yaml.safe_load(path.read_text())
     for block, values in blocks.items():
-        params[block].update(values)
+        if isinstance(values, dict):
+            params[block].update(values)
+        else:  # a top-level list: generators
+            params[block] = values
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-STAGES = ("index", "download", "downsample", "pretrain", "finetune", "train_vae", "train_gan",
-          "evaluator", "evaluate", "render")
+STAGES = ("index", "download", "downsample", "pretrain", "finetune", "train@vae", "train@gan",
+          "evaluator", "evaluate", "score@vae", "score@gan", "render")  # the default generators
 
 
 def ran(output: str | subprocess.CompletedProcess) -> set[str]:
     """The stages a `dvc repro` / `dvc exp run` output says it ran."""
     if isinstance(output, subprocess.CompletedProcess):
         output = output.stdout + output.stderr
-    return {s for s in STAGES if f"Running stage '{s}'" in output}
+    return set(re.findall(r"Running stage '([^']+)'", output))
 
 
 def dvc_env(tracking: str | None = None) -> dict:

@@ -1,0 +1,117 @@
+"""Stage `train_diffusion`: a U-Net denoiser on a cosine schedule, sampled by DDIM."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from latentlab.data.prepared import fingerprint, is_labeled, read_meta
+from latentlab.errors import UserError
+from latentlab.io import staged_dir, write_json
+from latentlab.models import diffusion as d
+from latentlab.models.card import ModelCard, write_card
+from latentlab.params import Params, save_resolved
+from latentlab.seeding import seed_everything
+from latentlab.stage_runner import run_stage
+from latentlab.tracking import ModelSpec, track_stage
+from latentlab.training.budget import plan_block
+from latentlab.training.diffusion import DiffusionTrainer, settings
+from latentlab.training.loop import resume, run_epochs, write_back
+from latentlab.training.stage import (
+    copy_frames,
+    from_signed_range,
+    save_frame,
+    train_and_val,
+    write_outputs,
+)
+
+log = logging.getLogger(__name__)
+
+PREPARED = Path("data/prepared")
+MODELS = Path("models/diffusion")
+CHECKPOINTS = Path("checkpoints/train_diffusion")
+METRICS = Path("metrics/diffusion.json")
+HISTORY = Path("plots/diffusion_history.csv")
+SAMPLES = Path("reports/diffusion")
+
+
+def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
+        checkpoints: Path = CHECKPOINTS, metrics_path: Path = METRICS,
+        history_path: Path = HISTORY, samples_dir: Path = SAMPLES) -> dict:
+    block, seed = params.train_diffusion, params.base.seed
+    seed_everything(seed)
+    train, labels, _ = train_and_val(prepared, "train_diffusion", block.max_train_images, seed)
+    class_names = None
+    if block.conditional:
+        meta = read_meta(prepared)
+        if not is_labeled(meta, labels):
+            raise UserError("train_diffusion.conditional=true needs a labeled dataset with two "
+                            "classes or more; this one has not: set train_diffusion.conditional="
+                            "false")
+        class_names = list(meta["class_names"])
+    n_classes = len(class_names or ())
+    shape = tuple(int(s) for s in train.shape[1:])
+    widths = d.unet_widths(block.widths, shape[0], block.width)
+    denoiser = d.build_denoiser(shape, widths, block.blocks, n_classes)
+    ema = d.build_denoiser(shape, widths, block.blocks, n_classes)
+    trainer = DiffusionTrainer(denoiser, ema, block, n_classes, seed)
+    budget = plan_block(block, len(train))
+    log.info(budget.describe("train_diffusion"))
+    # Sampling settings do not change training: a new steps/eta/guidance keeps the checkpoint.
+    exclude = tuple(f"train_diffusion.{k}" for k in ("images_seen", "steps", "eta", "guidance",
+                                                      "grid_size"))
+    key = "-".join([params.block_hash("base", "train_diffusion", exclude=exclude),
+                    fingerprint(prepared, ("train",))])
+    state, progress = resume(checkpoints, key, trainer.initial_state(), budget.epochs)
+    g = block.grid_size
+    grid_labels = np.repeat(np.arange(g) % n_classes, g) if n_classes else None  # a class a row
+
+    def on_epoch_end(epoch: int, state: dict) -> None:
+        images = d.generate(trainer.sampler(state), shape, g * g, seed, settings(block),
+                            labels=grid_labels, n_classes=n_classes)
+        save_frame(from_signed_range(images), checkpoints / "frames", epoch, g)
+
+    start, first_epoch = time.perf_counter(), progress.epoch + 1
+    state, progress = run_epochs(
+        epochs=budget.epochs, directory=checkpoints, state=state, progress=progress,
+        run_epoch=trainer.epoch_runner(train, labels, budget, checkpoints),
+        on_epoch_end=on_epoch_end, epoch_images=budget.epoch_images)
+    seconds = time.perf_counter() - start
+    trained_images = (budget.epochs - first_epoch) * budget.epoch_images
+    write_back(trainer.nets, state)
+    if trained_images:
+        log.info("train_diffusion: %.1f images/s over %d images", trained_images / seconds,
+                 trained_images)
+    trained = budget.record(progress.epoch + 1)
+    metrics = {
+        **{f"final_{k}": v[-1] for k, v in progress.history.items()},
+        "epochs_trained": progress.epoch + 1,
+        "images_seen": trained["images_seen"],
+    }
+    with staged_dir(models_dir) as staging, staged_dir(samples_dir) as samples:
+        ema.save(staging / "denoiser.keras")  # the EMA weights: what samples
+        write_card(staging, ModelCard("diffusion", "denoiser.keras", list(shape), [-1.0, 1.0],
+                                      int(np.prod(shape)), class_names, settings(block)))
+        save_resolved(params, ["base", "train_diffusion"], staging / "params.resolved.yaml")
+        write_json(staging / "training.json", trained)
+        copy_frames(checkpoints / "frames", samples / "progress")
+    write_outputs(metrics, metrics_path, progress.history, history_path)
+    log.info("train_diffusion: %s", metrics)
+    return metrics
+
+
+def main() -> None:
+    run_stage("train_diffusion", run, lambda p: track_stage(
+        "train_diffusion", p, ["base", "train_diffusion"], metrics_files=[METRICS],
+        histories=[HISTORY], artifacts=[SAMPLES],
+        frames={"diffusion_samples": SAMPLES / "progress"},
+        models=[ModelSpec(str(MODELS / "denoiser.keras"), "denoiser",
+                          "latentlab-diffusion-denoiser")],
+        datasets=PREPARED))
+
+
+if __name__ == "__main__":
+    main()
