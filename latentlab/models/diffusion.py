@@ -8,7 +8,7 @@ linear in ``t`` between those of ``max_signal`` and ``min_signal``. The network 
 ``prediction=v``, ``v = α ε − σ x₀`` (Salimans & Ho 2022). Images are in [-1, 1].
 
 The U-Net (Ho et al. 2020) follows the image size as the DCGAN does: one level per halving of
-the side down to ≤ 7 (28: 28, 14, 7; 64: 64, 32, 16, 8), each level ``blocks`` residual blocks
+the side down to ≤ 7 (28: 28, 14, 7; 64: 64, 32, 16, 8, 4), each level ``blocks`` residual blocks
 (GroupNorm, swish, the time embedding added in), self-attention at the lowest resolution, skip
 connections across.
 """
