@@ -19,7 +19,6 @@ import math
 
 import keras
 import numpy as np
-from keras import ops
 
 from latentlab.models.blocks import conv_widths
 from latentlab.models.layers import TimeEmbedding
