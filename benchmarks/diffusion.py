@@ -23,7 +23,6 @@ from pathlib import Path
 from benchmarks import write_result
 from latentlab.generators import FAMILIES
 from latentlab.params import DiffusionBlock, load_params, read_yaml
-from latentlab.training.diffusion import DiffusionTrainer  # noqa: F401 - imported before timing
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

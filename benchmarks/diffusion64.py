@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
 from benchmarks import write_result
-from benchmarks.datasets import make_labeled_rgb64
-from benchmarks.gan64 import GRIDS, judge
+from benchmarks.gan64 import GRIDS, judge, labeled_project
 from latentlab.params import load_params
-from tests.support.project import commit_all, copy_project, dvc, set_params
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "diffusion64.json"
@@ -48,15 +45,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=1250)
     parser.add_argument("--work", type=Path, default=None, help="keep the project here")
     args = parser.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="latentlab-gan64-"))
-    project = work / "project"
-    if not (project / "models/evaluator/evaluator.keras").is_file():
-        copy_project(work)
-        make_labeled_rgb64(work / "rgb64", args.per_class, split="train")
-        set_params(project, data={"source": "folder", "local_dir": str(work / "rgb64")},
-                   downsample={"image_size": 64, "channels": 3})
-        commit_all(project, "gan64 params")
-        dvc(project, "repro", "evaluator")
+    project = labeled_project(args.work, args.per_class)
 
     import keras
 

@@ -59,6 +59,23 @@ def train_gan(project: Path, values: dict, epochs: int) -> float:
     return int(found[2]) / float(found[1]) if found else 0.0
 
 
+def labeled_project(work: Path | None, per_class: int) -> Path:
+    """The project on the labeled 64×64×3 folder, downsampled and its evaluator trained: made in
+    ``work`` (a new temporary folder when None) unless it is there already."""
+    work = work or Path(tempfile.mkdtemp(prefix="latentlab-gan64-"))
+    project = work / "project"
+    if not (project / "models/evaluator/evaluator.keras").is_file():
+        copy_project(work)
+        make_labeled_rgb64(work / "rgb64", per_class, split="train")
+        set_params(project, data={"source": "folder", "local_dir": str(work / "rgb64")},
+                   downsample={"image_size": 64, "channels": 3})
+        commit_all(project, "gan64 params")
+        started = time.perf_counter()
+        dvc(project, "repro", "evaluator")
+        print(f"data and evaluator: {time.perf_counter() - started:.0f} s", flush=True)
+    return project
+
+
 def judge(project: Path, seed: int):
     """The `evaluate` stage's scorer on the test split, and the anchors' scores."""
     import keras
@@ -88,17 +105,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=1250)
     parser.add_argument("--work", type=Path, default=None, help="keep the project here")
     args = parser.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="latentlab-gan64-"))
-    project = work / "project"
-    if not (project / "models/evaluator/evaluator.keras").is_file():
-        copy_project(work)
-        make_labeled_rgb64(work / "rgb64", args.per_class, split="train")
-        set_params(project, data={"source": "folder", "local_dir": str(work / "rgb64")},
-                   downsample={"image_size": 64, "channels": 3})
-        commit_all(project, "gan64 params")
-        started = time.perf_counter()
-        dvc(project, "repro", "evaluator")
-        print(f"data and evaluator: {time.perf_counter() - started:.0f} s", flush=True)
+    project = labeled_project(args.work, args.per_class)
 
     import keras
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
 
-from latentlab.data.prepared import fingerprint, is_labeled, read_meta
-from latentlab.errors import UserError
+from latentlab.data.prepared import fingerprint
 from latentlab.io import staged_dir, write_json
 from latentlab.models import diffusion as d
 from latentlab.models.card import ModelCard, write_card
@@ -19,8 +17,9 @@ from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
 from latentlab.training.budget import plan_block
 from latentlab.training.diffusion import DiffusionTrainer, settings
-from latentlab.training.loop import resume, run_epochs, write_back
+from latentlab.training.loop import resume, train_loop
 from latentlab.training.stage import (
+    class_names,
     copy_frames,
     from_signed_range,
     save_frame,
@@ -44,15 +43,9 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     block, seed = params.train_diffusion, params.base.seed
     seed_everything(seed)
     train, labels, _ = train_and_val(prepared, "train_diffusion", block.max_train_images, seed)
-    class_names = None
-    if block.conditional:
-        meta = read_meta(prepared)
-        if not is_labeled(meta, labels):
-            raise UserError("train_diffusion.conditional=true needs a labeled dataset with two "
-                            "classes or more; this one has not: set train_diffusion.conditional="
-                            "false")
-        class_names = list(meta["class_names"])
-    n_classes = len(class_names or ())
+    # a conditional model's classes
+    classes = class_names(prepared, labels, "train_diffusion") if block.conditional else None
+    n_classes = len(classes or ())
     shape = tuple(int(s) for s in train.shape[1:])
     widths = d.unet_widths(block.widths, shape[0], block.width)
     denoiser = d.build_denoiser(shape, widths, block.blocks, n_classes)
@@ -74,27 +67,12 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
                             labels=grid_labels, n_classes=n_classes)
         save_frame(from_signed_range(images), checkpoints / "frames", epoch, g)
 
-    start, first_epoch = time.perf_counter(), progress.epoch + 1
-    state, progress = run_epochs(
-        epochs=budget.epochs, directory=checkpoints, state=state, progress=progress,
-        run_epoch=trainer.epoch_runner(train, labels, budget, checkpoints),
-        on_epoch_end=on_epoch_end, epoch_images=budget.epoch_images)
-    seconds = time.perf_counter() - start
-    trained_images = (budget.epochs - first_epoch) * budget.epoch_images
-    write_back(trainer.nets, state)
-    if trained_images:
-        log.info("train_diffusion: %.1f images/s over %d images", trained_images / seconds,
-                 trained_images)
-    trained = budget.record(progress.epoch + 1)
-    metrics = {
-        **{f"final_{k}": v[-1] for k, v in progress.history.items()},
-        "epochs_trained": progress.epoch + 1,
-        "images_seen": trained["images_seen"],
-    }
+    progress, trained, metrics = train_loop("train_diffusion", trainer, train, labels, budget,
+                                            checkpoints, state, progress, on_epoch_end)
     with staged_dir(models_dir) as staging, staged_dir(samples_dir) as samples:
         ema.save(staging / "denoiser.keras")  # the EMA weights: what samples
         write_card(staging, ModelCard("diffusion", "denoiser.keras", list(shape), [-1.0, 1.0],
-                                      int(np.prod(shape)), class_names, settings(block)))
+                                      int(np.prod(shape)), classes, settings(block)))
         save_resolved(params, ["base", "train_diffusion"], staging / "params.resolved.yaml")
         write_json(staging / "training.json", trained)
         copy_frames(checkpoints / "frames", samples / "progress")

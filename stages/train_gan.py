@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
 
-from latentlab.data.prepared import fingerprint, is_labeled, read_meta
-from latentlab.errors import UserError
+from latentlab.data.prepared import fingerprint
 from latentlab.io import staged_dir, write_json
 from latentlab.models.card import ModelCard, write_card
 from latentlab.models.gan import build_gan
@@ -19,8 +17,9 @@ from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
 from latentlab.training.budget import plan_block
 from latentlab.training.gan import GanTrainer
-from latentlab.training.loop import resume, run_epochs, write_back
+from latentlab.training.loop import resume, train_loop
 from latentlab.training.stage import (
+    class_names,
     copy_frames,
     from_signed_range,
     save_frame,
@@ -56,14 +55,9 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     if len(train) < block.batch_size:  # a tiny dataset: batches drawn from repeated passes
         log.warning("train_gan: a batch of %d is more than the %d train images, so each batch "
                     "repeats some of them", block.batch_size, len(train))
-    class_names = None  # a conditional GAN's classes
-    if block.conditional:
-        meta = read_meta(prepared)
-        if not is_labeled(meta, labels):
-            raise UserError("train_gan.conditional=true needs a labeled dataset with two classes "
-                            "or more; this one has not: set train_gan.conditional=false")
-        class_names = list(meta["class_names"])
-    n_classes = len(class_names or ())
+    # a conditional model's classes
+    classes = class_names(prepared, labels, "train_gan") if block.conditional else None
+    n_classes = len(classes or ())
     shape = tuple(train.shape[1:])
     gan = build_gan(block, shape, n_classes)
     trainer = GanTrainer(gan, block, seed)
@@ -81,29 +75,13 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
         save_frame(from_signed_range(trainer.sample(state, noise, noise_labels)),
                    checkpoints / "frames", epoch, block.grid_size)
 
-    start, first_epoch = time.perf_counter(), progress.epoch + 1
-    state, progress = run_epochs(
-        epochs=budget.epochs, directory=checkpoints, state=state, progress=progress,
-        run_epoch=trainer.epoch_runner(train, labels, budget, checkpoints),
-        on_epoch_end=on_epoch_end, epoch_images=budget.epoch_images)
-    seconds = time.perf_counter() - start
-    trained_images = (budget.epochs - first_epoch) * budget.epoch_images
-    write_back(trainer.nets, state)
-    # Throughput goes to the log, not the metrics file: metrics files repeat exactly per seed.
-    if trained_images:
-        log.info("train_gan: %.1f images/s over %d images", trained_images / seconds,
-                 trained_images)
-    trained = budget.record(progress.epoch + 1)
-    metrics = {
-        **{f"final_{k}": v[-1] for k, v in progress.history.items()},
-        "epochs_trained": progress.epoch + 1,
-        "images_seen": trained["images_seen"],
-    }
+    progress, trained, metrics = train_loop("train_gan", trainer, train, labels, budget,
+                                            checkpoints, state, progress, on_epoch_end)
     with staged_dir(models_dir) as staging, staged_dir(samples_dir) as samples:
         gan.generator.save(staging / "generator.keras")
         gan.discriminator.save(staging / "discriminator.keras")
         write_card(staging, ModelCard("gan", "generator.keras", list(shape), [-1.0, 1.0],
-                                      block.latent, class_names))
+                                      block.latent, classes))
         save_resolved(params, ["base", "train_gan"], staging / "params.resolved.yaml")
         write_json(staging / "training.json", trained)
         copy_frames(checkpoints / "frames", samples / "progress")

@@ -21,6 +21,7 @@ import numpy as np
 
 from latentlab.errors import UserError
 from latentlab.training import shim
+from latentlab.training.budget import Budget
 from latentlab.training.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
@@ -213,3 +214,30 @@ def resume(directory: Path, key: str, template: dict, epochs: int) -> tuple[dict
     log.info("resuming from the checkpoint after epoch %d of %d in %s", progress.epoch + 1, epochs,
              directory)
     return state, progress
+
+
+def train_loop(stage: str, trainer, images: np.ndarray, labels: np.ndarray, budget: Budget,
+               checkpoints: Path, state: dict, progress: Progress,
+               on_epoch_end: Callable[[int, dict], None]) -> tuple[Progress, dict, dict]:
+    """The epochs of a custom loop (the GAN's, the diffusion model's) still to run, checkpointed;
+    the state then written back into the trainer's networks. Returns the progress, what the run
+    trained (`Budget.record`) and the metrics: each loss's last epoch, epochs and images seen.
+    Throughput goes to the log, not the metrics: metrics files repeat exactly per seed."""
+    start, first_epoch = time.perf_counter(), progress.epoch + 1
+    state, progress = run_epochs(
+        epochs=budget.epochs, directory=checkpoints, state=state, progress=progress,
+        run_epoch=trainer.epoch_runner(images, labels, budget, checkpoints),
+        on_epoch_end=on_epoch_end, epoch_images=budget.epoch_images)
+    seconds = time.perf_counter() - start
+    trained_images = (budget.epochs - first_epoch) * budget.epoch_images
+    write_back(trainer.nets, state)
+    if trained_images:
+        log.info("%s: %.1f images/s over %d images", stage, trained_images / seconds,
+                 trained_images)
+    trained = budget.record(progress.epoch + 1)
+    metrics = {
+        **{f"final_{k}": v[-1] for k, v in progress.history.items()},
+        "epochs_trained": progress.epoch + 1,
+        "images_seen": trained["images_seen"],
+    }
+    return progress, trained, metrics

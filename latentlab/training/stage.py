@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from latentlab.data.prepared import load_split
+from latentlab.data.prepared import is_labeled, load_split, read_meta
 from latentlab.errors import UserError
 from latentlab.galleries import save_grid
 from latentlab.training.fit import write_history
@@ -25,6 +25,15 @@ def train_and_val(prepared: Path, stage: str, max_train_images: int, seed: int):
         keep = np.sort(np.random.default_rng(seed).choice(len(train), max_train_images, False))
         train, labels = train[keep], labels[keep]
     return train, labels, val
+
+
+def class_names(prepared: Path, labels: np.ndarray, stage: str) -> list[str]:
+    """The classes a class-conditional model is trained on; a UserError when the data has none."""
+    meta = read_meta(prepared)
+    if not is_labeled(meta, labels):
+        raise UserError(f"{stage}.conditional=true needs a labeled dataset with two classes or "
+                        f"more; this one has not: set {stage}.conditional=false")
+    return list(meta["class_names"])
 
 
 def to_signed_range(images: np.ndarray) -> np.ndarray:
