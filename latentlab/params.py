@@ -191,7 +191,8 @@ class PretrainBlock(Block):
 class FinetuneBlock(Block):
     """The ``finetune`` stage: classifiers on small labeled subsets, pretrained vs scratch."""
 
-    # Points of the label-efficiency curve, in labels per class; 0 = every labeled train image.
+    # Points of the label-efficiency curve, in labels per class; 0 = every labeled train image
+    # (one subset whatever the seed: trained once).
     labels_per_class: list[Annotated[int, Field(ge=0)]] = [10, 50, 100]
     seeds: Annotated[int, Field(ge=1, le=100)] = 3
     head_units: Annotated[int, Field(ge=0, le=65_536)] = 64  # 0 = softmax right on the codings
@@ -205,8 +206,9 @@ class FinetuneBlock(Block):
     augment: Literal["none", "shift", "shift_flip"] = "none"  # training-time only
     augment_shift: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.1
     # Semi-supervised fine-tuning beside the supervised one: fixmatch adds two classifiers to
-    # every point (from the pretrained encoder and from scratch) trained on the labeled subset
-    # and the unlabeled train images (`training/semi_supervised.py`).
+    # every point, the pretrained and the scratch one trained further (semi_steps, at the
+    # fine-tune's learning rate) on the labeled subset and the unlabeled train images
+    # (`training/semi_supervised.py`).
     semi_supervised: Literal["none", "fixmatch"] = "none"
     semi_steps: Annotated[int, Field(ge=1, le=10_000_000)] = 640
     semi_ratio: Annotated[int, Field(ge=1, le=64)] = 3          # unlabeled images per labeled one

@@ -73,8 +73,8 @@ def _label_efficiency(curve: dict) -> Table:
                "codings; pixel LogReg and pixel k-NN = logistic regression and 4-nearest-neighbours "
                "on the raw pixels of the same labeled images, the baselines to beat; ")
     if any(kind == "semi_pretrained" for kind, _ in shown):
-        caption += ("semi pretrained and semi scratch = the same two networks trained on the "
-                    "labeled images and, without their labels, every train image (FixMatch); ")
+        caption += ("semi pretrained and semi scratch = those two networks trained further on "
+                    "the labeled images and, without their labels, every train image (FixMatch); ")
     caption += "gain = pretrained − scratch."
     fewest = min(curve.values(), key=lambda e: e["labels"])
     baselines = {label: fewest[f"{kind}_mean"] for kind, label in LABEL_KINDS

@@ -19,6 +19,7 @@ from latentlab.training.label_efficiency import (
     load_data,
     pixel_baselines,
     subsets,
+    train_pretrained,
     train_semi,
 )
 from stages import finetune, pretrain
@@ -187,10 +188,26 @@ def test_fixmatch_adds_two_classifiers_that_never_read_the_unlabeled_images_labe
     shuffled = np.array(data.train_y)
     shuffled[others] = np.random.default_rng(0).permutation(shuffled[others])
     assert (shuffled != data.train_y).any()
-    weights = [train_semi("semi_pretrained", encoder, params.finetune, d, index, 7).get_weights()
+    x, y = as_float(data.train_x[index]), data.train_y[index]
+    start = train_pretrained(encoder, params.finetune, data.n_classes, x, y)
+    before = start.get_weights()
+    weights = [train_semi("semi_pretrained", start, params.finetune, d, index, 7).get_weights()
                for d in (data, dataclasses.replace(data, train_y=shuffled))]
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
+    # It trains a copy: the supervised model it starts from is scored as it was.
+    for a, b in zip(before, start.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert any((a != b).any() for a, b in zip(before, weights[0]))
+
+
+def test_every_label_is_one_subset_trained_once_whatever_the_seeds(digits_prepared):
+    data = load_data(digits_prepared)
+    block = make_params(finetune={**FINETUNE, "labels_per_class": [0, 2], "seeds": 3}).finetune
+    plan = subsets(block, data.train_y, 0)
+    assert sorted(plan) == [(0, 0), (2, 0), (2, 1), (2, 2)]
+    assert len(plan[(0, 0)]) == len(data.train_y)
+    assert len({tuple(plan[(2, s)]) for s in range(3)}) == 3  # other seeds, other small subsets
 
 
 def test_finetune_rejects_more_labels_than_a_class_has_before_training(trained, digits_prepared):

@@ -7,9 +7,9 @@ same nested, stratified subset and scored on the test split:
   network at a lower learning rate;
 - scratch: the same network freshly initialised, same subset, same epochs and learning rates;
 - probe: a logistic regression on the frozen pretrained codings;
-- with ``semi_supervised: fixmatch``, semi pretrained and semi scratch: the pretrained encoder
-  and a fresh one, each with a head, trained on the subset and the unlabeled train images
-  (`semi_supervised.py`), whose labels they never read.
+- with ``semi_supervised: fixmatch``, semi pretrained and semi scratch: copies of the two
+  supervised models above, trained further on the subset and the unlabeled train images
+  (`semi_supervised.py`, at the fine-tune's learning rate), whose labels they never read.
 
 Beside them, what needs no network at all, on the same subsets: the baselines every number above
 has to beat, a logistic regression and a k-nearest-neighbours classifier (4 neighbours weighted by
@@ -94,12 +94,13 @@ def load_data(prepared: Path) -> Data:
 
 
 def subsets(block: FinetuneBlock, labels: np.ndarray, seed: int) -> dict[tuple[int, int], np.ndarray]:
-    """Every (labels per class, seed index) subset, checked before any training (0 = all labels)."""
+    """Every (labels per class, seed index) subset, checked before any training. 0 = every label:
+    one subset whatever the seed, so it is trained once (seed index 0)."""
     labeled = np.flatnonzero(labels != UNLABELED)
     return {
         (k, s): labeled_subset(labels, k, seed + s) if k else labeled
         for k in sorted(block.labels_per_class)
-        for s in range(block.seeds)
+        for s in range(block.seeds if k else 1)
     }
 
 
@@ -138,17 +139,18 @@ def train_scratch(encoder_path: Path, block: FinetuneBlock, n_classes: int, x, y
     return model
 
 
-def train_semi(kind: str, encoder_path: Path, block: FinetuneBlock, data: Data,
+def train_semi(kind: str, start: keras.Model, block: FinetuneBlock, data: Data,
                index: np.ndarray, seed: int) -> keras.Model:
-    """``kind`` (semi_pretrained or semi_scratch) trained on the labeled images ``index`` and
-    every train image as an unlabeled one: of ``data.train_y`` it reads ``index`` alone."""
-    encoder = without_penalties(keras.models.load_model(encoder_path))
-    if kind == "semi_scratch":
-        encoder = fresh_copy(encoder)
+    """The classifier ``kind`` names (semi_pretrained or semi_scratch): a copy of ``start``, the
+    supervised classifier of the same subset, trained further on the labeled images ``index``
+    and every train image as an unlabeled one; of ``data.train_y`` it reads ``index`` alone.
+    Starting from the supervised model, the pseudo-labels are as good as it is from the first
+    step, and the fine-tune's learning rate keeps what pretraining gave the encoder."""
+    model = keras.models.clone_model(start)
+    model.set_weights(start.get_weights())
     seed_everything(seed)
-    classifier = _classifier(encoder, block, data.n_classes)
-    return fixmatch(classifier, as_float(data.train_x[index]), data.train_y[index],
-                    data.train_x, block, seed)
+    return fixmatch(model, as_float(data.train_x[index]), data.train_y[index], data.train_x,
+                    block, block.learning_rate * block.finetune_lr_factor, seed)
 
 
 def probe(encoder: keras.Model, x, y, test_codings: np.ndarray, test_y: np.ndarray, seed: int) -> float:
@@ -198,9 +200,9 @@ def curve(block: FinetuneBlock, data: Data, encoder_path: Path, checkpoint: Chec
             continue
         seed_everything(seed + s)
         scratch = train_scratch(encoder_path, block, data.n_classes, x, y)
-        semi = {kind: accuracy(train_semi(kind, encoder_path, block, data, index, seed + s),
+        semi = {kind: accuracy(train_semi(kind, start, block, data, index, seed + s),
                                data.test_x, data.test_y)
-                for kind in kinds(block)[len(KINDS):]}
+                for kind, start in zip(kinds(block)[len(KINDS):], (pretrained, scratch))}
         row = {
             "labels_per_class": k, "seed": s, "labels": len(index),
             "pretrained": accuracy(pretrained, data.test_x, data.test_y),

@@ -80,12 +80,12 @@ class _Steps(keras.utils.PyDataset):
 
 
 def fixmatch(classifier: keras.Model, x: np.ndarray, y: np.ndarray, unlabeled: np.ndarray,
-             block: FinetuneBlock, seed: int) -> keras.Model:
+             block: FinetuneBlock, learning_rate: float, seed: int) -> keras.Model:
     """Train ``classifier`` (its whole network) for ``block.semi_steps`` steps on the labeled
     ``x``, ``y`` (floats in [0, 1]) and the images ``unlabeled`` (uint8, e.g. memory-mapped: only
     the drawn ones are read); returns it."""
     steps = _Steps(x, y, unlabeled, block.semi_steps, block.batch_size, block.semi_ratio, seed)
     model = FixMatch(classifier, block.semi_threshold, block.semi_weight)
-    model.compile(optimizer=keras.optimizers.Adam(block.learning_rate))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
     model.fit(steps, epochs=1, verbose=0, shuffle=False)
     return classifier
