@@ -1,11 +1,12 @@
 """The finetune stage's own protocol with semi-supervised fine-tuning on: every classifier of the
-label-efficiency curve, FixMatch from the pretrained encoder and from scratch included, on the
+label-efficiency curve, the supervised models trained further with FixMatch included, on the
 stage's subsets, with each model's seconds.
 
 Run it in a built project (`dvc repro pretrain`); params.yaml's `finetune` block, overridden here:
 
     uv run python -m benchmarks.label_semi                               # 10 labels a class, 3 seeds
     uv run python -m benchmarks.label_semi --labels-per-class 10 100 --seeds 5 --semi-steps 2000
+    uv run python -m benchmarks.label_semi --encoder ENCODER --out benchmarks/results/X.json
 
 Writes benchmarks/results/label_semi.json (one row per point and seed, the summary per point).
 """
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--semi-steps", type=int, default=None)
     parser.add_argument("--semi-ratio", type=int, default=None)
     parser.add_argument("--encoder", type=Path, default=Path("models/pretrain/encoder.keras"))
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     params = load_params()
     overrides = {"labels_per_class": args.labels_per_class, "seeds": args.seeds,
@@ -66,7 +68,7 @@ def main() -> None:
     models = len(rows)
     print("seconds per model:", {k: round(v / models, 1) for k, v in seconds.items()},
           f"all: {total:.0f} s")
-    write_result(RESULTS, {"finetune": block.model_dump(), "rows": rows, "metrics": metrics,
+    write_result(args.out, {"finetune": block.model_dump(), "rows": rows, "metrics": metrics,
                            "seconds_per_model": {k: v / models for k, v in seconds.items()},
                            "seconds": total})
 
