@@ -180,7 +180,7 @@ def _start_shared_jobs(request, shared, _hermetic_environment) -> None:
             env = {**os.environ, "KERAS_BACKEND": "jax", "LATENTLAB_BLOCK_TENSORFLOW": "1"}
             args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
                     "no:warnings", "-p", "no:xdist", "--basetemp", str(shared.root / "jax-tmp"),
-                    "-m", "not stage_process and not one_backend", *MODEL_TESTS]
+                    "-m", "jax", *MODEL_TESTS]
             shared.job("jax_model_tests").start(owner, args, ROOT, env, nice=BACKGROUND)
         (shared.root / "started").write_text("")
 

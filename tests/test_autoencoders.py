@@ -97,7 +97,6 @@ def test_tied_weights_share_the_encoders_kernels(digits):
                        atol=1e-6)
 
 
-@pytest.mark.one_backend
 def test_sparsity_lowers_the_mean_coding_activation(digits):
     x = digits[0]
     means = {}
@@ -124,7 +123,6 @@ def test_nt_xent_is_low_when_each_views_partner_is_its_nearest_and_high_when_not
     assert swapped == pytest.approx(np.log(np.exp(10) + 5), rel=1e-5)
 
 
-@pytest.mark.one_backend
 def test_the_contrastive_term_brings_two_views_of_an_image_together(digits):
     """How often an image's second view is nearer (cosine, on the codings) to its first view than
     another image's second view is: much more often with the contrastive term than with
@@ -150,6 +148,7 @@ def tint(x: np.ndarray) -> np.ndarray:
     return x * np.random.default_rng(0).uniform(0.2, 1.0, (len(x), 1, 1, 3)).astype("float32")
 
 
+@pytest.mark.jax
 def test_the_contrastive_autoencoder_rebuilds_the_image_itself_not_a_view(digits):
     """Its reconstruction term is the plain autoencoder's loss on the image: a decoder asked to
     rebuild a colour-jittered view can only guess the colours, and rebuilt tinted pictures grey."""
@@ -237,6 +236,7 @@ def _model(x):
     return ae.model
 
 
+@pytest.mark.jax
 def test_an_interrupted_fit_resumes_from_the_last_epoch(digits, tmp_path):
     x = digits[0][:256]
     common = dict(directory=tmp_path / "ck", key="k1", epochs=5, batch_size=32,

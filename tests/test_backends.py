@@ -1,7 +1,8 @@
 """The model and training tests again on the jax backend, with tensorflow made unimportable:
 the same code must train on a machine that has jax and no tensorflow. The run itself starts with
-the session (see the shared jobs in conftest) and leaves out the tests marked `stage_process`,
-which run stages as processes and test nothing backend-specific; this test reads its result."""
+the session (see the shared jobs in conftest) and runs the tests marked `jax`: the code that
+has a path of its own on each backend (the custom loops' steps, checkpoints and resume, the
+samplers); this test reads its result."""
 
 from __future__ import annotations
 

@@ -12,8 +12,6 @@ import pytest
 
 from tests.support.project import ROOT
 
-pytestmark = pytest.mark.stage_process  # its own processes, on jax whatever the session's backend
-
 CHILD = """
 import json, sys
 import keras

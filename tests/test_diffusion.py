@@ -43,6 +43,7 @@ class Counted:
         return self.call(noisy, t, labels)
 
 
+@pytest.mark.jax
 def test_ddim_with_eta_0_is_deterministic_and_fewer_steps_call_the_network_less():
     net = Counted(denoiser())
     first = d.generate(net, SHAPE, 5, 7, SETTINGS)
@@ -69,6 +70,7 @@ def test_ddim_with_eta_0_is_deterministic_and_fewer_steps_call_the_network_less(
     np.testing.assert_allclose(images, first[:3], atol=1e-5)  # the same draws, fewer of them
 
 
+@pytest.mark.jax
 def test_guidance_0_is_the_unconditional_model_and_1_the_conditional_one():
     n_classes = 3
     net = Counted(denoiser(n_classes))
@@ -105,7 +107,6 @@ def _weights(where) -> list[np.ndarray]:
     return keras.models.load_model(where / "models/denoiser.keras").get_weights()
 
 
-@pytest.mark.one_backend  # the stage on jax: the conditional stage test, tensorflow blocked
 def test_a_resumed_diffusion_run_equals_an_uninterrupted_one(digits_prepared, tmp_path):
     _stage(tmp_path / "a", digits_prepared, **passes(1))
     key = json.loads((tmp_path / "a/ck/checkpoint.json").read_text())["key"]
@@ -126,6 +127,7 @@ def test_a_resumed_diffusion_run_equals_an_uninterrupted_one(digits_prepared, tm
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.jax
 def test_the_conditional_stage_learns_and_latentlab_sample_draws_from_it(digits_prepared,
                                                                          tmp_path, capsys):
     metrics = _stage(tmp_path, digits_prepared, conditional=True, guidance=2.0, **passes(3))

@@ -80,7 +80,6 @@ def test_vae_auto_architecture_follows_the_images():
                         (64, 64, 3)) == "dense"
 
 
-@pytest.mark.one_backend
 def test_a_64px_colour_vae_keeps_its_kl_small_from_the_first_epoch(tmp_path):
     make_rgba_sprites(tmp_path / "sprites", 120, size=64, bar=True)
     params = make_params(data={"source": "folder", "local_dir": str(tmp_path / "sprites")},
@@ -98,7 +97,7 @@ def test_a_64px_colour_vae_keeps_its_kl_small_from_the_first_epoch(tmp_path):
     assert first["val_loss"] < 1.0
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "nadam"])
+@pytest.mark.parametrize("optimizer", [pytest.param("adam", marks=pytest.mark.jax), "nadam"])
 def test_vae_step_lowers_the_loss(digits, optimizer):
     block = make_params(train_vae={**TINY_VAE, "optimizer": optimizer}).train_vae
     trainer = VaeTrainer(build_vae(block, SHAPE, 0), block, SHAPE, 0)
@@ -173,7 +172,7 @@ def _batch(trainer, digits, rng):
 
 
 @pytest.mark.parametrize(("loss", "extra"), [
-    ("nonsaturating", {}), ("wgan_gp", {}),
+    ("nonsaturating", {}), pytest.param("wgan_gp", {}, marks=pytest.mark.jax),
     ("nonsaturating", {"spectral_norm": True, "upsample": "resize"}),
 ])
 def test_a_step_trains_d_then_g_each_with_the_other_frozen(digits, loss, extra):
@@ -219,7 +218,6 @@ def test_diffaugment_is_differentiable_and_moves_pixels_as_drawn():
     assert (np.abs(colour - x).reshape(6, -1).max(1) > 0.01).all()
 
 
-@pytest.mark.one_backend
 def test_diffaugment_applies_one_policy_to_real_and_fake_and_reaches_both_losses(digits):
     block = gan_block(diffaugment=["color", "translation", "cutout"])
     trainer = GanTrainer(build_gan(block, SHAPE), block, seed=0)
@@ -298,6 +296,7 @@ def test_minibatch_layers_change_what_d_says_of_a_collapsed_batch(digits, miniba
     assert abs(without[0] - without[1]) < 1e-5
 
 
+@pytest.mark.jax
 def test_a_nan_stops_training_and_keeps_the_last_good_checkpoint(digits, tmp_path):
     block = gan_block()
     trainer = GanTrainer(build_gan(block, SHAPE), block, seed=0)
@@ -336,7 +335,6 @@ def _run_wrapped(project, wrapper: str, stage: str = "stages.train_gan"):
                           capture_output=True, text=True)
 
 
-@pytest.mark.stage_process
 def test_a_diverging_stage_exits_2_with_the_message_and_no_outputs(digits_prepared, tmp_path):
     project = _stage_project(tmp_path, digits_prepared, **stage_passes(3))
     proc = _run_wrapped(project, """
@@ -370,7 +368,6 @@ def _stage_project(tmp_path, digits_prepared, **gan):
     return tmp_path
 
 
-@pytest.mark.stage_process
 def test_kill_9_right_after_a_checkpoint_resumes_from_it(digits_prepared, tmp_path):
     project = _stage_project(tmp_path, digits_prepared, **stage_passes(3))
     killed = _run_wrapped(project, """
@@ -432,6 +429,7 @@ def test_train_gan_stage_variants_and_errors(digits_prepared, tmp_path, caplog):
     assert trained["batch_size"] == 1500 and trained["images_seen"] == 1500
 
 
+@pytest.mark.jax
 def test_more_gan_epochs_continue_the_checkpoint_and_equal_a_fresh_run(digits_prepared, tmp_path):
     def run(where, epochs, **extra):
         params = make_params(train_gan={**STAGE_GAN, **stage_passes(epochs), **extra})
@@ -459,7 +457,6 @@ def test_more_gan_epochs_continue_the_checkpoint_and_equal_a_fresh_run(digits_pr
     assert generator_steps(tmp_path / "a") == 3 * steps_per_epoch
 
 
-@pytest.mark.one_backend
 def test_train_vae_stage_writes_models_samples_and_metrics(digits_prepared, tmp_path):
     params = make_params(train_vae={**TINY_VAE, "architecture": "conv"})
     out = [tmp_path / k for k in ("models", "ck", "m.json", "h.csv", "samples")]
