@@ -59,6 +59,25 @@ def _track_failure(name: str, params: Params | None, error: str) -> None:
     track_failure(name, params, error)
 
 
+def use_jax_compile_cache() -> None:
+    """With KERAS_BACKEND=jax, XLA's compiled programs are kept on disk and shared by every stage
+    process and run (jax's persistent compilation cache): a stage does not compile again what an
+    earlier one compiled, such as every layer's initialiser that loading a model runs, and the
+    train and sampling steps. The folder is JAX_COMPILATION_CACHE_DIR, else `latentlab/jax`
+    under XDG_CACHE_HOME (~/.cache), at most 2 GiB (least recently used entries go first);
+    JAX_ENABLE_COMPILATION_CACHE=false turns it off. The programs are the ones XLA compiles:
+    the outputs are the same, bit for bit."""
+    import jax
+
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        jax.config.update("jax_compilation_cache_dir", os.path.join(base, "latentlab", "jax"))
+    if not os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):  # jax's default: 1 s,
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # most are less
+    if not os.environ.get("JAX_COMPILATION_CACHE_MAX_SIZE"):
+        jax.config.update("jax_compilation_cache_max_size", 2 << 30)
+
+
 def run_stage(name: str, body: Callable[[Params], object],
               track: Callable[[Params], object] | None = None) -> None:
     """Load params and run a stage body; then ``track`` it (MLflow; it never raises).
@@ -76,6 +95,8 @@ def run_stage(name: str, body: Callable[[Params], object],
     params = None
     try:
         params = load_params()
+        if os.environ.get("KERAS_BACKEND") == "jax":
+            use_jax_compile_cache()
         if os.environ.get("LATENTLAB_DATA_PARALLEL", "0") == "1":  # only then import keras:
             from latentlab.training.shim import setup_data_parallel  # index, download don't
 

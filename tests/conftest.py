@@ -35,12 +35,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _hermetic_environment(tmp_path_factory):
-    """No test reads or writes the user's Prefect home, Prefect or MLflow server, or MLflow store:
-    each test that needs one passes its own; analytics stay off (no traffic leaves the machine).
-    Nothing else is set here: what a run needs to pass on a busy machine is the product's own
-    default."""
+def _hermetic_environment(tmp_path_factory, request):
+    """No test reads or writes the user's Prefect home, Prefect or MLflow server, MLflow store or
+    jax compilation cache: each test that needs one passes its own, and the session's jax
+    programs are cached in one folder of its own (every small one too, as the stages do);
+    analytics stay off (no traffic leaves the machine). Nothing else is set here: what a run
+    needs to pass on a busy machine is the product's own default."""
     saved = dict(os.environ)
+    base = tmp_path_factory.getbasetemp()
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(
+        (base.parent if _is_worker(request.config) else base) / "jax-cache")
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILES_PATH",
                  "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "DVC_EXP_NAME"):
         os.environ.pop(name, None)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from tests.support.project import ROOT
 
@@ -42,3 +43,27 @@ print("imported:", sorted(m for m in sys.modules if m.split(".")[0] == "tensorfl
                           env={**os.environ, "KERAS_BACKEND": "jax"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "imported: []" in proc.stdout, proc.stdout
+
+
+def test_jax_stages_share_their_compiled_programs_through_the_users_cache(digits_prepared,
+                                                                          tmp_path):
+    """With only the backend set, a jax stage keeps what XLA compiled under XDG_CACHE_HOME; the
+    same stage in another project then compiles nothing new and writes the same metrics."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    env.update(KERAS_BACKEND="jax", XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    block = {"codings": 4, "conv_filters": [4], "images_seen": 1439, "min_epoch_images": 1,
+             "contrastive_weight": 0.0}
+    cache, metrics, entries = tmp_path / "cache/latentlab/jax", [], []
+    for name in ("a", "b"):
+        project = tmp_path / name
+        (project / "data").mkdir(parents=True)
+        os.symlink(digits_prepared, project / "data/prepared")
+        (project / "params.yaml").write_text(yaml.safe_dump({"pretrain": block}))
+        proc = subprocess.run([sys.executable, "-m", "stages.pretrain"], cwd=project, env=env,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        metrics.append((project / "metrics/pretrain.json").read_text())
+        entries.append(sorted(p.name for p in cache.iterdir()))
+    assert len(entries[0]) > 10, entries[0]  # the first run filled it, small programs included
+    assert entries[1] == entries[0]
+    assert metrics[1] == metrics[0]
