@@ -42,9 +42,8 @@ def _hermetic_environment(tmp_path_factory, request):
     analytics stay off (no traffic leaves the machine). Nothing else is set here: what a run
     needs to pass on a busy machine is the product's own default."""
     saved = dict(os.environ)
-    base = tmp_path_factory.getbasetemp()
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(
-        (base.parent if _is_worker(request.config) else base) / "jax-cache")
+    cache = _session_root(tmp_path_factory, request) / "jax-cache"
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(cache)
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILES_PATH",
                  "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "DVC_EXP_NAME"):
@@ -115,6 +114,12 @@ def _is_worker(config) -> bool:
     return hasattr(config, "workerinput")
 
 
+def _session_root(tmp_path_factory, request) -> Path:
+    """The folder every worker of the session shares (each worker's own is inside it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if _is_worker(request.config) else base
+
+
 def pytest_collection_modifyitems(session, config, items):
     """Tests that wait for a shared job run after the rest, so the jobs overlap the unit tests;
     those waiting for the niced jobs (BACKGROUND) last."""
@@ -136,8 +141,7 @@ def pytest_collection_finish(session):
 
 @pytest.fixture(scope="session")
 def shared(tmp_path_factory, request) -> Shared:
-    base = tmp_path_factory.getbasetemp()
-    root = (base.parent if _is_worker(request.config) else base) / "shared"
+    root = _session_root(tmp_path_factory, request) / "shared"
     root.mkdir(exist_ok=True)
     return Shared(root)
 

@@ -191,7 +191,7 @@ def test_fixmatch_adds_two_classifiers_that_never_read_the_unlabeled_images_labe
     x, y = as_float(data.train_x[index]), data.train_y[index]
     start = train_pretrained(encoder, params.finetune, data.n_classes, x, y)
     before = start.get_weights()
-    weights = [train_semi("semi_pretrained", start, params.finetune, d, index, 7).get_weights()
+    weights = [train_semi(start, params.finetune, d, index, 7).get_weights()
                for d in (data, dataclasses.replace(data, train_y=shuffled))]
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)

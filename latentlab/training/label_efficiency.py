@@ -139,11 +139,12 @@ def train_scratch(encoder_path: Path, block: FinetuneBlock, n_classes: int, x, y
     return model
 
 
-def train_semi(kind: str, start: keras.Model, block: FinetuneBlock, data: Data,
-               index: np.ndarray, seed: int) -> keras.Model:
-    """The classifier ``kind`` names (semi_pretrained or semi_scratch): a copy of ``start``, the
-    supervised classifier of the same subset, trained further on the labeled images ``index``
-    and every train image as an unlabeled one; of ``data.train_y`` it reads ``index`` alone.
+def train_semi(start: keras.Model, block: FinetuneBlock, data: Data, index: np.ndarray,
+               seed: int) -> keras.Model:
+    """A semi-supervised classifier (semi pretrained from the pretrained one, semi scratch from
+    scratch): a copy of ``start``, the supervised classifier of the same subset, trained further
+    on the labeled images ``index`` and every train image as an unlabeled one; of
+    ``data.train_y`` it reads ``index`` alone.
     Starting from the supervised model, the pseudo-labels are as good as it is from the first
     step, and the fine-tune's learning rate keeps what pretraining gave the encoder."""
     model = keras.models.clone_model(start)
@@ -200,7 +201,7 @@ def curve(block: FinetuneBlock, data: Data, encoder_path: Path, checkpoint: Chec
             continue
         seed_everything(seed + s)
         scratch = train_scratch(encoder_path, block, data.n_classes, x, y)
-        semi = {kind: accuracy(train_semi(kind, start, block, data, index, seed + s),
+        semi = {kind: accuracy(train_semi(start, block, data, index, seed + s),
                                data.test_x, data.test_y)
                 for kind, start in zip(kinds(block)[len(KINDS):], (pretrained, scratch))}
         row = {
