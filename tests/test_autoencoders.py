@@ -19,6 +19,7 @@ from latentlab.models.classifier import build_classifier
 from latentlab.models.layers import DenseTranspose
 from latentlab.seeding import seed_everything
 from latentlab.training.fit import fit_resumable
+from latentlab.training.semi_supervised import FixMatch
 from tests.support.data import make_params
 
 
@@ -141,6 +142,19 @@ def test_the_contrastive_term_brings_two_views_of_an_image_together(digits):
         similarity = a @ b.T
         ranked[weight] = float((np.diag(similarity)[:, None] > similarity).mean())
     assert ranked[1.0] > ranked[0.0] + 0.1, ranked
+
+
+@pytest.mark.jax
+def test_models_with_random_image_layers_compile_their_steps_on_jax(digits):
+    """Keras turns `jit_compile` off for a whole model that holds a RandomZoom or a
+    RandomTranslation (TensorFlow's image-transform op has no XLA kernel); on jax, such a model
+    would train op by op. The contrastive autoencoder, FixMatch and the shifting classifier
+    compile their steps on jax, and are left as Keras has them on TensorFlow (not on a CPU)."""
+    ae = build_autoencoder(block(architecture="conv", codings=16), digits[0].shape[1:])
+    shifting = build_classifier(ae.encoder, 10, 8, augment="shift")
+    for model in (ContrastiveAutoencoder(ae, 1.0, 0.2), shifting, FixMatch(shifting, 0.95, 1.0)):
+        model.compile(keras.optimizers.Adam())
+        assert model.jit_compile == (keras.backend.backend() == "jax"), model.name
 
 
 def tint(x: np.ndarray) -> np.ndarray:

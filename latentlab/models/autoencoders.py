@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import keras
 
 from latentlab.models.blocks import conv_decoder, conv_encoder_body, conv_widths
-from latentlab.models.layers import DenseTranspose, Sparsity
+from latentlab.models.layers import DenseTranspose, Sparsity, jittable
 from latentlab.params import PretrainBlock
 
 
@@ -143,8 +143,8 @@ def random_view(name: str, channels: int = 1) -> keras.Sequential:
     learn to tell images apart by colour alone (SimCLR's colour distortion)."""
     layers = [
         keras.layers.RandomFlip("horizontal"),
-        keras.layers.RandomZoom((-0.4, 0.1), fill_mode="constant"),
-        keras.layers.RandomTranslation(0.15, 0.15, fill_mode="constant"),
+        jittable(keras.layers.RandomZoom((-0.4, 0.1), fill_mode="constant")),
+        jittable(keras.layers.RandomTranslation(0.15, 0.15, fill_mode="constant")),
         keras.layers.RandomContrast(0.4, value_range=(0, 1)),
     ]
     if channels == 3:

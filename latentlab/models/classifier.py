@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from latentlab.models.layers import jittable
+
 
 def build_classifier(encoder: keras.Model, n_classes: int, head_units: int,
                      augment: str = "none", shift: float = 0.1) -> keras.Model:
@@ -15,7 +17,8 @@ def build_classifier(encoder: keras.Model, n_classes: int, head_units: int,
     inputs = keras.Input(shape=encoder.input_shape[1:], name="image")
     x = inputs
     if augment in ("shift", "shift_flip"):
-        x = keras.layers.RandomTranslation(shift, shift, fill_mode="constant", name="shift")(x)
+        x = jittable(keras.layers.RandomTranslation(shift, shift, fill_mode="constant",
+                                                    name="shift"))(x)
     if augment == "shift_flip":
         x = keras.layers.RandomFlip("horizontal", name="flip")(x)
     x = encoder(x)

@@ -8,6 +8,19 @@ import keras
 from keras import ops
 
 
+def jittable(layer: keras.layers.Layer) -> keras.layers.Layer:
+    """``layer``, marked as compilable when the backend is jax.
+
+    Keras marks its geometric image layers (RandomZoom, RandomTranslation, ...) as not
+    XLA-compilable: true of the TensorFlow op they use, not of jax's. One such layer turns
+    `jit_compile` off for the whole model, and on jax a `fit` then runs op by op: no step is
+    compiled, and every op meets each new shape with a compilation of its own.
+    """
+    if keras.backend.backend() == "jax":
+        layer.supports_jit = True
+    return layer
+
+
 @keras.saving.register_keras_serializable("latentlab")
 class Sparsity(keras.regularizers.Regularizer):
     """An activity penalty that pushes codings towards sparsity.

@@ -16,12 +16,13 @@ import numpy as np
 from keras import ops
 
 from latentlab.data.prepared import as_float
+from latentlab.models.layers import jittable
 from latentlab.params import FinetuneBlock
 
 
 def weak_view() -> list[keras.layers.Layer]:
     return [keras.layers.RandomFlip("horizontal"),
-            keras.layers.RandomTranslation(0.125, 0.125, fill_mode="constant")]
+            jittable(keras.layers.RandomTranslation(0.125, 0.125, fill_mode="constant"))]
 
 
 class FixMatch(keras.Model):
