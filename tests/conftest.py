@@ -158,7 +158,7 @@ def _start_shared_jobs(request, shared, _hermetic_environment) -> None:
         if needed & {"built", "built_copy", "mlflow_server"}:
             server = MlflowServer(shared.root / "mlflow")
             server.root.mkdir()
-            watcher = while_session(owner, server.command())
+            watcher = while_session(owner, server.command(), server.environment())
             (shared.root / "mlflow.port").write_text(str(server.port))
             (shared.root / "mlflow.pid").write_text(str(watcher.pid))
         if needed & {"built", "built_copy"}:
