@@ -149,7 +149,7 @@ def test_models_with_random_image_layers_compile_their_steps_on_jax(digits):
     """Keras turns `jit_compile` off for a whole model that holds a RandomZoom or a
     RandomTranslation (TensorFlow's image-transform op has no XLA kernel); on jax, such a model
     would train op by op. The contrastive autoencoder, FixMatch and the shifting classifier
-    compile their steps on jax, and are left as Keras has them on TensorFlow (not on a CPU)."""
+    compile their steps on jax; on TensorFlow they are left as Keras has them (off on a CPU)."""
     ae = build_autoencoder(block(architecture="conv", codings=16), digits[0].shape[1:])
     shifting = build_classifier(ae.encoder, 10, 8, augment="shift")
     for model in (ContrastiveAutoencoder(ae, 1.0, 0.2), shifting, FixMatch(shifting, 0.95, 1.0)):

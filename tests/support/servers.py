@@ -131,7 +131,7 @@ class MlflowServer:
 
     @staticmethod
     def environment() -> dict:
-        """Without MLflow's job runners (eight huey processes for its GenAI jobs, which nothing
+        """Without MLflow's job runners (seven huey processes for its GenAI jobs, which nothing
         here uses): idle, they cost the session ~50 CPU-seconds a server."""
         return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
