@@ -29,5 +29,4 @@ class _UnusedIntegrations:
         return None
 
 
-if not any(isinstance(finder, _UnusedIntegrations) for finder in sys.meta_path):
-    sys.meta_path.insert(0, _UnusedIntegrations())
+sys.meta_path.insert(0, _UnusedIntegrations())
