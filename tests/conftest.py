@@ -12,17 +12,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-
-class _NoTensorflow:
-    """Makes `import tensorflow` fail, to prove the jax backend does not need it."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "tensorflow_datasets"):
-            raise ImportError(f"{name} is blocked: the jax backend must run without tensorflow")
-
-
 if os.environ.get("LATENTLAB_BLOCK_TENSORFLOW") == "1":
-    sys.meta_path.insert(0, _NoTensorflow())
+    # As if tensorflow were not installed, to prove the jax backend does not need it: importing
+    # it fails (ModuleNotFoundError), and asking whether it is there (`importlib.util.find_spec`,
+    # as jax's compilation cache does through etils) answers no.
+    for _name in ("tensorflow", "tensorflow_datasets"):
+        sys.modules[_name] = None
 
 import pytest  # noqa: E402
 
@@ -45,6 +40,11 @@ def _hermetic_environment(tmp_path_factory, request):
     cache = _session_root(tmp_path_factory, request) / "jax-cache"
     os.environ["JAX_COMPILATION_CACHE_DIR"] = str(cache)
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    if "jax" in sys.modules:  # imported with the test modules, it read neither: tell it
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", str(cache))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILES_PATH",
                  "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "DVC_EXP_NAME"):
         os.environ.pop(name, None)
