@@ -162,7 +162,6 @@ def tint(x: np.ndarray) -> np.ndarray:
     return x * np.random.default_rng(0).uniform(0.2, 1.0, (len(x), 1, 1, 3)).astype("float32")
 
 
-@pytest.mark.jax
 def test_the_contrastive_autoencoder_rebuilds_the_image_itself_not_a_view(digits):
     """Its reconstruction term is the plain autoencoder's loss on the image: a decoder asked to
     rebuild a colour-jittered view can only guess the colours, and rebuilt tinted pictures grey."""
