@@ -368,6 +368,18 @@ def _stage_project(tmp_path, digits_prepared, **gan):
     return tmp_path
 
 
+def _gan_run(prepared, where, epochs, **extra):
+    params = make_params(train_gan={**STAGE_GAN, **stage_passes(epochs), **extra})
+    out = [where / k for k in ("models", "ck", "m.json", "h.csv", "samples")]
+    return train_gan.run(params, prepared, *out)
+
+
+def _generator_steps(where) -> int:
+    checkpoint = Checkpoint(where / "ck", json.loads((where / "ck/checkpoint.json").read_text())["key"])
+    checkpoint.load()
+    return int(checkpoint.arrays("state")["generator/optimizer/0"])  # Adam's iterations
+
+
 def test_kill_9_right_after_a_checkpoint_resumes_from_it(digits_prepared, tmp_path):
     project = _stage_project(tmp_path, digits_prepared, **stage_passes(3))
     killed = _run_wrapped(project, """
@@ -396,8 +408,7 @@ loop.save_checkpoint = save_checkpoint
 
     # Resuming lost nothing: the same three epochs in one go give the same losses.
     fresh = tmp_path / "fresh"
-    train_gan.run(make_params(train_gan={**STAGE_GAN, **stage_passes(3)}), digits_prepared,
-                  *(fresh / k for k in ("models", "ck", "m.json", "h.csv", "samples")))
+    _gan_run(digits_prepared, fresh, 3)
     assert (fresh / "h.csv").read_text() == "\n".join(history) + "\n"
 
 
@@ -427,18 +438,6 @@ def test_train_gan_stage_variants_and_errors(digits_prepared, tmp_path, caplog):
     assert np.isfinite(metrics["final_d_loss"]) and np.isfinite(metrics["final_g_loss"])
     trained = json.loads((tmp_path / "big/models/training.json").read_text())
     assert trained["batch_size"] == 1500 and trained["images_seen"] == 1500
-
-
-def _gan_run(prepared, where, epochs, **extra):
-    params = make_params(train_gan={**STAGE_GAN, **stage_passes(epochs), **extra})
-    out = [where / k for k in ("models", "ck", "m.json", "h.csv", "samples")]
-    return train_gan.run(params, prepared, *out)
-
-
-def _generator_steps(where) -> int:
-    checkpoint = Checkpoint(where / "ck", json.loads((where / "ck/checkpoint.json").read_text())["key"])
-    checkpoint.load()
-    return int(checkpoint.arrays("state")["generator/optimizer/0"])  # Adam's iterations
 
 
 @pytest.mark.jax
