@@ -69,13 +69,14 @@ def use_jax_compile_cache() -> None:
     the outputs are the same, bit for bit."""
     import jax
 
-    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        jax.config.update("jax_compilation_cache_dir", os.path.join(base, "latentlab", "jax"))
-    if not os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):  # jax's default: 1 s,
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # most are less
-    if not os.environ.get("JAX_COMPILATION_CACHE_MAX_SIZE"):
-        jax.config.update("jax_compilation_cache_max_size", 2 << 30)
+    env = os.environ.get  # read here, not only at jax's import: jax may have been imported first
+    base = env("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    jax.config.update("jax_compilation_cache_dir",
+                      env("JAX_COMPILATION_CACHE_DIR") or os.path.join(base, "latentlab", "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs",  # jax's default: 1 s; most
+                      float(env("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS") or 0))  # are less
+    jax.config.update("jax_compilation_cache_max_size",
+                      int(env("JAX_COMPILATION_CACHE_MAX_SIZE") or 2 << 30))
 
 
 def run_stage(name: str, body: Callable[[Params], object],

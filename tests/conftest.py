@@ -21,6 +21,7 @@ if os.environ.get("LATENTLAB_BLOCK_TENSORFLOW") == "1":
 
 import pytest  # noqa: E402
 
+from latentlab.stage_runner import use_jax_compile_cache  # noqa: E402
 from tests.support.data import make_params, make_rgba_sprites  # noqa: E402
 from tests.support.jobs import Shared, alive, locked, while_session  # noqa: E402
 from tests.support.project import ROOT, copy_project, dvc_env, tiny_project  # noqa: E402
@@ -40,11 +41,8 @@ def _hermetic_environment(tmp_path_factory, request):
     cache = _session_root(tmp_path_factory, request) / "jax-cache"
     os.environ["JAX_COMPILATION_CACHE_DIR"] = str(cache)
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-    if "jax" in sys.modules:  # imported with the test modules, it read neither: tell it
-        import jax
-
-        jax.config.update("jax_compilation_cache_dir", str(cache))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    if "jax" in sys.modules:  # imported with the test modules, before these were set
+        use_jax_compile_cache()
     for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILES_PATH",
                  "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "DVC_EXP_NAME"):
         os.environ.pop(name, None)

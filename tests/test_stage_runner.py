@@ -1,5 +1,6 @@
 """What every stage's `main()` shares: a SIGTERM (a scheduler's stop, `timeout`, `kill`) unwinds
-the stage like Ctrl-C, so that its staged outputs are removed, not left hidden beside them."""
+the stage like Ctrl-C, so that its staged outputs are removed, not left hidden beside them; on
+jax, the compilation cache's settings apply."""
 
 from __future__ import annotations
 
@@ -75,3 +76,23 @@ def test_ctrl_c_while_the_stage_exits_is_not_swallowed(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted while exiting" in err
+
+
+def test_the_jax_cache_settings_apply_when_jax_was_imported_first(tmp_path):
+    """jax reads its cache settings from the environment only at import; a stage (or a test
+    session) that imported jax before setting them still gets them."""
+    script = """
+import os, jax
+from latentlab.stage_runner import use_jax_compile_cache
+os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["LATER"]
+use_jax_compile_cache()
+jax.jit(lambda x: x * 3)(jax.numpy.ones(2)).block_until_ready()
+print(jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs)
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", "LATER": str(tmp_path)}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    env.pop("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", None)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         timeout=300, check=True).stdout
+    assert out.split() == [str(tmp_path), "0.0"]
+    assert any(path.name.endswith("-cache") for path in tmp_path.iterdir())  # a program is there
