@@ -3,10 +3,11 @@ pictures) within a fixed CPU budget, class-conditional, sampled with classifier-
 off (0: the unconditional model) and on, scored as `gan64` scores the DCGAN.
 
     uv run python -m benchmarks.diffusion64 [--budget 1200] [--guidance 0 1 2] [--work DIR]
+        [--name NAME]
 
 The `train_diffusion` stage runs one epoch to time it, then as many as fit the budget, continued
-from that checkpoint. Writes benchmarks/results/diffusion64.json and a sample grid per guidance
-scale in benchmarks/results/gan64/.
+from that checkpoint. Writes benchmarks/results/diffusion64[_NAME].json and a sample grid per
+guidance scale in benchmarks/results/gan64/.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, nargs="+", default=[0.0, 1.0, 2.0])
     parser.add_argument("--per-class", type=int, default=1250)
     parser.add_argument("--work", type=Path, default=None, help="keep the project here")
+    parser.add_argument("--name", default="", help="a suffix of the results' names (another run)")
     args = parser.parse_args()
+    suffix = f"_{args.name}" if args.name else ""
     project = labeled_project(args.work, args.per_class)
 
     import keras
@@ -71,12 +74,13 @@ def main() -> None:
         start = time.perf_counter()
         samples = diffusion.samples(denoiser, n, seed, card, guidance=scale)
         sampling = time.perf_counter() - start
-        save_grid(to_uint8(samples[:64]), GRIDS / f"diffusion_guidance_{scale:g}.png", columns=8)
+        save_grid(to_uint8(samples[:64]), GRIDS / f"diffusion{suffix}_guidance_{scale:g}.png",
+                  columns=8)
         result["by_guidance"][f"{scale:g}"] = {
             "sampling_seconds": round(sampling, 1),
             **{k: round(v, 4) for k, v in scorer(samples).items()}}
         print(scale, json.dumps(result["by_guidance"][f"{scale:g}"]), flush=True)
-        write_result(RESULTS, result)
+        write_result(RESULTS.with_stem(RESULTS.stem + suffix), result)
 
 
 if __name__ == "__main__":

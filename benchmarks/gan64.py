@@ -10,8 +10,9 @@ Samples (as many as test images) are scored against the test split with the `eva
 own `Judge`; an 8×8 sample grid of each goes to benchmarks/results/gan64/.
 
     uv run python -m benchmarks.gan64 [--budget 1200] [--variants before auto ...] [--work DIR]
+        [--name NAME]
 
-Writes benchmarks/results/gan64.json.
+Writes benchmarks/results/gan64[_NAME].json.
 """
 
 from __future__ import annotations
@@ -104,7 +105,10 @@ def main() -> None:
                         choices=list(VARIANTS))
     parser.add_argument("--per-class", type=int, default=1250)
     parser.add_argument("--work", type=Path, default=None, help="keep the project here")
+    parser.add_argument("--name", default="", help="a suffix of the results' names (another run)")
     args = parser.parse_args()
+    suffix = f"_{args.name}" if args.name else ""
+    results_path = RESULTS.with_stem(RESULTS.stem + suffix)
     project = labeled_project(args.work, args.per_class)
 
     import keras
@@ -114,7 +118,7 @@ def main() -> None:
 
     seed = 42
     scorer, n, anchors = judge(project, seed)
-    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     results.update({"budget_seconds": args.budget, "samples": n, "anchors": anchors,
                     "evaluator": json.loads((project / "metrics/evaluator.json").read_text()),
                     "backend": os.environ.get("KERAS_BACKEND", "tensorflow")})
@@ -126,13 +130,13 @@ def main() -> None:
         seconds = first + (train_gan(project, values, epochs) if epochs > 1 else 0.0)
         generator = keras.models.load_model(project / "models/gan/generator.keras")
         samples = gan_samples(generator, n, seed)
-        save_grid(to_uint8(samples[:64]), GRIDS / f"{name}.png", columns=8)
+        save_grid(to_uint8(samples[:64]), GRIDS / f"{name}{suffix}.png", columns=8)
         results.setdefault("variants", {})[name] = {
             "train_gan": values, "epochs": epochs, "training_seconds": round(seconds, 1),
             "generator_params": generator.count_params(),
             **{k: round(v, 4) for k, v in scorer(samples).items()}}
         print(name, json.dumps(results["variants"][name]), flush=True)
-        write_result(RESULTS, results)
+        write_result(results_path, results)
 
 
 if __name__ == "__main__":
