@@ -2,10 +2,18 @@
 codings carry a few labels further than the classifiers of the `finetune` stage?
 
 On the prepared data and the pretrained encoder of this checkout's last `dvc repro`, for each
-label count and seed (the `finetune` stage's own nested subsets), label spreading (a k-nearest-
-neighbour graph over every train image, the labeled ones clamped softly) is fitted on the train
-split's codings, or on its pixels reduced by PCA as the baseline, and scored on the test split;
-beside it, the pixel logistic regression of the stage on the same subset. Writes
+label count and seed (the `finetune` stage's own nested subsets), two propagations over a
+k-nearest-neighbour graph of every train image, on the train split's codings or, as the
+baseline, on its pixels reduced by PCA, each scored on the test split:
+
+- label spreading (scikit-learn, the labeled images clamped softly; test images classified
+  through the graph's kernel);
+- Poisson learning (Calder et al. 2020, the method of the GraphLearning package): the labels
+  enter as sources of a graph Poisson equation, solved by its own iteration until a random walk
+  from the labeled images has mixed; every train image takes the class of its largest solution,
+  and a logistic regression on those pseudo-labels classifies the test split.
+
+Beside them, the pixel baselines of the stage on the same subset. Writes
 benchmarks/results/label_propagation.json.
 
     uv run python -m benchmarks.label_propagation --labels 10 50 100 --seeds 5
@@ -59,6 +67,62 @@ def spread(train: np.ndarray, train_y: np.ndarray, index: np.ndarray, test: np.n
     return model.fit(train, targets).predict(test)
 
 
+def knn_graph(x: np.ndarray, neighbours: int):
+    """Symmetric k-nearest-neighbour weights, Gaussian with each image's own scale (the distance
+    to its k-th neighbour), as GraphLearning builds them."""
+    import scipy.sparse as sp
+    from sklearn.neighbors import NearestNeighbors
+
+    distance, index = NearestNeighbors(n_neighbors=neighbours + 1, n_jobs=-1).fit(x).kneighbors(x)
+    distance, index = distance[:, 1:], index[:, 1:]  # not the image itself
+    weights = np.exp(-4 * distance**2 / np.maximum(distance[:, -1:], 1e-12) ** 2)
+    rows = np.repeat(np.arange(len(x)), neighbours)
+    w = sp.csr_matrix((weights.ravel(), (rows, index.ravel())), shape=(len(x), len(x)))
+    return (w + w.T).tocsr()
+
+
+def poisson_labels(w, index: np.ndarray, labels: np.ndarray, n_classes: int,
+                   max_iterations: int = 5000) -> tuple[np.ndarray, int]:
+    """Poisson learning: the class of every node and the iterations it took. Sources at the
+    labeled nodes (one-hot minus the labeled mean), u <- u + D^-1 (b - L u), stopped when a random
+    walk started on the labeled nodes is within 1/n of its stationary distribution."""
+    import scipy.sparse as sp
+
+    n = w.shape[0]
+    degree = np.asarray(w.sum(axis=1)).ravel()
+    onehot = np.eye(n_classes)[labels]
+    sources = np.zeros((n, n_classes))
+    sources[index] = onehot - onehot.mean(axis=0)
+    laplacian = sp.diags(degree) - w
+    walk_step = w.multiply(1 / degree[None, :]).tocsr()
+    stationary = degree / degree.sum()
+    walk = np.zeros(n)
+    walk[index] = 1 / len(index)
+    u = np.zeros((n, n_classes))
+    for iteration in range(1, max_iterations + 1):
+        u += (sources - laplacian @ u) / degree[:, None]
+        walk = walk_step @ walk
+        if np.abs(walk - stationary).max() <= 1 / n:
+            break
+    return u.argmax(axis=1), iteration
+
+
+def poisson(train: np.ndarray, graph, train_y: np.ndarray, index: np.ndarray, test: np.ndarray,
+            n_classes: int, seed: int) -> tuple[np.ndarray, float, int]:
+    """Poisson learning over the train graph, then a logistic regression on its pseudo-labels:
+    the test predictions, the pseudo-labels' accuracy on the unlabeled train images (read only
+    to score them) and the iterations."""
+    from sklearn.linear_model import LogisticRegression
+
+    pseudo, iterations = poisson_labels(graph, index, train_y[index], n_classes)
+    pseudo[index] = train_y[index]
+    unlabeled = np.ones(len(train), bool)
+    unlabeled[index] = False
+    right = float((pseudo[unlabeled] == train_y[unlabeled]).mean())
+    clf = LogisticRegression(max_iter=500, random_state=seed).fit(train, pseudo)
+    return clf.predict(test), right, iterations
+
+
 def main() -> None:
     from latentlab.data.prepared import as_float, load_split
     from latentlab.params import load_params
@@ -82,6 +146,11 @@ def main() -> None:
     started = time.perf_counter()
     spaces = features(args.prepared, args.encoder)
     print(f"features in {time.perf_counter() - started:.0f} s", flush=True)
+    graphs = {}
+    for name, (train, _) in spaces.items():
+        started = time.perf_counter()
+        graphs[name] = knn_graph(train, args.neighbours)
+        print(f"{name} graph in {time.perf_counter() - started:.0f} s", flush=True)
     rows = []
     for (k, s), index in plan.items():
         row = {"labels_per_class": k, "seed": s, "labels": len(index)}
@@ -90,6 +159,13 @@ def main() -> None:
             predicted = spread(train, data.train_y, index, test, args.neighbours, args.alpha)
             row[f"spread_{name}"] = float((predicted == test_y).mean())
             row[f"spread_{name}_seconds"] = round(time.perf_counter() - started, 1)
+            started = time.perf_counter()
+            predicted, right, iterations = poisson(train, graphs[name], data.train_y, index, test,
+                                                   data.n_classes, params.base.seed + s)
+            row[f"poisson_{name}"] = float((predicted == test_y).mean())
+            row[f"poisson_{name}_pseudo_labels_right"] = right
+            row[f"poisson_{name}_iterations"] = iterations
+            row[f"poisson_{name}_seconds"] = round(time.perf_counter() - started, 1)
         row.update(pixel_baselines(as_float(data.train_x[index]), data.train_y[index], data,
                                    params.base.seed + s))
         rows.append(row)
@@ -101,7 +177,7 @@ def main() -> None:
             name: f"{100 * np.mean([r[name] for r in point]):.1f} ± "
                   f"{100 * np.std([r[name] for r in point]):.1f}"
             for name in point[0] if name not in ("labels_per_class", "seed", "labels")
-            and not name.endswith("_seconds")}
+            and not name.endswith(("_seconds", "_iterations"))}
     for labels, scores in summary.items():
         print(labels, scores)
     write_result(RESULTS, {"neighbours": args.neighbours, "alpha": args.alpha, "rows": rows,
