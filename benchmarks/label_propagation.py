@@ -67,52 +67,16 @@ def spread(train: np.ndarray, train_y: np.ndarray, index: np.ndarray, test: np.n
     return model.fit(train, targets).predict(test)
 
 
-def knn_graph(x: np.ndarray, neighbours: int):
-    """Symmetric k-nearest-neighbour weights, Gaussian with each image's own scale (the distance
-    to its k-th neighbour), as GraphLearning builds them."""
-    import scipy.sparse as sp
-    from sklearn.neighbors import NearestNeighbors
-
-    distance, index = NearestNeighbors(n_neighbors=neighbours + 1, n_jobs=-1).fit(x).kneighbors(x)
-    distance, index = distance[:, 1:], index[:, 1:]  # not the image itself
-    weights = np.exp(-4 * distance**2 / np.maximum(distance[:, -1:], 1e-12) ** 2)
-    rows = np.repeat(np.arange(len(x)), neighbours)
-    w = sp.csr_matrix((weights.ravel(), (rows, index.ravel())), shape=(len(x), len(x)))
-    return (w + w.T).tocsr()
-
-
-def poisson_labels(w, index: np.ndarray, labels: np.ndarray, n_classes: int,
-                   max_iterations: int = 5000) -> tuple[np.ndarray, int]:
-    """Poisson learning: the class of every node and the iterations it took. Sources at the
-    labeled nodes (one-hot minus the labeled mean), u <- u + D^-1 (b - L u), stopped when a random
-    walk started on the labeled nodes is within 1/n of its stationary distribution."""
-    import scipy.sparse as sp
-
-    n = w.shape[0]
-    degree = np.asarray(w.sum(axis=1)).ravel()
-    onehot = np.eye(n_classes)[labels]
-    sources = np.zeros((n, n_classes))
-    sources[index] = onehot - onehot.mean(axis=0)
-    laplacian = sp.diags(degree) - w
-    walk_step = w.multiply(1 / degree[None, :]).tocsr()
-    stationary = degree / degree.sum()
-    walk = np.zeros(n)
-    walk[index] = 1 / len(index)
-    u = np.zeros((n, n_classes))
-    for iteration in range(1, max_iterations + 1):
-        u += (sources - laplacian @ u) / degree[:, None]
-        walk = walk_step @ walk
-        if np.abs(walk - stationary).max() <= 1 / n:
-            break
-    return u.argmax(axis=1), iteration
-
-
 def poisson(train: np.ndarray, graph, train_y: np.ndarray, index: np.ndarray, test: np.ndarray,
             n_classes: int, seed: int) -> tuple[np.ndarray, float, int]:
-    """Poisson learning over the train graph, then a logistic regression on its pseudo-labels:
+    """Poisson learning over the train graph (`latentlab.training.graph`, whose classifier
+    also averages in a fine-tuned network's; here the graph is of the frozen encoder's codings or
+    of pixels), then a logistic regression on its pseudo-labels:
     the test predictions, the pseudo-labels' accuracy on the unlabeled train images (read only
     to score them) and the iterations."""
     from sklearn.linear_model import LogisticRegression
+
+    from latentlab.training.graph import poisson_labels
 
     pseudo, iterations = poisson_labels(graph, index, train_y[index], n_classes)
     pseudo[index] = train_y[index]
@@ -126,6 +90,7 @@ def poisson(train: np.ndarray, graph, train_y: np.ndarray, index: np.ndarray, te
 def main() -> None:
     from latentlab.data.prepared import as_float, load_split
     from latentlab.params import load_params
+    from latentlab.training.graph import knn_graph
     from latentlab.training.label_efficiency import load_data, pixel_baselines, subsets
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -1,12 +1,14 @@
-"""The finetune stage's own protocol with semi-supervised fine-tuning on: every classifier of the
-label-efficiency curve, the supervised models trained further with FixMatch included, on the
-stage's subsets, with each model's seconds.
+"""The finetune stage's own protocol with a semi-supervised method on: every classifier of the
+label-efficiency curve, the semi-supervised ones made from the supervised models (FixMatch, or
+Poisson learning with `--method poisson`) included, on the stage's subsets, with each model's
+seconds.
 
 Run it in a built project (`dvc repro pretrain`); params.yaml's `finetune` block, overridden here:
 
     uv run python -m benchmarks.label_semi                               # 10 labels a class, 3 seeds
     uv run python -m benchmarks.label_semi --labels-per-class 10 100 --seeds 5 --semi-steps 2000
     uv run python -m benchmarks.label_semi --encoder ENCODER --out benchmarks/results/X.json
+    uv run python -m benchmarks.label_semi --method poisson --labels-per-class 10 50 100 --seeds 5
 
 Writes benchmarks/results/label_semi.json (one row per point and seed, the summary per point).
 """
@@ -31,6 +33,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels-per-class", type=int, nargs="+", default=[10])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--method", choices=["fixmatch", "poisson"], default="fixmatch")
+    parser.add_argument("--graph-images", type=int, default=None,
+                        help="poisson: unlabeled images in the graph (0 = all)")
     parser.add_argument("--semi-steps", type=int, default=None)
     parser.add_argument("--semi-ratio", type=int, default=None)
     parser.add_argument("--encoder", type=Path, default=Path("models/pretrain/encoder.keras"))
@@ -38,20 +43,21 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()
     overrides = {"labels_per_class": args.labels_per_class, "seeds": args.seeds,
-                 "semi_supervised": "fixmatch"}
+                 "semi_supervised": args.method}
     overrides.update({k: v for k, v in (("semi_steps", args.semi_steps),
-                                        ("semi_ratio", args.semi_ratio)) if v is not None})
+                                        ("semi_ratio", args.semi_ratio),
+                                        ("semi_graph_images", args.graph_images)) if v is not None})
     block = params.finetune.model_copy(update=overrides)
     data = load_data(Path("data/prepared"))
 
     seconds: dict[str, float] = {}
-    for name in ("train_pretrained", "train_scratch", "train_semi"):  # time each kind of model
+    for name in ("train_pretrained", "train_scratch", "semi_accuracy"):  # time each kind of model
         original = getattr(label_efficiency, name)
 
         def timed(*a, _original=original, _name=name, **k):
             start = time.perf_counter()
             model = _original(*a, **k)
-            key = a[0] if _name == "train_semi" else _name.removeprefix("train_")
+            key = "semi_two" if _name == "semi_accuracy" else _name.removeprefix("train_")
             seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - start
             return model
 

@@ -205,15 +205,18 @@ class FinetuneBlock(Block):
     min_epoch_images: Annotated[int, Field(ge=1, le=1_000_000)] = 1024
     augment: Literal["none", "shift", "shift_flip"] = "none"  # training-time only
     augment_shift: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.1
-    # Semi-supervised fine-tuning beside the supervised one: fixmatch adds two classifiers to
-    # every point, the pretrained and the scratch one trained further (semi_steps, at the
-    # fine-tune's learning rate) on the labeled subset and the unlabeled train images
-    # (`training/semi_supervised.py`).
-    semi_supervised: Literal["none", "fixmatch"] = "none"
+    # Semi-supervised fine-tuning beside the supervised one adds two classifiers to every point,
+    # made from the pretrained and the scratch one with the unlabeled train images: fixmatch
+    # trains each further (semi_steps, at the fine-tune's learning rate) on the labeled subset
+    # and those images (`training/semi_supervised.py`); poisson carries the subset's labels over
+    # a graph of each one's codings of semi_graph_images of them (`training/graph.py`).
+    semi_supervised: Literal["none", "fixmatch", "poisson"] = "poisson"
     semi_steps: Annotated[int, Field(ge=1, le=10_000_000)] = 640
     semi_ratio: Annotated[int, Field(ge=1, le=64)] = 3          # unlabeled images per labeled one
     semi_threshold: Annotated[float, Field(gt=0.0, le=1.0)] = 0.95  # confidence for a pseudo-label
     semi_weight: Annotated[float, Field(ge=0.0)] = 1.0          # of the unlabeled images' loss
+    semi_neighbours: Annotated[int, Field(ge=1, le=1000)] = 10  # poisson: the graph's k
+    semi_graph_images: Annotated[int, Field(ge=0)] = 20_000     # poisson: 0 = every unlabeled one
 
     @field_validator("labels_per_class")
     @classmethod

@@ -73,8 +73,10 @@ def _label_efficiency(curve: dict) -> Table:
                "codings; pixel LogReg and pixel k-NN = logistic regression and 4-nearest-neighbours "
                "on the raw pixels of the same labeled images, the baselines to beat; ")
     if any(kind == "semi_pretrained" for kind, _ in shown):
-        caption += ("semi pretrained and semi scratch = those two networks trained further on "
-                    "the labeled images and, without their labels, every train image (FixMatch); ")
+        caption += ("semi pretrained and semi scratch = each of those two networks with the "
+                    "other train images, never their labels (finetune.semi_supervised: fixmatch "
+                    "trains it further on them, poisson carries the labels over a graph of its "
+                    "codings of them and averages that with the network); ")
     caption += "gain = pretrained − scratch."
     fewest = min(curve.values(), key=lambda e: e["labels"])
     baselines = {label: fewest[f"{kind}_mean"] for kind, label in LABEL_KINDS

@@ -18,6 +18,7 @@ from latentlab.training.label_efficiency import (
     SEMI_KINDS,
     load_data,
     pixel_baselines,
+    poisson_semi,
     subsets,
     train_pretrained,
     train_semi,
@@ -199,6 +200,46 @@ def test_fixmatch_adds_two_classifiers_that_never_read_the_unlabeled_images_labe
     for a, b in zip(before, start.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert any((a != b).any() for a, b in zip(before, weights[0]))
+
+
+def test_poisson_learning_adds_two_classifiers_that_never_read_the_unlabeled_images_labels(
+        trained, digits_prepared):
+    root, params, _ = trained
+    semi = {**FINETUNE, "labels_per_class": [2], "seeds": 1, "semi_supervised": "poisson",
+            "semi_graph_images": 0}
+    params = make_params(pretrain=PRETRAIN, finetune=semi)
+    encoder = root / "models/pretrain/encoder.keras"
+    metrics = finetune.run(params, digits_prepared,
+                           **{**paths(root / "poisson")["finetune"], "encoder_path": encoder})
+    point = metrics["labels_20"]
+    for kind in SEMI_KINDS:
+        assert 0.3 < point[f"{kind}_mean"] <= 1.0, metrics  # chance is 0.1
+    # two labels a class: the graph of the unlabeled images carries them further than the
+    # network that made it
+    assert point["semi_pretrained_mean"] > point["pretrained_mean"], metrics
+    assert point["semi_scratch_mean"] > point["scratch_mean"], metrics
+
+    # The same subset, with every other train image's label shuffled: the same probabilities.
+    data = load_data(digits_prepared)
+    index = subsets(params.finetune, data.train_y, params.base.seed)[(2, 0)]
+    others = np.setdiff1d(np.arange(len(data.train_y)), index)
+    shuffled = np.array(data.train_y)
+    shuffled[others] = np.random.default_rng(0).permutation(shuffled[others])
+    assert (shuffled != data.train_y).any()
+    start = train_pretrained(encoder, params.finetune, data.n_classes,
+                             as_float(data.train_x[index]), data.train_y[index])
+    before = start.get_weights()
+    runs = [poisson_semi(start, params.finetune, d, index, 7)
+            for d in (data, dataclasses.replace(data, train_y=shuffled))]
+    np.testing.assert_array_equal(*runs)
+    np.testing.assert_allclose(runs[0].sum(axis=1), 1, atol=1e-5)
+    for a, b in zip(before, start.get_weights()):  # the network is used, never trained
+        np.testing.assert_array_equal(a, b)
+    # a smaller graph: a seeded sample of the other images, the same for the same seed
+    small = params.finetune.model_copy(update={"semi_graph_images": 300})
+    drawn = [poisson_semi(start, small, data, index, seed) for seed in (7, 7, 8)]
+    np.testing.assert_array_equal(drawn[0], drawn[1])
+    assert (drawn[0] != drawn[2]).any()
 
 
 def test_every_label_is_one_subset_trained_once_whatever_the_seeds(digits_prepared):

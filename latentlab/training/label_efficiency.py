@@ -7,9 +7,11 @@ same nested, stratified subset and scored on the test split:
   network at a lower learning rate;
 - scratch: the same network freshly initialised, same subset, same epochs and learning rates;
 - probe: a logistic regression on the frozen pretrained codings;
-- with ``semi_supervised: fixmatch``, semi pretrained and semi scratch: copies of the two
-  supervised models above, trained further on the subset and the unlabeled train images
-  (`semi_supervised.py`, at the fine-tune's learning rate), whose labels they never read.
+- with ``semi_supervised`` set, semi pretrained and semi scratch: each of the two supervised
+  models above, with the unlabeled train images, whose labels it never reads:
+  ``fixmatch`` trains a copy further on the subset and those images (`semi_supervised.py`, at the
+  fine-tune's learning rate); ``poisson`` carries the subset's labels over a graph of the
+  model's codings of those images and averages that with the model (`graph.py`).
 
 Beside them, what needs no network at all, on the same subsets: the baselines every number above
 has to beat, a logistic regression and a k-nearest-neighbours classifier (4 neighbours weighted by
@@ -38,6 +40,7 @@ from latentlab.models.classifier import build_classifier, fresh_copy, without_pe
 from latentlab.params import FinetuneBlock
 from latentlab.seeding import seed_everything
 from latentlab.training.checkpoint import Checkpoint
+from latentlab.training.graph import poisson_probabilities
 from latentlab.training.semi_supervised import fixmatch
 
 log = logging.getLogger(__name__)
@@ -141,10 +144,8 @@ def train_scratch(encoder_path: Path, block: FinetuneBlock, n_classes: int, x, y
 
 def train_semi(start: keras.Model, block: FinetuneBlock, data: Data, index: np.ndarray,
                seed: int) -> keras.Model:
-    """A semi-supervised classifier (semi pretrained from the pretrained one, semi scratch from
-    scratch): a copy of ``start``, the supervised classifier of the same subset, trained further
-    on the labeled images ``index`` and every train image as an unlabeled one; of
-    ``data.train_y`` it reads ``index`` alone.
+    """FixMatch's semi-supervised classifier: a copy of ``start``, the supervised classifier of
+    the subset ``index``, trained further on it and every train image as an unlabeled one.
     Starting from the supervised model, the pseudo-labels are as good as it is from the first
     step, and the fine-tune's learning rate keeps what pretraining gave the encoder."""
     model = keras.models.clone_model(start)
@@ -152,6 +153,31 @@ def train_semi(start: keras.Model, block: FinetuneBlock, data: Data, index: np.n
     seed_everything(seed)
     return fixmatch(model, as_float(data.train_x[index]), data.train_y[index], data.train_x,
                     block, block.learning_rate * block.finetune_lr_factor, seed)
+
+
+def poisson_semi(start: keras.Model, block: FinetuneBlock, data: Data, index: np.ndarray,
+                 seed: int) -> np.ndarray:
+    """Poisson learning's class probabilities for the test split: ``start`` (left as it is) and
+    the labels of ``index`` carried over the graph of its codings of ``semi_graph_images``
+    other train images, drawn with ``seed``."""
+    others = np.setdiff1d(np.arange(len(data.train_y)), index)
+    if block.semi_graph_images and block.semi_graph_images < len(others):
+        others = np.sort(np.random.default_rng(seed).choice(others, block.semi_graph_images,
+                                                            replace=False))
+    return poisson_probabilities(start, as_float(data.train_x[index]), data.train_y[index],
+                                 data.train_x[others], data.test_x, data.n_classes,
+                                 block.semi_neighbours, seed)
+
+
+def semi_accuracy(start: keras.Model, block: FinetuneBlock, data: Data, index: np.ndarray,
+                  seed: int) -> float:
+    """Test accuracy of the semi-supervised classifier made from ``start`` (semi pretrained from
+    the pretrained one, semi scratch from scratch) and the unlabeled train images; of
+    ``data.train_y`` it reads ``index`` alone."""
+    if block.semi_supervised == "poisson":
+        predicted = poisson_semi(start, block, data, index, seed).argmax(axis=1)
+        return float((predicted == data.test_y).mean())
+    return accuracy(train_semi(start, block, data, index, seed), data.test_x, data.test_y)
 
 
 def probe(encoder: keras.Model, x, y, test_codings: np.ndarray, test_y: np.ndarray, seed: int) -> float:
@@ -201,8 +227,7 @@ def curve(block: FinetuneBlock, data: Data, encoder_path: Path, checkpoint: Chec
             continue
         seed_everything(seed + s)
         scratch = train_scratch(encoder_path, block, data.n_classes, x, y)
-        semi = {kind: accuracy(train_semi(start, block, data, index, seed + s),
-                               data.test_x, data.test_y)
+        semi = {kind: semi_accuracy(start, block, data, index, seed + s)
                 for kind, start in zip(kinds(block)[len(KINDS):], (pretrained, scratch))}
         row = {
             "labels_per_class": k, "seed": s, "labels": len(index),

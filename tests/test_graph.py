@@ -1,11 +1,11 @@
-"""The Poisson learning of `benchmarks.label_propagation` on a graph whose answer is known."""
+"""Poisson learning (`latentlab.training.graph`) on a graph whose answer is known."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.sparse.csgraph import connected_components
 
-from benchmarks.label_propagation import knn_graph, poisson_labels
+from latentlab.training.graph import knn_graph, poisson_labels
 
 
 def test_poisson_learning_carries_one_label_per_cluster_to_the_whole_cluster():
