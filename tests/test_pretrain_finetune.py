@@ -240,6 +240,10 @@ def test_poisson_learning_adds_two_classifiers_that_never_read_the_unlabeled_ima
     drawn = [poisson_semi(start, small, data, index, seed) for seed in (7, 7, 8)]
     np.testing.assert_array_equal(drawn[0], drawn[1])
     assert (drawn[0] != drawn[2]).any()
+    # every label given: no image to carry them to, the network as it is
+    every = np.arange(len(data.train_y))
+    np.testing.assert_allclose(poisson_semi(start, params.finetune, data, every, 7),
+                               start.predict(data.test_x, verbose=0), atol=1e-6)
 
 
 def test_every_label_is_one_subset_trained_once_whatever_the_seeds(digits_prepared):

@@ -159,8 +159,11 @@ def poisson_semi(start: keras.Model, block: FinetuneBlock, data: Data, index: np
                  seed: int) -> np.ndarray:
     """Poisson learning's class probabilities for the test split: ``start`` (left as it is) and
     the labels of ``index`` carried over the graph of its codings of ``semi_graph_images``
-    other train images, drawn with ``seed``."""
+    other train images, drawn with ``seed``. With every train image labeled there is nothing to
+    carry the labels to: the network's own probabilities."""
     others = np.setdiff1d(np.arange(len(data.train_y)), index)
+    if not len(others):
+        return start.predict(data.test_x, batch_size=1024, verbose=0)
     if block.semi_graph_images and block.semi_graph_images < len(others):
         others = np.sort(np.random.default_rng(seed).choice(others, block.semi_graph_images,
                                                             replace=False))
