@@ -90,7 +90,8 @@ def _label_efficiency(curve: dict) -> Table:
         caption += (f" With {fewest['labels']:,} labels the {network} classifier scores "
                     f"{100 * score:.1f} %, {abs(100 * gain):.1f} points "
                     f"{'above' if gain >= 0 else 'below'} the best baseline ({name}, "
-                    f"{100 * best:.1f} %): what pretraining bought.")
+                    f"{100 * best:.1f} %): what pretraining"
+                    f"{' and the unlabeled images' if network.startswith('semi') else ''} bought.")
     return Table("Label efficiency: test accuracy (mean ± std over seeds)",
                  ["labels", *(label for _, label in shown), "gain"], rows, caption)
 
