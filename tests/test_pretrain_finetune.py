@@ -168,6 +168,17 @@ def test_pixel_baselines_score_exactly_the_stages_labeled_subsets(trained, digit
     assert finetune.run(params, digits_prepared, **paths(root)["finetune"]) == first
 
 
+def _labels_shuffled_outside_the_subset(params, data, labels_per_class: int):
+    """The stage's first subset of ``labels_per_class`` and the train labels with every label
+    outside it shuffled."""
+    index = subsets(params.finetune, data.train_y, params.base.seed)[(labels_per_class, 0)]
+    others = np.setdiff1d(np.arange(len(data.train_y)), index)
+    shuffled = np.array(data.train_y)
+    shuffled[others] = np.random.default_rng(0).permutation(shuffled[others])
+    assert (shuffled != data.train_y).any()
+    return index, shuffled
+
+
 def test_fixmatch_adds_two_classifiers_that_never_read_the_unlabeled_images_labels(
         trained, digits_prepared):
     root, params, _ = trained
@@ -184,11 +195,7 @@ def test_fixmatch_adds_two_classifiers_that_never_read_the_unlabeled_images_labe
 
     # The same subset, with every other train image's label shuffled: the very same network.
     data = load_data(digits_prepared)
-    index = subsets(params.finetune, data.train_y, params.base.seed)[(5, 0)]
-    others = np.setdiff1d(np.arange(len(data.train_y)), index)
-    shuffled = np.array(data.train_y)
-    shuffled[others] = np.random.default_rng(0).permutation(shuffled[others])
-    assert (shuffled != data.train_y).any()
+    index, shuffled = _labels_shuffled_outside_the_subset(params, data, 5)
     x, y = as_float(data.train_x[index]), data.train_y[index]
     start = train_pretrained(encoder, params.finetune, data.n_classes, x, y)
     before = start.get_weights()
@@ -221,11 +228,7 @@ def test_poisson_learning_adds_two_classifiers_that_never_read_the_unlabeled_ima
 
     # The same subset, with every other train image's label shuffled: the same probabilities.
     data = load_data(digits_prepared)
-    index = subsets(params.finetune, data.train_y, params.base.seed)[(2, 0)]
-    others = np.setdiff1d(np.arange(len(data.train_y)), index)
-    shuffled = np.array(data.train_y)
-    shuffled[others] = np.random.default_rng(0).permutation(shuffled[others])
-    assert (shuffled != data.train_y).any()
+    index, shuffled = _labels_shuffled_outside_the_subset(params, data, 2)
     start = train_pretrained(encoder, params.finetune, data.n_classes,
                              as_float(data.train_x[index]), data.train_y[index])
     before = start.get_weights()
