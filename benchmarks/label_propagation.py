@@ -40,16 +40,13 @@ def features(prepared: Path, encoder_path: Path) -> dict[str, tuple[np.ndarray, 
 
     import latentlab.models  # noqa: F401 - the custom layers of saved models
     from latentlab.data.prepared import as_float, load_split
+    from latentlab.training.graph import unit_rows
 
     train = as_float(load_split(prepared, "train")[0])
     test = as_float(load_split(prepared, "test")[0])
     encoder = keras.models.load_model(encoder_path)
 
-    def unit(x: np.ndarray) -> np.ndarray:
-        x = x.reshape(len(x), -1)
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-    codings = [unit(encoder.predict(x, batch_size=1024, verbose=0)) for x in (train, test)]
+    codings = [unit_rows(encoder.predict(x, batch_size=1024, verbose=0)) for x in (train, test)]
     pca = PCA(50, random_state=0).fit(train.reshape(len(train), -1))
     pixels = [pca.transform(x.reshape(len(x), -1)) for x in (train, test)]
     return {"codings": tuple(codings), "pixels_pca50": tuple(pixels)}
@@ -79,7 +76,6 @@ def poisson(train: np.ndarray, graph, train_y: np.ndarray, index: np.ndarray, te
     from latentlab.training.graph import poisson_labels
 
     pseudo, iterations = poisson_labels(graph, index, train_y[index], n_classes)
-    pseudo[index] = train_y[index]
     unlabeled = np.ones(len(train), bool)
     unlabeled[index] = False
     right = float((pseudo[unlabeled] == train_y[unlabeled]).mean())

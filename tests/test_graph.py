@@ -23,3 +23,9 @@ def test_poisson_learning_carries_one_label_per_cluster_to_the_whole_cluster():
     # the classes follow the labels given, not the order of the clusters
     swapped, _ = poisson_labels(graph, index, np.array([2, 0, 1]), 3)
     assert (swapped == np.array([2, 0, 1])[labels]).all()
+    # a labeled node keeps its label, even where the labels around it outvote it: nine more
+    # labels of cluster 0, and node 14 of cluster 0 labeled 1
+    crowd = np.concatenate([index, np.arange(6, 15)])
+    given = np.concatenate([truth[index], np.zeros(8, int), [1]])
+    with_odd, _ = poisson_labels(graph, crowd, given, 3)
+    assert (with_odd[crowd] == given).all() and (with_odd == truth).mean() > 0.95

@@ -36,9 +36,10 @@ def knn_graph(x: np.ndarray, neighbours: int) -> sp.csr_matrix:
 
 def poisson_labels(w: sp.csr_matrix, index: np.ndarray, labels: np.ndarray, n_classes: int,
                    max_iterations: int = 5000) -> tuple[np.ndarray, int]:
-    """Poisson learning: the class of every node and the iterations it took. Sources at the
-    labeled nodes ``index`` (one-hot minus the labeled mean), u <- u + D^-1 (b - L u), stopped
-    when a random walk started on the labeled nodes is within 1/n of its stationary law."""
+    """Poisson learning: the class of every node (the labeled nodes ``index`` keep their
+    ``labels``) and the iterations it took. Sources at the labeled nodes (one-hot minus the
+    labeled mean), u <- u + D^-1 (b - L u), stopped when a random walk started on the labeled
+    nodes is within 1/n of its stationary law."""
     n = w.shape[0]
     degree = np.maximum(np.asarray(w.sum(axis=1)).ravel(), 1e-12)
     onehot = np.eye(n_classes)[labels]
@@ -55,10 +56,13 @@ def poisson_labels(w: sp.csr_matrix, index: np.ndarray, labels: np.ndarray, n_cl
         walk = walk_step @ walk
         if np.abs(walk - stationary).max() <= 1 / n:
             break
-    return u.argmax(axis=1), iteration
+    classes = u.argmax(axis=1)
+    classes[index] = labels
+    return classes, iteration
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each row of ``x`` (flattened) scaled to unit length."""
     x = x.reshape(len(x), -1)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
@@ -69,15 +73,13 @@ def poisson_probabilities(classifier: keras.Model, x: np.ndarray, y: np.ndarray,
     """Class probabilities of ``test_x``: the network ``classifier`` (trained on the labeled
     ``x``, ``y``) averaged with a logistic regression on its codings fitted to the Poisson
     pseudo-labels of ``x`` and the images ``unlabeled`` (uint8)."""
-    codings = keras.Model(classifier.inputs, classifier.get_layer(CODINGS_LAYER).output)
-    points = _unit(np.concatenate([
-        codings.predict(x, batch_size=1024, verbose=0),
-        codings.predict(as_float(unlabeled), batch_size=1024, verbose=0)]))
-    labeled = np.arange(len(x))
-    pseudo, _ = poisson_labels(knn_graph(points, neighbours), labeled, y, n_classes)
-    pseudo[labeled] = y
+    both = keras.Model(classifier.inputs, [classifier.get_layer(CODINGS_LAYER).output,
+                                           classifier.output])
+    codings, _ = both.predict(np.concatenate([x, as_float(unlabeled)]), batch_size=1024, verbose=0)
+    points = unit_rows(codings)
+    pseudo, _ = poisson_labels(knn_graph(points, neighbours), np.arange(len(x)), y, n_classes)
     regression = LogisticRegression(max_iter=500, random_state=seed).fit(points, pseudo)
+    test_codings, network = both.predict(test_x, batch_size=1024, verbose=0)
     graph = np.zeros((len(test_x), n_classes))
-    graph[:, regression.classes_] = regression.predict_proba(
-        _unit(codings.predict(test_x, batch_size=1024, verbose=0)))
-    return (graph + classifier.predict(test_x, batch_size=1024, verbose=0)) / 2
+    graph[:, regression.classes_] = regression.predict_proba(unit_rows(test_codings))
+    return (graph + network) / 2
