@@ -34,12 +34,12 @@ def knn_graph(x: np.ndarray, neighbours: int) -> sp.csr_matrix:
     return (w + w.T).tocsr()
 
 
-def poisson_labels(w: sp.csr_matrix, index: np.ndarray, labels: np.ndarray, n_classes: int,
-                   max_iterations: int = 5000) -> tuple[np.ndarray, int]:
-    """Poisson learning: the class of every node (the labeled nodes ``index`` keep their
-    ``labels``) and the iterations it took. Sources at the labeled nodes (one-hot minus the
-    labeled mean), u <- u + D^-1 (b - L u), stopped when a random walk started on the labeled
-    nodes is within 1/n of its stationary law."""
+def poisson_solution(w: sp.csr_matrix, index: np.ndarray, labels: np.ndarray, n_classes: int,
+                     max_iterations: int = 5000) -> tuple[np.ndarray, int]:
+    """Poisson learning's solution u (nodes × classes) and the iterations it took. Sources at
+    the labeled nodes ``index`` (one-hot minus the labeled mean), u <- u + D^-1 (b - L u),
+    stopped when a random walk started on the labeled nodes is within 1/n of its stationary
+    law."""
     n = w.shape[0]
     degree = np.maximum(np.asarray(w.sum(axis=1)).ravel(), 1e-12)
     onehot = np.eye(n_classes)[labels]
@@ -56,9 +56,17 @@ def poisson_labels(w: sp.csr_matrix, index: np.ndarray, labels: np.ndarray, n_cl
         walk = walk_step @ walk
         if np.abs(walk - stationary).max() <= 1 / n:
             break
+    return u, iteration
+
+
+def poisson_labels(w: sp.csr_matrix, index: np.ndarray, labels: np.ndarray, n_classes: int,
+                   max_iterations: int = 5000) -> tuple[np.ndarray, int]:
+    """Poisson learning: the class of every node, its largest solution, the labeled nodes
+    ``index`` keeping their ``labels``; and the iterations it took."""
+    u, iterations = poisson_solution(w, index, labels, n_classes, max_iterations)
     classes = u.argmax(axis=1)
     classes[index] = labels
-    return classes, iteration
+    return classes, iterations
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
