@@ -1,0 +1,139 @@
+"""The label-efficiency curve at the scale of a GPU (jax): the `pretrain` stage's contrastive
+autoencoder trained longer, wider and on larger batches than a CPU allows, then the `finetune`
+stage's own curve (Poisson learning included) on its encoder.
+
+A GPU machine has jax but neither tensorflow, the project's data, some of its packages nor the
+network. So, here, in a built project (`dvc repro downsample`), pack the prepared split
+(compressed: 30 MiB for Fashion-MNIST) and the wheels of the packages that machine lacks (keras,
+pydantic and their needs, at this environment's versions, for CPython 3.12 on x86-64) into the
+ignored folder `.device/`:
+
+    uv run python -m benchmarks.label_device pack
+
+There, with `.device` carried:
+
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/wheels/*.whl &&
+    PYTHONPATH=/tmp/site:. KERAS_BACKEND=jax PYTHONUNBUFFERED=1 python3 -m benchmarks.label_device \
+        run --out $OUT --images-seen 10800000 --conv-filters 64 128 --batch-size 1024 --seeds 5
+
+Everything else is params.yaml's (`pretrain` and `finetune` blocks), and the code is the stages':
+`stages.pretrain.run` (its checkpoint resumes a run cut off by the time limit when `--work` is
+kept) and `label_efficiency.curve`. Writes label_device.json under ``--out``: the pretraining's
+metrics and seconds, every (point, seed) row and the summary per point, with the seconds of each.
+Tried here on the CPU under jax, with tensorflow, mlflow, prefect and dvc made unimportable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import ROOT, write_result
+
+SPLITS = ("train", "val", "test")
+MISSING_THERE = ("keras", "namex", "optree", "pydantic", "pydantic-core", "annotated-types",
+                 "typing-inspection")  # what `run` imports that the GPU machine's image lacks
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
+             "manylinux2014_x86_64", "manylinux1_x86_64")
+
+
+def pack(prepared: Path, to: Path) -> None:
+    """The prepared split as one compressed archive and its card, and the wheels, for the
+    device."""
+    from importlib.metadata import version
+
+    to.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["python3", "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                    "--python-version", "3.12", "--implementation", "cp",
+                    *(f"--platform={p}" for p in PLATFORMS), "-d", str(to / "wheels"),
+                    *(f"{name}=={version(name)}" for name in MISSING_THERE)], check=True)
+    arrays = {f"{split}_{kind}": np.load(prepared / f"{split}_{kind}.npy")
+              for split in SPLITS for kind in ("images", "labels")}
+    np.savez_compressed(to / "prepared.npz", **arrays)
+    shutil.copy(prepared / "meta.json", to / "meta.json")
+    size = sum(f.stat().st_size for f in to.rglob("*") if f.is_file())
+    print(f"{to}: {size / 2**20:.1f} MiB to carry")
+
+
+def unpack(packed: Path, prepared: Path) -> None:
+    prepared.mkdir(parents=True, exist_ok=True)
+    with np.load(packed / "prepared.npz") as arrays:
+        for name in arrays.files:
+            np.save(prepared / f"{name}.npy", arrays[name])
+    shutil.copy(packed / "meta.json", prepared / "meta.json")
+
+
+def run(args: argparse.Namespace) -> None:
+    import keras
+
+    from latentlab.params import load_params
+    from latentlab.training.checkpoint import Checkpoint
+    from latentlab.training.label_efficiency import curve, load_data, summarize
+    from stages import pretrain
+
+    work = args.work or Path(tempfile.mkdtemp())
+    prepared = work / "prepared"
+    unpack(args.data, prepared)
+    params = load_params(ROOT / "params.yaml")
+    pretrain_update = {"images_seen": args.images_seen, "batch_size": args.batch_size}
+    if args.conv_filters:
+        pretrain_update["conv_filters"] = args.conv_filters
+    if args.codings:
+        pretrain_update["codings"] = args.codings
+    params = params.model_copy(update={
+        "pretrain": params.pretrain.model_copy(update=pretrain_update),
+        "finetune": params.finetune.model_copy(update={
+            "labels_per_class": args.labels_per_class, "seeds": args.seeds})})
+    result = {"backend": keras.backend.backend(), "pretrain": params.pretrain.model_dump(),
+              "finetune": params.finetune.model_dump()}
+    started = time.perf_counter()
+    result["pretrain_metrics"] = pretrain.run(
+        params, prepared, models_dir=work / "models", checkpoints=work / "checkpoints",
+        metrics_path=work / "pretrain.json", history_path=work / "pretrain_history.csv")
+    result["pretrain_seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(result["pretrain_metrics"]), f"{result['pretrain_seconds']} s", flush=True)
+    started = time.perf_counter()
+    rows, _ = curve(params.finetune, load_data(prepared), work / "models" / "encoder.keras",
+                    Checkpoint(work / "checkpoints", "finetune"), params.base.seed)
+    result["curve_seconds"] = round(time.perf_counter() - started, 1)
+    result["rows"] = rows
+    result["metrics"], _ = summarize(rows, params.finetune)
+    for name, entry in result["metrics"].items():
+        print(name, {k: round(100 * v, 1) for k, v in entry.items() if k.endswith("_mean")},
+              flush=True)
+    write_result(args.out / "label_device.json", result)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    packing = commands.add_parser("pack", help="here: the prepared split for the device")
+    packing.add_argument("--prepared", type=Path, default=ROOT / "data/prepared")
+    packing.add_argument("--to", type=Path, default=ROOT / ".device")
+    running = commands.add_parser("run", help="there: pretrain, then the curve")
+    running.add_argument("--data", type=Path, default=ROOT / ".device")
+    running.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    running.add_argument("--work", type=Path, default=None,
+                         help="models and checkpoints (default: a temporary folder)")
+    running.add_argument("--images-seen", type=int, default=10_800_000)  # 200 passes
+    running.add_argument("--batch-size", type=int, default=1024)
+    running.add_argument("--conv-filters", type=int, nargs="+", default=None)
+    running.add_argument("--codings", type=int, default=None)
+    running.add_argument("--labels-per-class", type=int, nargs="+", default=[10, 100])
+    running.add_argument("--seeds", type=int, default=5)
+    args = parser.parse_args()
+    if args.command == "pack":
+        pack(args.prepared, args.to)
+    else:
+        run(args)
+
+
+if __name__ == "__main__":
+    main()
