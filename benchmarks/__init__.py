@@ -33,3 +33,21 @@ def code_trees(baseline: str | None) -> Iterator[dict[str, Path]]:
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT,
                        check=False, capture_output=True)
+
+
+def accuracy_summary(rows: list[dict], skip=lambda name: False) -> dict[str, dict[str, str]]:
+    """Per label count, each accuracy of the (point, seed) rows as "mean ± std" in percent, and
+    printed; ``skip`` names the row entries that are not accuracies (beside the row's keys)."""
+    import numpy as np
+
+    summary = {}
+    for k in sorted({r["labels_per_class"] for r in rows}):
+        point = [r for r in rows if r["labels_per_class"] == k]
+        summary[str(point[0]["labels"])] = {
+            name: f"{100 * np.mean([r[name] for r in point]):.1f} ± "
+                  f"{100 * np.std([r[name] for r in point]):.1f}"
+            for name in point[0]
+            if name not in ("labels_per_class", "seed", "labels") and not skip(name)}
+    for labels, scores in summary.items():
+        print(labels, scores)
+    return summary

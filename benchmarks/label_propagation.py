@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import ROOT, write_result
+from benchmarks import ROOT, accuracy_summary, write_result
 
 RESULTS = ROOT / "benchmarks" / "results" / "label_propagation.json"
 
@@ -131,16 +131,7 @@ def main() -> None:
                                    params.base.seed + s))
         rows.append(row)
         print(row, flush=True)
-    summary = {}
-    for k in args.labels:
-        point = [r for r in rows if r["labels_per_class"] == k]
-        summary[str(point[0]["labels"])] = {
-            name: f"{100 * np.mean([r[name] for r in point]):.1f} ± "
-                  f"{100 * np.std([r[name] for r in point]):.1f}"
-            for name in point[0] if name not in ("labels_per_class", "seed", "labels")
-            and not name.endswith(("_seconds", "_iterations"))}
-    for labels, scores in summary.items():
-        print(labels, scores)
+    summary = accuracy_summary(rows, skip=lambda name: name.endswith(("_seconds", "_iterations")))
     write_result(RESULTS, {"neighbours": args.neighbours, "alpha": args.alpha, "rows": rows,
                            "summary": summary})
 

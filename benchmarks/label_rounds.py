@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from benchmarks import ROOT, write_result
+from benchmarks import ROOT, accuracy_summary, write_result
 
 RESULTS = ROOT / "benchmarks" / "results" / "label_rounds.json"
 
@@ -147,15 +147,7 @@ def main() -> None:
         row["seconds"] = round(time.perf_counter() - started, 1)
         rows.append(row)
         print(row, flush=True)
-    summary = {}
-    for k in args.labels_per_class:
-        point = [r for r in rows if r["labels_per_class"] == k]
-        summary[str(point[0]["labels"])] = {
-            name: f"{100 * np.mean([r[name] for r in point]):.1f} ± "
-                  f"{100 * np.std([r[name] for r in point]):.1f}"
-            for name in point[0] if name not in ("labels_per_class", "seed", "labels", "seconds")}
-    for labels, scores in summary.items():
-        print(labels, scores)
+    summary = accuracy_summary(rows, skip=lambda name: name == "seconds")
     paths = {name: os.path.relpath(getattr(args, name), ROOT) for name in ("encoder", "out")}
     write_result(args.out, {"args": {**vars(args), **paths},
                             "finetune": block.model_dump(), "rows": rows, "summary": summary})
