@@ -179,15 +179,23 @@ def _labels_shuffled_outside_the_subset(params, data, labels_per_class: int):
     return index, shuffled
 
 
-def test_fixmatch_adds_two_classifiers_that_never_read_the_unlabeled_images_labels(
-        trained, digits_prepared):
-    root, params, _ = trained
-    semi = {**FINETUNE, "labels_per_class": [5], "seeds": 1, "semi_supervised": "fixmatch",
-            "semi_steps": 120}
-    params = make_params(pretrain=PRETRAIN, finetune=semi)
+def _finetune_semi(trained, digits_prepared, name: str, **semi):
+    """``finetune`` with the semi-supervised settings ``semi``, on the trained encoder, into
+    its own folder: its params, the encoder's path and its metrics."""
+    root, _, _ = trained
+    params = make_params(pretrain=PRETRAIN, finetune={**FINETUNE, "seeds": 1, **semi})
     encoder = root / "models/pretrain/encoder.keras"
     metrics = finetune.run(params, digits_prepared,
-                           **{**paths(root / "semi")["finetune"], "encoder_path": encoder})
+                           **{**paths(root / name)["finetune"], "encoder_path": encoder})
+    return params, encoder, metrics
+
+
+def test_fixmatch_adds_two_classifiers_that_never_read_the_unlabeled_images_labels(
+        trained, digits_prepared):
+    root = trained[0]
+    params, encoder, metrics = _finetune_semi(trained, digits_prepared, "semi",
+                                              labels_per_class=[5], semi_supervised="fixmatch",
+                                              semi_steps=120)
     for kind in SEMI_KINDS:
         assert 0.3 < metrics["labels_50"][f"{kind}_mean"] <= 1.0, metrics  # chance is 0.1
     curve = (root / "semi/plots/finetune_curve.csv").read_text().splitlines()[0].split(",")
@@ -211,13 +219,9 @@ def test_fixmatch_adds_two_classifiers_that_never_read_the_unlabeled_images_labe
 
 def test_poisson_learning_adds_two_classifiers_that_never_read_the_unlabeled_images_labels(
         trained, digits_prepared):
-    root, params, _ = trained
-    semi = {**FINETUNE, "labels_per_class": [2], "seeds": 1, "semi_supervised": "poisson",
-            "semi_graph_images": 0}
-    params = make_params(pretrain=PRETRAIN, finetune=semi)
-    encoder = root / "models/pretrain/encoder.keras"
-    metrics = finetune.run(params, digits_prepared,
-                           **{**paths(root / "poisson")["finetune"], "encoder_path": encoder})
+    params, encoder, metrics = _finetune_semi(trained, digits_prepared, "poisson",
+                                              labels_per_class=[2], semi_supervised="poisson",
+                                              semi_graph_images=0)
     point = metrics["labels_20"]
     for kind in SEMI_KINDS:
         assert 0.3 < point[f"{kind}_mean"] <= 1.0, metrics  # chance is 0.1
