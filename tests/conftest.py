@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 if os.environ.get("LATENTLAB_BLOCK_TENSORFLOW") == "1":
-    # As if tensorflow were not installed, to prove the jax backend does not need it: importing
-    # it fails (ModuleNotFoundError), and asking whether it is there (`importlib.util.find_spec`,
-    # as jax's compilation cache does through etils) answers no.
-    for _name in ("tensorflow", "tensorflow_datasets"):
-        sys.modules[_name] = None
+    # As if tensorflow were not installed, to prove the jax backend does not need it: the finder
+    # of installed packages no longer sees it, so importing it fails (ModuleNotFoundError), asking
+    # whether it is there (`importlib.util.find_spec`, as jax's compilation cache does through
+    # etils) answers no, and its name stays out of `sys.modules` (where Keras' random image
+    # layers look for a tensorflow to use).
+    from tests.support.uninstalled import hide_packages
+
+    hide_packages("tensorflow", "tensorflow_datasets")
 
 import pytest  # noqa: E402
 

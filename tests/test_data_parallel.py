@@ -14,6 +14,8 @@ from tests.support.project import ROOT
 
 CHILD = """
 import json, sys
+from tests.support.uninstalled import hide_packages
+hide_packages("tensorflow", "tensorflow_datasets")  # as on a GPU machine: jax without tensorflow
 import keras
 import numpy as np
 from pathlib import Path
@@ -42,9 +44,9 @@ print(json.dumps(report))
 
 
 def train(prepared, out, *legs: str) -> list[dict]:
-    env = {**os.environ, "KERAS_BACKEND": "jax", "LATENTLAB_BLOCK_TENSORFLOW": "1",
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
-           "LATENTLAB_DATA_PARALLEL": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "KERAS_BACKEND": "jax",
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "LATENTLAB_DATA_PARALLEL": "1",
+           "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", CHILD, str(prepared), str(out), *legs],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-4000:]
