@@ -49,12 +49,11 @@ def shifted_and_flipped(x: np.ndarray, rng: np.random.Generator, shift: int = 3)
 
 def main() -> None:
     import keras
-    from sklearn.linear_model import LogisticRegression
 
     from latentlab.data.prepared import as_float
     from latentlab.params import load_params
     from latentlab.seeding import seed_everything
-    from latentlab.training.graph import CODINGS_LAYER, knn_graph, poisson_solution, unit_rows
+    from latentlab.training.graph import codings_and_probabilities, poisson_regression
     from latentlab.training.label_efficiency import (
         load_data,
         subsets,
@@ -83,22 +82,15 @@ def main() -> None:
     def graph(model, x, y, unlabeled, seed, mirror=False):
         """The regression on the graph's pseudo-labels (test probabilities), the network's test
         probabilities, the Poisson solution and pseudo-labels of the unlabeled images."""
-        both = keras.Model(model.inputs, [model.get_layer(CODINGS_LAYER).output, model.output])
         images = np.concatenate([x, unlabeled])
-        codings = both.predict(images, batch_size=1024, verbose=0)[0]
-        test_codings, network = both.predict(data.test_x, batch_size=1024, verbose=0)
+        codings = codings_and_probabilities(model, images)[0]
+        test_codings, network = codings_and_probabilities(model, data.test_x)
         if mirror:
-            codings = codings + both.predict(images[:, :, ::-1], batch_size=1024, verbose=0)[0]
-            test_codings = test_codings + both.predict(data.test_x[:, :, ::-1], batch_size=1024,
-                                                       verbose=0)[0]
-        points = unit_rows(codings)
-        u, _ = poisson_solution(knn_graph(points, block.semi_neighbours), np.arange(len(x)), y,
-                                n_classes)
-        pseudo = u.argmax(axis=1)
-        pseudo[: len(x)] = y
-        regression = LogisticRegression(max_iter=500, random_state=seed).fit(points, pseudo)
-        regressed = np.zeros((len(data.test_x), n_classes))
-        regressed[:, regression.classes_] = regression.predict_proba(unit_rows(test_codings))
+            codings = codings + codings_and_probabilities(model, images[:, :, ::-1])[0]
+            test_codings = test_codings + codings_and_probabilities(model,
+                                                                    data.test_x[:, :, ::-1])[0]
+        regressed, u, pseudo = poisson_regression(codings, y, test_codings, n_classes,
+                                                  block.semi_neighbours, seed)
         return regressed, network, u[len(x):], pseudo[len(x):]
 
     def score(probabilities):

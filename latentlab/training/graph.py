@@ -61,12 +61,17 @@ def poisson_solution(w: sp.csr_matrix, index: np.ndarray, labels: np.ndarray, n_
 
 def poisson_labels(w: sp.csr_matrix, index: np.ndarray, labels: np.ndarray, n_classes: int,
                    max_iterations: int = 5000) -> tuple[np.ndarray, int]:
-    """Poisson learning: the class of every node, its largest solution, the labeled nodes
-    ``index`` keeping their ``labels``; and the iterations it took."""
+    """Poisson learning's class of every node, and the iterations it took."""
     u, iterations = poisson_solution(w, index, labels, n_classes, max_iterations)
+    return _classes(u, index, labels), iterations
+
+
+def _classes(u: np.ndarray, index: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each node's largest solution, except that the labeled nodes ``index`` keep their
+    ``labels`` (a labeled node among many of another class could lose its own)."""
     classes = u.argmax(axis=1)
     classes[index] = labels
-    return classes, iterations
+    return classes
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -75,19 +80,39 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+def codings_and_probabilities(classifier: keras.Model,
+                              images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The codings (`CODINGS_LAYER`) and class probabilities of ``images`` (floats), one pass."""
+    both = keras.Model(classifier.inputs, [classifier.get_layer(CODINGS_LAYER).output,
+                                           classifier.output])
+    codings, probabilities = both.predict(images, batch_size=1024, verbose=0)
+    return codings, probabilities
+
+
+def poisson_regression(codings: np.ndarray, labels: np.ndarray, test_codings: np.ndarray,
+                       n_classes: int, neighbours: int,
+                       seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Poisson learning over the graph of ``codings`` (the labeled images' first, in the order
+    of ``labels``, then the unlabeled ones'), and a logistic regression on the codings fitted to
+    its classes. Returns the regression's class probabilities of ``test_codings``, the Poisson
+    solution u and the classes of the graph's nodes."""
+    points = unit_rows(codings)
+    index = np.arange(len(labels))
+    u, _ = poisson_solution(knn_graph(points, neighbours), index, labels, n_classes)
+    classes = _classes(u, index, labels)
+    regression = LogisticRegression(max_iter=500, random_state=seed).fit(points, classes)
+    probabilities = np.zeros((len(test_codings), n_classes))
+    probabilities[:, regression.classes_] = regression.predict_proba(unit_rows(test_codings))
+    return probabilities, u, classes
+
+
 def poisson_probabilities(classifier: keras.Model, x: np.ndarray, y: np.ndarray,
                           unlabeled: np.ndarray, test_x: np.ndarray, n_classes: int,
                           neighbours: int, seed: int) -> np.ndarray:
     """Class probabilities of ``test_x``: the network ``classifier`` (trained on the labeled
-    ``x``, ``y``) averaged with a logistic regression on its codings fitted to the Poisson
-    pseudo-labels of ``x`` and the images ``unlabeled`` (uint8)."""
-    both = keras.Model(classifier.inputs, [classifier.get_layer(CODINGS_LAYER).output,
-                                           classifier.output])
-    codings, _ = both.predict(np.concatenate([x, as_float(unlabeled)]), batch_size=1024, verbose=0)
-    points = unit_rows(codings)
-    pseudo, _ = poisson_labels(knn_graph(points, neighbours), np.arange(len(x)), y, n_classes)
-    regression = LogisticRegression(max_iter=500, random_state=seed).fit(points, pseudo)
-    test_codings, network = both.predict(test_x, batch_size=1024, verbose=0)
-    graph = np.zeros((len(test_x), n_classes))
-    graph[:, regression.classes_] = regression.predict_proba(unit_rows(test_codings))
+    ``x``, ``y``) averaged with the regression on its codings fitted to the Poisson pseudo-labels
+    of ``x`` and the images ``unlabeled`` (uint8)."""
+    codings, _ = codings_and_probabilities(classifier, np.concatenate([x, as_float(unlabeled)]))
+    test_codings, network = codings_and_probabilities(classifier, test_x)
+    graph, _, _ = poisson_regression(codings, y, test_codings, n_classes, neighbours, seed)
     return (graph + network) / 2
