@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 
 import pandas as pd
 
@@ -30,6 +31,11 @@ def generation_columns() -> list[tuple[str, str]]:
             for metric, title in (("frechet_distance", "FD"), ("kid", "KID"))]
 
 
+def natural(name: str) -> list:
+    """Sort key: numbers in a name by value (labels_100 < labels_500 < labels_1000)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def compare(stage: str | None = None, last: int = 5) -> dict[str, pd.DataFrame]:
     """stage → a table, one row per run (newest first): dataset, image size and DVC experiment,
     the params that differ between the runs, then final metrics."""
@@ -50,9 +56,9 @@ def compare(stage: str | None = None, last: int = 5) -> dict[str, pd.DataFrame]:
                         if c.startswith("params.") and rows[c].nunique(dropna=False) > 1)
         # final metrics; not the per-epoch ones, nor the headline copies for the MLflow UI
         # ("GAN FD": the only metric names with a space)
-        metrics = sorted(c for c in rows if c.startswith("metrics.")
-                         and not c.startswith("metrics.epoch.") and " " not in c
-                         and rows[c].notna().any())
+        metrics = sorted((c for c in rows if c.startswith("metrics.")
+                          and not c.startswith("metrics.epoch.") and " " not in c
+                          and rows[c].notna().any()), key=natural)
         tags = [c for c in TAG_COLUMNS if c in rows]
         table = rows[["run_id", "start_time", *tags, *params, *metrics]].copy()
         table["run_id"] = table["run_id"].str[:8]
@@ -85,8 +91,11 @@ def report_tables(last: int = 5) -> list[tuple[str, list[str], list[list[str]]]]
                     [*keys, *(title for _, title in measured)],
                     [[fmt(v) for v in row] for row in
                      scored[[*keys, *(c for c, _ in measured)]].itertuples(index=False)]))
-    out += [(f"{stage}: last {len(table)} runs", [str(c) for c in table.columns],
-             [[fmt(v) for v in row] for row in table.itertuples(index=False)])
+    # One column a run (newest first) and a row per field, as MLflow's comparison view: a stage
+    # can log dozens of metrics (the label-efficiency curve: 7 classifiers × 3 points × 2).
+    out += [(f"{stage}: last {len(table)} runs", ["run", *table["run_id"]],
+             [[str(c), *("–" if pd.isna(v) else fmt(v) for v in table[c])]
+              for c in table.columns if c != "run_id"])
             for stage, table in found.items() if len(table) > 1]
     return out
 

@@ -21,8 +21,9 @@ GENERATION_COLUMNS = [
 
 
 def fmt(value) -> str:
+    """A table cell: 4 significant digits, whole numbers in full."""
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return str(int(value)) if value.is_integer() and abs(value) < 1e12 else f"{value:.4g}"
     return str(value)
 
 
@@ -181,7 +182,8 @@ STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
 h1 { margin-bottom: 0.2rem; } .meta { color: #666; margin-top: 0; }
 nav ul { font-size: 0.9rem; margin: 0.2rem 0; } .note { color: #555; font-size: 0.85rem; max-width: 900px; }
-table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; display: block;
+        max-width: 100%; overflow-x: auto; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 h3#verdicts + p + table td { text-align: left; }

@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from latentlab.report import write_report
+from latentlab.compare import natural
+from latentlab.report import fmt, write_report
 from tests.support.browser import chromium, keep_screenshot, needs_chromium
 from tests.support.project import dvc
 
@@ -76,6 +77,27 @@ def test_report_opens_in_headless_chromium_with_every_image_loaded(built, tmp_pa
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == []
         assert keep_screenshot(driver, "report").stat().st_size > 10_000
+
+
+@needs_chromium
+def test_a_wide_table_scrolls_inside_the_page(tmp_path):
+    """A table wider than the window (a stage logging dozens of metrics) scrolls within itself;
+    the page keeps its width."""
+    header = ["run", *(f"metric_{i:02d}_mean" for i in range(60))]
+    write_report(tmp_path, {"dataset": "digits"}, "rev", {}, [], "",
+                 [("finetune: last 2 runs", header, [[f"run{r}", *["0.8123"] * 60] for r in (1, 2)])])
+    with chromium(tmp_path / "chromium", 1280, 900) as driver:
+        driver.get((tmp_path / "index.html").as_uri())
+        page, window, table = driver.execute_script(
+            "const t = document.querySelector('h3#finetune-last-2-runs + table');"
+            "return [document.documentElement.scrollWidth, window.innerWidth, t.scrollWidth];")
+    assert table > window >= page, (table, window, page)
+
+
+def test_cells_and_rows_read_as_numbers():
+    assert [fmt(v) for v in (54000.0, 0.81234, 1e-05, 7)] == ["54000", "0.8123", "1e-05", "7"]
+    names = ["labels_1000.probe", "labels_100.probe", "labels_500.probe", "labels_54000.probe"]
+    assert sorted(names, key=natural) == [names[1], names[2], names[0], names[3]]
 
 
 def test_the_fashion_mnist_reference_shows_on_fashion_mnist_alone(tmp_path):

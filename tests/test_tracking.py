@@ -133,6 +133,10 @@ def test_a_second_execution_is_a_second_parent_with_new_model_versions(built, bu
     report = (built_copy / "reports/index.html").read_text()
     assert "Earlier runs (MLflow)" in report
     assert f"train_gan: last {min(len(finished_gan_runs), 5)} runs" in report
+    # A stage's runs are its columns, newest first, its params and metrics the rows.
+    runs_table = report.split("<h3 id='train-gan-last")[1].split("</table>")[0]
+    assert f"<th>run</th><th>{newest.run_id[:8]}</th>" in runs_table
+    assert "<tr><td>train_gan.images_seen</td><td>1439</td>" in runs_table
     # Which data and which DVC experiment each run was, with its generation metrics.
     experiment = client.get_run(newest.run_id).data.tags["latentlab.dvc_experiment"]
     assert experiment and f"<td>{experiment}</td>" in report
