@@ -69,6 +69,11 @@ def compare(stage: str | None = None, last: int = 5) -> dict[str, pd.DataFrame]:
     return tables
 
 
+def cell(value) -> str:
+    """A table cell of the report; "–" where a run logged nothing."""
+    return "–" if pd.isna(value) else fmt(value)
+
+
 def report_tables(last: int = 5) -> list[tuple[str, list[str], list[list[str]]]]:
     """The latest runs of each stage side by side, as (title, header, rows) tables for the report;
     empty when tracking is off, or MLflow has none or cannot be reached (the report never waits on
@@ -89,12 +94,12 @@ def report_tables(last: int = 5) -> list[tuple[str, list[str], list[list[str]]]]
         out.append((f"Generation, {family.label}: last {len(scored)} runs (FD and KID compare "
                     "only within one dataset and image size)",
                     [*keys, *(title for _, title in measured)],
-                    [[fmt(v) for v in row] for row in
+                    [[cell(v) for v in row] for row in
                      scored[[*keys, *(c for c, _ in measured)]].itertuples(index=False)]))
     # One column a run (newest first) and a row per field, as MLflow's comparison view: a stage
     # can log dozens of metrics (the label-efficiency curve: 7 classifiers × 3 points × 2).
     out += [(f"{stage}: last {len(table)} runs", ["run", *table["run_id"]],
-             [[str(c), *("–" if pd.isna(v) else fmt(v) for v in table[c])]
+             [[str(c), *(cell(v) for v in table[c])]
               for c in table.columns if c != "run_id"])
             for stage, table in found.items() if len(table) > 1]
     return out
