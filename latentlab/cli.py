@@ -43,9 +43,9 @@ def load_model(source: str):
     if not source.startswith("models:/") and not path.is_file():
         raise UserError(f"{source}: no such model file; give a .keras file (e.g. "
                         "models/gan/generator.keras) or a registry URI models:/<name>/<version>")
-    import keras
 
     import latentlab.models  # noqa: F401 - registers the custom layers saved models use
+    from latentlab import precision
     from latentlab.models.card import card_of, from_dict
 
     if source.startswith("models:/"):
@@ -53,7 +53,7 @@ def load_model(source: str):
         from mlflow.exceptions import MlflowException
 
         try:
-            return (mlflow.keras.load_model(source),
+            return (precision.in_current_precision(mlflow.keras.load_model(source)),
                     from_dict(mlflow.models.get_model_info(source).metadata))
         except MlflowException as exc:
             uri = mlflow.get_tracking_uri()
@@ -66,7 +66,7 @@ def load_model(source: str):
         raise UserError(f"{source}: not a Keras model file (a .keras file is the zip archive that "
                         "`model.save` writes); give models/gan/generator.keras or the like")
     try:
-        return keras.models.load_model(path), card_of(path)
+        return precision.load_model(path), card_of(path)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
         raise UserError(f"{source}: not a Keras model file ({type(exc).__name__}: {exc})") from None
 
@@ -75,9 +75,15 @@ def _card(model, card: ModelCard | None) -> ModelCard:
     """The model's card; for a model saved without one, what its network's name implies (a GAN
     generator draws in [-1, 1], a VAE decoder in [0, 1]); else a UserError naming what can be
     sampled."""
+    from latentlab.generators import FAMILIES
     from latentlab.models.card import ModelCard
 
     if card is not None:
+        if card.family not in FAMILIES:
+            raise UserError(
+                f"the model's model.json names the family {card.family!r}, which latentlab does "
+                f"not know ({', '.join(FAMILIES)}); sample it with the latentlab that trained "
+                "it, or fix the card's \"family\"")
         return card
     if model.name not in KINDS:
         raise UserError(
@@ -162,6 +168,24 @@ def _save_png(image: np.ndarray, path: Path) -> None:
     Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
 
 
+def _check_writable(out: Path, folder: bool) -> None:
+    """Refuse, before anything is drawn or made, an output that cannot be written: under a file,
+    or on a read-only place. Nothing is created here."""
+    import tempfile
+
+    target = out if folder else out.parent
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise UserError(f"-o {out}: {existing} is a file, not a folder; name another place")
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as exc:
+        raise UserError(f"-o {out}: cannot write in {existing} ({exc.strerror}); name a folder "
+                        "you can write to") from None
+
+
 def sample(args: argparse.Namespace) -> list[Path]:
     from latentlab.galleries import image_grid
 
@@ -175,6 +199,7 @@ def sample(args: argparse.Namespace) -> list[Path]:
         raise UserError(f"-o {out}: {flag} writes a GIF; name a .gif file")
     if args.grid and out.suffix.lower() != ".png":
         raise UserError(f"-o {out}: --grid writes one PNG; name a .png file")
+    _check_writable(out, folder=not (args.grid or args.interpolate or args.denoising))
     model, card = load_model(args.model)
     card = _card(model, card)  # before any output is written
     if card.family == "diffusion":
@@ -193,6 +218,9 @@ def sample(args: argparse.Namespace) -> list[Path]:
                             ("--denoising", args.denoising or None)):
             if value is not None:
                 raise UserError(f"{flag} is for diffusion models; this is a {card.family}")
+        if args.steps is not None and not args.interpolate:
+            raise UserError(f"--steps is for diffusion models (DDIM steps) and --interpolate "
+                            f"(frames of the walk); this is a {card.family} drawn at once")
         if args.interpolate:
             steps = 16 if args.steps is None else args.steps
             if steps < 2:
@@ -226,7 +254,7 @@ def sample(args: argparse.Namespace) -> list[Path]:
     return written
 
 
-PROFILES = Path(__file__).resolve().parents[1] / "profiles"
+PROFILES = Path("profiles")  # the project's own, where latentlab runs: not the installed package's
 
 
 def profile_flags(name: str, params_file: Path = Path("params.yaml")) -> list[str]:
@@ -237,6 +265,9 @@ def profile_flags(name: str, params_file: Path = Path("params.yaml")) -> list[st
     from latentlab.params import flatten_dotted, parse_params, read_yaml, set_dotted
 
     path = PROFILES / f"{name}.yaml"
+    if not PROFILES.is_dir():
+        raise UserError(f"no {PROFILES}/ folder in {Path.cwd()}; run `latentlab profile` in the "
+                        "project's folder (beside params.yaml)")
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in PROFILES.glob("*.yaml"))) or "none"
         raise UserError(f"no profile {name!r}; the profiles are: {known}")

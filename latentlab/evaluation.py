@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from latentlab import metrics as m
+from latentlab import precision
 from latentlab.data.prepared import as_float, load_split
 from latentlab.errors import UserError
 from latentlab.generators import Family
@@ -33,7 +34,7 @@ INPUTS = {"frechet_distance": "features", "kid": "features", "precision_recall":
 def load_model(path: Path) -> keras.Model:
     if not path.is_file():
         raise UserError(f"{path}: missing; run the stage that makes it (`dvc repro`)")
-    return keras.models.load_model(path)
+    return precision.load_model(path)
 
 
 def evaluator_features(classifier: keras.Model) -> keras.Model:
@@ -114,7 +115,7 @@ def setting(block: EvaluateBlock, prepared: Path, models: Path, evaluator: Path,
     train = as_float(load_split(prepared, "train")[0])
     val = as_float(load_split(prepared, "val")[0])
     if evaluator.is_file():
-        classifier = keras.models.load_model(evaluator)
+        classifier = precision.load_model(evaluator)
         features, space = evaluator_features(classifier), "evaluator features"
     else:
         classifier, space = None, "autoencoder codings (no labels)"
@@ -164,7 +165,7 @@ def evaluate_family(family: Family, block: EvaluateBlock, prepared: Path, models
              if family.extra_metrics else {})
     values = {**extra, **s.judge(family.load("sampler")(network, len(s.real), seed, card=card))}
     values.update(generation_verdict(family, values, base["anchors"], training(directory)))
-    if s.classifier is None and base["autoencoder"]["mse_to_mean_image"] > GOOD_FRACTION:
+    if s.classifier is None and (base["autoencoder"]["mse_to_mean_image"] or 0) > GOOD_FRACTION:
         values["verdict"] += ("; judged in the codings of an autoencoder that itself learned "
                               "little, so take this verdict with care")
     return rounded(values)
@@ -206,7 +207,11 @@ def generation_verdict(family: Family, values: dict, anchors: dict, run: dict) -
     floor = anchors["real_holdout"][metric]
     name = {"frechet_distance": "FD", "kid": "KID"}[metric]
     key = family.budget_key
-    ratio = score / noise if noise > 0 else float("inf")
+    if not noise > 0:  # no variety in the test images: nothing is far from them
+        return {f"{metric}_to_noise": None, "verdict": (
+            f"not judged: per-pixel noise's {name} is {noise:.4g}, so the test images have no "
+            "variety to measure against; check the data (downsample warns of copies)")}
+    ratio = score / noise
     if ratio >= 1:
         verdict = (f"no better than per-pixel noise ({name} {score:.4g} against the noise's "
                    f"{noise:.4g}): it learned nothing; {_seen(run, key)}")
@@ -225,7 +230,11 @@ def generation_verdict(family: Family, values: dict, anchors: dict, run: dict) -
 
 def reconstruction_verdict(values: dict, run: dict) -> dict:
     """The autoencoder against the mean image, a reconstruction that learned nothing."""
-    ratio = values["mse"] / values["mean_image_mse"] if values["mean_image_mse"] > 0 else 0.0
+    if not values["mean_image_mse"] > 0:
+        return {"mse_to_mean_image": None, "verdict": (
+            "not judged: every test image is the train split's mean image, so there is nothing "
+            "to rebuild; check the data (downsample warns of copies)")}
+    ratio = values["mse"] / values["mean_image_mse"]
     if ratio >= 1:
         verdict = (f"no better than the mean image (MSE {values['mse']:.4g} against "
                    f"{values['mean_image_mse']:.4g}): it learned nothing; "

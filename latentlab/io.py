@@ -39,15 +39,45 @@ def staged_dir(target: Path) -> Iterator[Path]:
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to a hidden temp file beside ``path``, then rename it into place."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:  # e.g. the disk is full: no temp file stays behind, and it is named
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(exc.filename or path)) from exc
+
+
+def strict_json(value) -> str:
+    """``value`` as indented, standard JSON. A NaN or an infinity (JSON has no word for them, and
+    DVC and other readers reject them) becomes null, and a ``not_finite`` entry beside it says
+    what it was; a dict that already explains its nulls in ``not_finite`` keeps its words."""
+    import json
+    import math
+
+    def bad(v) -> bool:
+        return isinstance(v, float) and not math.isfinite(v)
+
+    def word(v: float) -> str:
+        return "NaN" if math.isnan(v) else "Infinity" if v > 0 else "-Infinity"
+
+    def walk(node):
+        if isinstance(node, dict):
+            out = {k: None if bad(v) else walk(v) for k, v in node.items()}
+            found = {k: word(v) for k, v in node.items() if bad(v)}
+            if found:
+                out["not_finite"] = {**found, **(out.get("not_finite") or {})}
+            return out
+        if isinstance(node, (list, tuple)):
+            return [None if bad(v) else walk(v) for v in node]
+        return node
+
+    return json.dumps(walk(value), indent=2, allow_nan=False) + "\n"
 
 
 def write_json(path: Path, value) -> None:
-    """``value`` as indented JSON (a staged output's file: the folder appears whole)."""
-    import json
-
-    path.write_text(json.dumps(value, indent=2) + "\n")
+    """``value`` as indented, standard JSON (`strict_json`); a staged output's file: the folder
+    appears whole."""
+    path.write_text(strict_json(value))
 
 
 def digest(*paths: Path) -> str:

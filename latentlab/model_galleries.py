@@ -9,7 +9,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from latentlab.data.prepared import UNLABELED, as_float, load_split
@@ -18,6 +17,7 @@ from latentlab.generators import FAMILIES
 from latentlab.metrics import pairwise_distances
 from latentlab.models.sampling import gan_samples, vae_samples
 from latentlab.params import RenderBlock
+from latentlab.precision import load_model
 from latentlab.report import LABEL_KINDS
 
 
@@ -62,8 +62,8 @@ def _read_csv(path: Path) -> dict[str, list[float]]:
 
 def autoencoder_galleries(out: Path, block: RenderBlock, test: np.ndarray, labels: np.ndarray,
                           models: Path, noise_std: float, class_names, seed: int) -> list:
-    encoder = keras.models.load_model(models / "pretrain/encoder.keras")
-    decoder = keras.models.load_model(models / "pretrain/decoder.keras")
+    encoder = load_model(models / "pretrain/encoder.keras")
+    decoder = load_model(models / "pretrain/decoder.keras")
     g = block.grid_size
     x = test[:g * 2]
     recon = decoder.predict(encoder.predict(x, verbose=0), verbose=0)
@@ -97,8 +97,8 @@ def autoencoder_galleries(out: Path, block: RenderBlock, test: np.ndarray, label
 
 def vae_galleries(out: Path, block: RenderBlock, context: Context) -> list:
     test, seed = context.test, context.seed
-    encoder = keras.models.load_model(context.models / "vae/encoder.keras")
-    decoder = keras.models.load_model(context.models / "vae/decoder.keras")
+    encoder = load_model(context.models / "vae/encoder.keras")
+    decoder = load_model(context.models / "vae/decoder.keras")
     g, steps = block.grid_size, block.interpolation_steps
     save_grid(to_uint8(vae_samples(decoder, g * g, seed)), out / "vae_prior.png", g)
     pairs = min(4, len(test) // 2)  # a tiny test split has fewer pairs to walk between
@@ -126,7 +126,7 @@ def vae_galleries(out: Path, block: RenderBlock, context: Context) -> list:
 
 def gan_galleries(out: Path, block: RenderBlock, context: Context) -> list:
     train = context.train
-    generator = keras.models.load_model(context.models / "gan/generator.keras")
+    generator = load_model(context.models / "gan/generator.keras")
     g = block.grid_size
     samples = gan_samples(generator, g * g, context.seed)
     save_grid(to_uint8(samples), out / "gan_samples.png", g)
@@ -152,7 +152,7 @@ def diffusion_galleries(out: Path, block: RenderBlock, context: Context) -> list
     from latentlab.models.card import card_of
 
     path = context.models / "diffusion/denoiser.keras"
-    denoiser, card = keras.models.load_model(path), card_of(path)
+    denoiser, card = load_model(path), card_of(path)
     denoise, shape = diffusion.denoiser_call(denoiser), tuple(card.image_shape)
     n_classes, g = len(card.classes or ()), block.grid_size
     labels = np.repeat(np.arange(g) % n_classes, g) if n_classes else None

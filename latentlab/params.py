@@ -40,6 +40,9 @@ class BaseBlock(Block):
     """Settings shared by every stage."""
 
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 42
+    # auto: bfloat16 where the CPU (amx_bf16, avx512_bf16) or GPU computes it natively, else
+    # float32 (`latentlab.precision`)
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"
 
 
 class TfdsSplits(Block):

@@ -188,6 +188,7 @@ def build_record(stage: str, params, blocks: list[str], *, metrics_files=(), his
 
     from latentlab.models.card import card_of, fields
     from latentlab.params import flatten_dotted
+    from latentlab.precision import chosen as chosen_precision
 
     if datasets is not None:
         from latentlab.data.prepared import fingerprint
@@ -200,6 +201,9 @@ def build_record(stage: str, params, blocks: list[str], *, metrics_files=(), his
                     flatten_dotted(getattr(params, name).model_dump(), name).items())
     tags = {**_stage_tags(stage, params), "latentlab.params_hash": params.block_hash(*blocks),
             "latentlab.keras_backend": keras.backend.backend()}
+    choice = chosen_precision()
+    if choice is not None:  # a Keras stage: the precision it computed in, and why
+        tags["latentlab.precision"] = f"{choice.precision} ({choice.reason})"
     if data_hash:
         tags["latentlab.data_hash"] = data_hash
     started, ended = _times()

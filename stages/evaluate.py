@@ -9,7 +9,9 @@ import logging
 from pathlib import Path
 
 from latentlab.evaluation import evaluate_base
+from latentlab.io import write_json
 from latentlab.params import Params
+from latentlab.precision import configure
 from latentlab.seeding import seed_everything
 from latentlab.stage_runner import run_stage
 from latentlab.tracking import track_stage
@@ -26,10 +28,11 @@ NAMES = ("autoencoder", "anchors")
 def run(params: Params, prepared: Path = PREPARED, models: Path = MODELS, out: Path = OUT,
         evaluator: Path = EVALUATOR) -> dict:
     seed_everything(params.base.seed)
+    configure(params.base.precision)
     results = evaluate_base(params.evaluate, prepared, models, evaluator, params.base.seed)
     out.mkdir(parents=True, exist_ok=True)
     for name, values in results.items():
-        (out / f"{name}.json").write_text(json.dumps(values, indent=2) + "\n")
+        write_json(out / f"{name}.json", values)
     log.info("evaluate: %s", json.dumps(results))
     log.info("autoencoder: %s", results["autoencoder"]["verdict"])
     return results

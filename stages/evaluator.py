@@ -8,16 +8,16 @@ in the autoencoder's coding space and skips the class-based metrics.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import keras
 
 from latentlab.data.prepared import as_float, is_labeled, load_split, read_meta
-from latentlab.io import staged_dir
+from latentlab.io import staged_dir, write_json
 from latentlab.models.classifier import build_evaluator
 from latentlab.params import Params, save_resolved
+from latentlab.precision import configure
 from latentlab.seeding import seed_everything
 from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
@@ -35,6 +35,7 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
         metrics_path: Path = METRICS) -> dict:
     block = params.evaluator
     seed_everything(params.base.seed)
+    configure(params.base.precision)
     meta = read_meta(prepared)
     x, y = load_split(prepared, "train")
     xt, yt = load_split(prepared, "test")
@@ -57,7 +58,7 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
             log.warning("evaluator: %s has no labels; generation metrics will use the "
                         "autoencoder's codings and skip mode coverage", meta.get("dataset"))
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(metrics_path, metrics)
     return metrics
 
 

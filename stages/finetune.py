@@ -3,18 +3,19 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from latentlab.data.prepared import fingerprint
 from latentlab.errors import UserError
-from latentlab.io import digest, staged_dir, write_csv
+from latentlab.io import digest, staged_dir, write_csv, write_json
 from latentlab.params import Params, save_resolved
+from latentlab.precision import configure
 from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
 from latentlab.training.checkpoint import Checkpoint
 from latentlab.training.label_efficiency import (
+    FLOAT32_BECAUSE,
     curve,
     curve_columns,
     kinds,
@@ -40,6 +41,7 @@ def run(params: Params, prepared: Path = PREPARED, encoder_path: Path = ENCODER,
         models_dir: Path = MODELS, checkpoints: Path = CHECKPOINTS, metrics_path: Path = METRICS,
         curve_path: Path = CURVE, runs_path: Path = RUNS) -> dict:
     block, seed = params.finetune, params.base.seed
+    configure(params.base.precision, float32_because=FLOAT32_BECAUSE)
     reason = not_applicable(prepared)
     if reason is not None:  # still every declared output, marked as not applicable
         log.warning("finetune: %s", reason)
@@ -71,7 +73,7 @@ def run(params: Params, prepared: Path = PREPARED, encoder_path: Path = ENCODER,
 
 def write_metrics(path: Path, metrics: dict) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(path, metrics)
     return metrics
 
 

@@ -11,6 +11,7 @@ from latentlab.data.prepared import as_float, fingerprint
 from latentlab.io import staged_dir, write_json
 from latentlab.models.autoencoders import ContrastiveAutoencoder, build_autoencoder, untie
 from latentlab.params import Params, save_resolved
+from latentlab.precision import configure
 from latentlab.seeding import seed_everything
 from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
@@ -33,6 +34,7 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
         history_path: Path = HISTORY) -> dict[str, float]:
     block = params.pretrain
     seed_everything(params.base.seed)
+    configure(params.base.precision)
     train, _, val = train_and_val(prepared, "pretrain", block.max_train_images, params.base.seed)
     xv = as_float(val)
     budget = plan_block(block, len(train), drop_remainder=False)

@@ -12,6 +12,7 @@ from latentlab.data.prepared import as_float, is_labeled, load_split, read_meta
 from latentlab.generators import FAMILIES, selected
 from latentlab.io import staged_dir
 from latentlab.params import Params
+from latentlab.precision import configure
 from latentlab.provenance import git_revision
 from latentlab.report import read_metrics, write_report
 from latentlab.seeding import seed_everything
@@ -31,6 +32,7 @@ def run(params: Params, prepared: Path = PREPARED, models: Path = MODELS, metric
         plots: Path = PLOTS, reports: Path = REPORTS) -> list:
     block, seed = params.render, params.base.seed
     seed_everything(seed)
+    configure(params.base.precision)
     meta = read_meta(prepared)
     test, labels = mg.shuffled_sample(prepared, "test", max(block.map_points, 2 * block.grid_size),
                                       seed)

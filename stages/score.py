@@ -11,7 +11,9 @@ from pathlib import Path
 from latentlab.errors import UserError
 from latentlab.evaluation import evaluate_family
 from latentlab.generators import FAMILIES
+from latentlab.io import write_json
 from latentlab.params import Params
+from latentlab.precision import configure
 from latentlab.seeding import seed_everything
 from latentlab.stage_runner import run_stage
 from latentlab.tracking import track_stage
@@ -34,6 +36,7 @@ def family_name(argv: list[str]) -> str:
 def run(params: Params, name: str, prepared: Path = PREPARED, models: Path = MODELS,
         out: Path = OUT, evaluator: Path = EVALUATOR) -> dict:
     seed_everything(params.base.seed)
+    configure(params.base.precision)
     base = {}
     for part in ("autoencoder", "anchors"):
         path = out / f"{part}.json"
@@ -42,7 +45,7 @@ def run(params: Params, name: str, prepared: Path = PREPARED, models: Path = MOD
         base[part] = json.loads(path.read_text())
     values = evaluate_family(FAMILIES[name], params.evaluate, prepared, models, evaluator,
                              params.base.seed, base)
-    (out / f"{name}.json").write_text(json.dumps(values, indent=2) + "\n")
+    write_json(out / f"{name}.json", values)
     learned_nothing = values["verdict"].startswith("no better")
     log.log(logging.WARNING if learned_nothing else logging.INFO, "%s: %s", name,
             values["verdict"])

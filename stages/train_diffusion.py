@@ -12,11 +12,12 @@ from latentlab.io import staged_dir, write_json
 from latentlab.models import diffusion as d
 from latentlab.models.card import ModelCard, write_card
 from latentlab.params import Params, save_resolved
+from latentlab.precision import configure
 from latentlab.seeding import seed_everything
 from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
 from latentlab.training.budget import plan_block
-from latentlab.training.diffusion import DiffusionTrainer, settings
+from latentlab.training.diffusion import FLOAT32_BECAUSE, DiffusionTrainer, settings
 from latentlab.training.loop import resume, train_loop
 from latentlab.training.stage import (
     class_names,
@@ -42,6 +43,7 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
         history_path: Path = HISTORY, samples_dir: Path = SAMPLES) -> dict:
     block, seed = params.train_diffusion, params.base.seed
     seed_everything(seed)
+    configure(params.base.precision, float32_because=FLOAT32_BECAUSE)
     train, labels, _ = train_and_val(prepared, "train_diffusion", block.max_train_images, seed)
     # a conditional model's classes
     classes = class_names(prepared, labels, "train_diffusion") if block.conditional else None
@@ -72,7 +74,8 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     with staged_dir(models_dir) as staging, staged_dir(samples_dir) as samples:
         ema.save(staging / "denoiser.keras")  # the EMA weights: what samples
         write_card(staging, ModelCard("diffusion", "denoiser.keras", list(shape), [-1.0, 1.0],
-                                      int(np.prod(shape)), classes, settings(block)))
+                                      int(np.prod(shape)), classes, settings(block),
+                                      trained["precision"]))
         save_resolved(params, ["base", "train_diffusion"], staging / "params.resolved.yaml")
         write_json(staging / "training.json", trained)
         copy_frames(checkpoints / "frames", samples / "progress")

@@ -12,6 +12,7 @@ from latentlab.io import staged_dir, write_json
 from latentlab.models.card import ModelCard, write_card
 from latentlab.models.gan import build_gan
 from latentlab.params import Params, save_resolved
+from latentlab.precision import configure
 from latentlab.seeding import seed_everything
 from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
@@ -51,6 +52,7 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
         history_path: Path = HISTORY, samples_dir: Path = SAMPLES) -> dict:
     block, seed = params.train_gan, params.base.seed
     seed_everything(seed)
+    configure(params.base.precision)
     train, labels, _ = train_and_val(prepared, "train_gan", block.max_train_images, seed)
     if len(train) < block.batch_size:  # a tiny dataset: batches drawn from repeated passes
         log.warning("train_gan: a batch of %d is more than the %d train images, so each batch "
@@ -81,7 +83,7 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
         gan.generator.save(staging / "generator.keras")
         gan.discriminator.save(staging / "discriminator.keras")
         write_card(staging, ModelCard("gan", "generator.keras", list(shape), [-1.0, 1.0],
-                                      block.latent, classes))
+                                      block.latent, classes, precision=trained["precision"]))
         save_resolved(params, ["base", "train_gan"], staging / "params.resolved.yaml")
         write_json(staging / "training.json", trained)
         copy_frames(checkpoints / "frames", samples / "progress")

@@ -11,15 +11,16 @@ import numpy as np
 from latentlab.data.prepared import fingerprint
 from latentlab.io import staged_dir, write_json
 from latentlab.models.card import ModelCard, write_card
-from latentlab.models.vae import build_vae
+from latentlab.models.vae import architecture, build_vae
 from latentlab.params import Params, save_resolved
+from latentlab.precision import configure
 from latentlab.seeding import seed_everything
 from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
 from latentlab.training.budget import plan_block
 from latentlab.training.loop import resume, run_epochs, write_back
 from latentlab.training.stage import copy_frames, save_frame, train_and_val, write_outputs
-from latentlab.training.vae import VaeTrainer
+from latentlab.training.vae import DENSE_FLOAT32_BECAUSE, VaeTrainer
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     seed_everything(seed)
     train, _, val = train_and_val(prepared, "train_vae", block.max_train_images, seed)
     shape = tuple(train.shape[1:])
+    configure(params.base.precision, float32_because=(
+        DENSE_FLOAT32_BECAUSE if architecture(block, shape) == "dense" else None))
     vae = build_vae(block, shape, seed)
     trainer = VaeTrainer(vae, block, shape, seed)
     budget = plan_block(block, len(train))
@@ -74,7 +77,8 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     with staged_dir(models_dir) as staging, staged_dir(samples_dir) as samples:
         vae.encoder.save(staging / "encoder.keras")
         vae.decoder.save(staging / "decoder.keras")
-        write_card(staging, ModelCard("vae", "decoder.keras", list(shape), [0.0, 1.0], block.latent))
+        write_card(staging, ModelCard("vae", "decoder.keras", list(shape), [0.0, 1.0], block.latent,
+                                      precision=trained["precision"]))
         save_resolved(params, ["base", "train_vae"], staging / "params.resolved.yaml")
         write_json(staging / "training.json", trained)
         copy_frames(checkpoints / "frames", samples / "prior_by_epoch")

@@ -57,6 +57,17 @@ def _hermetic_environment(tmp_path_factory, request):
     os.environ.update(saved)
 
 
+@pytest.fixture(autouse=True)
+def _float32_between_tests():
+    """A stage sets Keras' global dtype policy (`latentlab.precision`); the next test in this
+    process starts from Keras' own float32 again, whichever stage ran before it."""
+    yield
+    if "keras" in sys.modules:
+        import keras
+
+        keras.config.set_dtype_policy("float32")
+
+
 @pytest.fixture
 def file_server():
     servers = []

@@ -19,6 +19,7 @@ from latentlab.models.blocks import conv_widths
 from latentlab.models.gan import build_gan
 from latentlab.models.layers import MinibatchDiscrimination, MinibatchStdDev, SNConv2D, SNDense
 from latentlab.models.vae import architecture, build_vae
+from latentlab.precision import choose, hardware
 from latentlab.seeding import seed_everything
 from latentlab.training import diffaugment, shim
 from latentlab.training.budget import plan
@@ -37,6 +38,8 @@ TINY_GAN = {"filters": [8, 16], "latent": 8, "hidden_units": [16, 32], "batch_si
             **passes(2), "grid_size": 4, "minibatch_kernels": 4, "minibatch_kernel_dim": 3}
 TINY_VAE = {"latent": 4, "hidden_units": [32, 16], "conv_filters": [8, 16], **passes(2),
             "batch_size": 64, "grid_size": 4}
+
+AUTO = choose("auto", hardware()).precision  # what the stages train in on this machine
 
 
 def gan_block(**values):
@@ -406,10 +409,15 @@ loop.save_checkpoint = save_checkpoint
     frames = sorted(p.name for p in (project / "reports/gan/progress").iterdir())
     assert frames == [f"epoch_{i:03d}.png" for i in range(1, 4)]
 
-    # Resuming lost nothing: the same three epochs in one go give the same losses.
-    fresh = tmp_path / "fresh"
-    _gan_run(digits_prepared, fresh, 3)
-    assert (fresh / "h.csv").read_text() == "\n".join(history) + "\n"
+    # Resuming lost nothing: the same three epochs in one go, in a fresh process as every stage
+    # runs (in bfloat16, a process that ran other work first can differ in the last bits), give
+    # the same losses.
+    fresh = _stage_project(tmp_path / "fresh", digits_prepared, **stage_passes(3))
+    uninterrupted = subprocess.run([sys.executable, "-m", "stages.train_gan"], cwd=fresh,
+                                   env={**os.environ, "PYTHONPATH": str(ROOT)},
+                                   capture_output=True, text=True)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr
+    assert (fresh / "plots/gan_history.csv").read_text() == "\n".join(history) + "\n"
 
 
 def test_train_gan_stage_variants_and_errors(digits_prepared, tmp_path, caplog):
@@ -425,7 +433,7 @@ def test_train_gan_stage_variants_and_errors(digits_prepared, tmp_path, caplog):
     card = json.loads((out["models"] / "model.json").read_text())  # what samplers read
     assert card == {"family": "gan", "network": "generator.keras", "image_shape": list(SHAPE),
                     "pixel_range": [-1.0, 1.0], "latent": TINY_GAN["latent"],
-                    "classes": [str(i) for i in range(10)]}
+                    "classes": [str(i) for i in range(10)], "precision": AUTO}
     checkpoint = Checkpoint(out["ck"], json.loads((out["ck"] / "checkpoint.json").read_text())["key"])
     assert checkpoint.load()["epoch"] == 0
     assert checkpoint.arrays("state")["extra/pool_images"].shape == (50, *SHAPE)
@@ -479,4 +487,5 @@ def test_train_vae_stage_writes_models_samples_and_metrics(digits_prepared, tmp_
     decoder = keras.models.load_model(tmp_path / "models/decoder.keras")
     card = json.loads((tmp_path / "models/model.json").read_text())
     assert card == {"family": "vae", "network": "decoder.keras", "image_shape": [8, 8, 1],
-                    "pixel_range": [0.0, 1.0], "latent": decoder.input_shape[-1], "classes": None}
+                    "pixel_range": [0.0, 1.0], "latent": decoder.input_shape[-1], "classes": None,
+                    "precision": AUTO}

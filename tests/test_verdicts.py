@@ -11,6 +11,7 @@ from latentlab.compare import generation_columns
 from latentlab.evaluation import evaluate_base, evaluate_family, generation_verdict
 from latentlab.generators import FAMILIES, Family, register
 from latentlab.models.gan import build_gan
+from latentlab.precision import choose, hardware
 from latentlab.report import tables
 from stages import evaluator, pretrain, train_gan, train_vae
 from tests.support.data import make_params, passes
@@ -56,7 +57,7 @@ def test_an_untrained_generator_learned_nothing_and_a_trained_one_did(digits_pre
     saved = json.loads((models / "gan/training.json").read_text())
     # 50 × 1,439 images asked for, in epochs of 22 full batches of 64: 51 epochs of 1,408.
     assert saved == {"images_seen": 51 * 1408, "epochs": 51, "train_images": 1439,
-                     "batch_size": 64}
+                     "batch_size": 64, "precision": choose("auto", hardware()).precision}
 
     # One more family in the registry: evaluate scores it, the report and compare show it.
     toy = Family("toy", "Toy", "train_toy", "generator.keras", "latentlab-toy",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import keras
 
 from latentlab.models.blocks import conv_decoder, conv_encoder_body, conv_widths
-from latentlab.models.layers import DenseTranspose, Sparsity, jittable
+from latentlab.models.layers import DenseTranspose, Sparsity, float32_output, jittable
 from latentlab.params import PretrainBlock
 
 
@@ -76,13 +76,13 @@ def _dense(block: PretrainBlock, shape: tuple[int, int, int]):
     x = keras.layers.Flatten()(inputs)
     for layer in encoder_layers:
         x = layer(x)
-    encoder = keras.Model(inputs, x, name="encoder")
+    encoder = keras.Model(inputs, float32_output(x), name="encoder")
 
     codings = keras.Input(shape=(block.codings,))
     x = codings
     for layer in reversed(decoder_layers):
         x = layer(x)
-    decoder = keras.Model(codings, keras.layers.Reshape(shape)(x), name="decoder")
+    decoder = keras.Model(codings, float32_output(keras.layers.Reshape(shape)(x)), name="decoder")
     return encoder, decoder, list(zip(encoder_layers, decoder_layers))
 
 
@@ -91,7 +91,7 @@ def _conv(block: PretrainBlock, shape: tuple[int, int, int]):
     inputs = keras.Input(shape=shape)
     x, _ = conv_encoder_body(inputs, widths, block.activation)
     x = keras.layers.Flatten()(x)
-    encoder = keras.Model(inputs, codings_layer(block)(x), name="encoder")
+    encoder = keras.Model(inputs, float32_output(codings_layer(block)(x)), name="encoder")
     codings = keras.Input(shape=(block.codings,))
     decoded = conv_decoder(codings, widths, shape, block.activation)
     return encoder, keras.Model(codings, decoded, name="decoder"), []
@@ -103,13 +103,13 @@ def _recurrent(block: PretrainBlock, shape: tuple[int, int, int]):
     x = keras.layers.Reshape((size, size * channels))(inputs)  # rows as a sequence
     x = keras.layers.LSTM(block.recurrent_units, return_sequences=True)(x)
     x = keras.layers.LSTM(block.recurrent_units)(x)
-    encoder = keras.Model(inputs, codings_layer(block)(x), name="encoder")
+    encoder = keras.Model(inputs, float32_output(codings_layer(block)(x)), name="encoder")
 
     codings = keras.Input(shape=(block.codings,))
     x = keras.layers.RepeatVector(size)(codings)
     x = keras.layers.LSTM(block.recurrent_units, return_sequences=True)(x)
     x = keras.layers.Dense(size * channels, activation="sigmoid")(x)
-    decoder = keras.Model(codings, keras.layers.Reshape(shape)(x), name="decoder")
+    decoder = keras.Model(codings, float32_output(keras.layers.Reshape(shape)(x)), name="decoder")
     return encoder, decoder, []
 
 
@@ -179,14 +179,17 @@ class ContrastiveAutoencoder(keras.Model):
     """
 
     def __init__(self, ae: Autoencoder, weight: float, temperature: float, **kwargs):
-        super().__init__(**kwargs)
+        # No cast of the images to the precision policy's bfloat16: the reconstruction loss
+        # compares the float32 output with them (the encoder casts them itself).
+        super().__init__(autocast=False, **kwargs)
         self.encoder, self.decoder, self.noise = ae.encoder, ae.decoder, ae.noise
         self.weight, self.temperature = weight, temperature
         channels = ae.encoder.input_shape[-1]
         self.first = random_view("first_view", channels)
         self.second = random_view("second_view", channels)
         self.projection = keras.Sequential([keras.layers.Dense(128, activation="relu"),
-                                            keras.layers.Dense(64)], name="projection")
+                                            keras.layers.Dense(64, dtype="float32")],
+                                           name="projection")
         # Built now, so the weights a resumed fit restores (and the optimizer is built for) are
         # all there before the first batch.
         self.projection.build((None, ae.encoder.output_shape[-1]))
@@ -194,7 +197,8 @@ class ContrastiveAutoencoder(keras.Model):
     def call(self, x, training=None):
         # The views are part of the objective, so they are drawn in validation too: the val loss
         # is the same objective on held-out images (with identical views it stops tracking it).
-        views = [self.first(x, training=True), self.second(x, training=True)]
+        views = [keras.ops.cast(view(x, training=True), x.dtype)
+                 for view in (self.first, self.second)]
         inputs = keras.ops.concatenate([x, *views], axis=0)
         if self.noise is not None:  # denoising: everything is encoded noisy, the image rebuilt clean
             inputs = self.noise(inputs, training=training)

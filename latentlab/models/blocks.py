@@ -8,6 +8,8 @@ import math
 
 import keras
 
+from latentlab.models.layers import float32_output
+
 
 def conv_widths(spec, size: int, base: int, cap: int = 512) -> list[int]:
     """Widths of the strided conv layers: ``spec`` itself, or for "auto" one layer per halving
@@ -50,7 +52,7 @@ def conv_decoder(inputs, filters: list[int], shape: tuple[int, int, int], activa
                  output_activation: str = "sigmoid", kernel: int = 3,
                  batchnorm: bool = False, upsample: str = "transpose"):
     """The mirror of `conv_encoder_body` from a flat vector: Dense → Reshape → upsampling convs,
-    cropped to ``shape`` where ceil-halving overshot an odd side."""
+    cropped to ``shape`` where ceil-halving overshot an odd side; float32 out."""
     size, _, channels = shape
     side = size
     for _ in filters:
@@ -69,14 +71,15 @@ def conv_decoder(inputs, filters: list[int], shape: tuple[int, int, int], activa
     extra = side * 2 ** len(filters) - size
     if extra:
         x = keras.layers.Cropping2D(((0, extra), (0, extra)))(x)
-    return x
+    return float32_output(x)
 
 
 def dense_decoder(inputs, hidden: list[int], shape: tuple[int, int, int], activation: str,
                   output_activation: str = "sigmoid"):
-    """Dense layers (``hidden`` read from the codings outwards) to a flat image, reshaped."""
+    """Dense layers (``hidden`` read from the codings outwards) to a flat image, reshaped;
+    float32 out."""
     x = inputs
     for units in hidden:
         x = keras.layers.Dense(units, activation=activation)(x)
     x = keras.layers.Dense(math.prod(shape), activation=output_activation)(x)
-    return keras.layers.Reshape(shape)(x)
+    return float32_output(keras.layers.Reshape(shape)(x))

@@ -25,6 +25,7 @@ class ModelCard:
     # diffusion: its schedule and default sampling (prediction, min/max_signal, steps, eta,
     # guidance)
     sampler: dict | None = None
+    precision: str | None = None         # what it was trained in: "bfloat16" or "float32"
 
     def to_unit(self, images: np.ndarray) -> np.ndarray:
         """The network's output as floats in [0, 1]."""
@@ -44,8 +45,10 @@ class ModelCard:
 
 
 def fields(card: ModelCard) -> dict:
-    """What the card file and the MLflow metadata hold (no ``sampler`` but a diffusion model's)."""
-    return {k: v for k, v in asdict(card).items() if k != "sampler" or v is not None}
+    """What the card file and the MLflow metadata hold (no ``sampler`` but a diffusion model's,
+    no ``precision`` for a card written without one)."""
+    return {k: v for k, v in asdict(card).items()
+            if k not in ("sampler", "precision") or v is not None}
 
 
 def write_card(directory: Path, card: ModelCard) -> None:

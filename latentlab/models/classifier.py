@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from latentlab.models.layers import jittable
+from latentlab.models.layers import float32_output, jittable
 
 
 def build_classifier(encoder: keras.Model, n_classes: int, head_units: int,
@@ -25,7 +25,8 @@ def build_classifier(encoder: keras.Model, n_classes: int, head_units: int,
     x = keras.layers.BatchNormalization(name="head_norm")(x)
     if head_units:
         x = keras.layers.Dense(head_units, activation="relu", name="head_hidden")(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", name="head_out")(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="head_out",
+                                 dtype="float32")(x)
     return keras.Model(inputs, outputs, name="classifier")
 
 
@@ -53,6 +54,9 @@ def build_evaluator(image_shape: tuple[int, int, int], n_classes: int) -> keras.
         x = keras.layers.MaxPooling2D(padding="same")(x)
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dropout(0.3)(x)
-    features = keras.layers.Dense(128, activation="relu", name="features")(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", name="classes")(features)
+    # float32 under any precision policy: the generation metrics' feature space, and the classes
+    x = keras.layers.Dense(128, activation="relu", name="features_dense")(x)
+    features = float32_output(x, name="features")
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="classes",
+                                 dtype="float32")(features)
     return keras.Model(inputs, outputs, name="evaluator")

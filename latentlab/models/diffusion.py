@@ -69,7 +69,8 @@ def build_denoiser(image_shape: tuple[int, int, int], widths: list[int], blocks:
     t = keras.Input(shape=(1,), name="t")
     inputs = [noisy, t]
     dim = 4 * widths[0]
-    embedding = TimeEmbedding(widths[0], name="time_embedding")(t)
+    # float32: in bfloat16, t (8 bits of mantissa) × 1000 would be off by radians
+    embedding = TimeEmbedding(widths[0], name="time_embedding", dtype="float32")(t)
     embedding = keras.layers.Dense(dim, activation="swish", name="time_dense1")(embedding)
     embedding = keras.layers.Dense(dim, name="time_dense2")(embedding)
     if n_classes:
@@ -102,7 +103,7 @@ def build_denoiser(image_shape: tuple[int, int, int], widths: list[int], blocks:
     x = keras.layers.GroupNormalization(_groups(x.shape[-1]), name="out_norm")(x)
     x = keras.layers.Activation("swish")(x)
     out = keras.layers.Conv2D(channels, 3, padding="same", kernel_initializer="zeros",
-                              name="out")(x)
+                              name="out", dtype="float32")(x)
     assert out.shape[1] == size
     return keras.Model(inputs, out, name="denoiser")
 

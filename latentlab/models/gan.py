@@ -13,7 +13,13 @@ import keras
 from keras import ops
 
 from latentlab.models.blocks import conv_decoder, conv_widths, dense_decoder
-from latentlab.models.layers import MinibatchDiscrimination, MinibatchStdDev, SNConv2D, SNDense
+from latentlab.models.layers import (
+    MinibatchDiscrimination,
+    MinibatchStdDev,
+    SNConv2D,
+    SNDense,
+    float32_output,
+)
 from latentlab.params import GanBlock
 
 
@@ -77,7 +83,7 @@ def build_gan(block: GanBlock, image_shape: tuple[int, int, int], n_classes: int
             x = keras.layers.LeakyReLU(0.2)(x)
     x = _minibatch_features(x, block)
     x = keras.layers.Flatten()(x)
-    logit = dense(1, name="logit")(x)
+    logit = float32_output(dense(1, name="logit")(x))
     discriminator = keras.Model(d_inputs, logit, name="discriminator")
     return Gan(generator, discriminator, n_classes)
 

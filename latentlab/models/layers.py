@@ -8,6 +8,14 @@ import keras
 from keras import ops
 
 
+def float32_output(x, name: str = "float32_out"):
+    """``x`` cast to float32 by a layer of its own: the last layer of every network, so that
+    losses, metrics and saved samples are float32 under the ``mixed_bfloat16`` policy too (a
+    shape layer such as Reshape or Cropping2D casts a float32 input back to the policy's
+    bfloat16, so the cast must come after it)."""
+    return keras.layers.Activation("linear", dtype="float32", name=name)(x)
+
+
 def jittable(layer: keras.layers.Layer) -> keras.layers.Layer:
     """``layer``, marked as compilable when the backend is jax.
 
@@ -36,6 +44,7 @@ class Sparsity(keras.regularizers.Regularizer):
         self.kind, self.weight, self.target = kind, float(weight), float(target)
 
     def __call__(self, activations):
+        activations = ops.cast(activations, "float32")  # a loss term: float32 under any policy
         if self.kind == "l1":
             return self.weight * ops.mean(ops.sum(ops.abs(activations), axis=-1))
         eps = 1e-7

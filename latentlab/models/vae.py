@@ -43,12 +43,14 @@ def build_vae(block: VaeBlock, image_shape: tuple[int, int, int], seed: int) -> 
         x = keras.layers.Flatten()(inputs)
         for units in block.hidden_units:
             x = keras.layers.Dense(units, activation=block.activation)(x)
-    mean = keras.layers.Dense(block.latent, name="mean")(x)
+    # The encoder's outputs are float32 (the KL term's inputs) under any precision policy.
+    mean = keras.layers.Dense(block.latent, name="mean", dtype="float32")(x)
     # The log-variance starts at 0 for every input (unit variance, the prior's): from random
     # weights over thousands of inputs it starts far from it, exp() of it overflows, and the KL
     # term swamps the first steps (6e11 in the first epoch at 64×64×3).
-    log_var = keras.layers.Dense(block.latent, kernel_initializer="zeros", name="log_var")(x)
-    z = Sampling(seed=seed, name="sampling")([mean, log_var])
+    log_var = keras.layers.Dense(block.latent, kernel_initializer="zeros", name="log_var",
+                                 dtype="float32")(x)
+    z = Sampling(seed=seed, name="sampling", dtype="float32")([mean, log_var])
     encoder = keras.Model(inputs, [mean, log_var, z], name="vae_encoder")
 
     codings = keras.Input(shape=(block.latent,), name="z")

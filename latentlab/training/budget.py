@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from latentlab.data.prepared import as_float
+from latentlab.precision import current
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,11 @@ class Budget:
         return self.epochs * self.epoch_images
 
     def record(self, epochs_done: int) -> dict:
-        """What a stage writes beside its models (``training.json``): how much it trained."""
+        """What a stage writes beside its models (``training.json``): how much it trained, and in
+        which precision."""
         return {"images_seen": epochs_done * self.epoch_images, "epochs": epochs_done,
-                "train_images": self.train_size, "batch_size": self.batch_size}
+                "train_images": self.train_size, "batch_size": self.batch_size,
+                "precision": current()}
 
     def describe(self, stage: str) -> str:
         """The log line that says up front how long a stage will train."""

@@ -24,6 +24,10 @@ from latentlab.training.stage import to_signed_range
 
 CHECK_EVERY = 50  # steps between NaN checks
 
+# Why `base.precision: auto` trains the U-Net in float32 (benchmarks/README.md, "Precision").
+FLOAT32_BECAUSE = ("the U-Net's step gains little in bfloat16 on a CPU (1.1×), and there its "
+                   "bias gradients differ in the last bits from run to run")
+
 
 def settings(block: DiffusionBlock) -> dict:
     """What sampling needs to know of the model: the model card's ``sampler`` field."""

@@ -38,10 +38,14 @@ from latentlab.data.splits import labeled_subset
 from latentlab.errors import UserError
 from latentlab.models.classifier import build_classifier, fresh_copy, without_penalties
 from latentlab.params import FinetuneBlock
+from latentlab.precision import load_model
 from latentlab.seeding import seed_everything
 from latentlab.training.checkpoint import Checkpoint
 from latentlab.training.graph import poisson_probabilities
 from latentlab.training.semi_supervised import fixmatch
+
+# Why `base.precision: auto` fine-tunes in float32 (benchmarks/README.md, "Precision").
+FLOAT32_BECAUSE = "the fine-tune's steps (batch 32) gain nothing in bfloat16 on a CPU (1.0×)"
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +129,7 @@ def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def train_pretrained(encoder_path: Path, block: FinetuneBlock, n_classes: int, x, y) -> keras.Model:
-    encoder = without_penalties(keras.models.load_model(encoder_path))
+    encoder = without_penalties(load_model(encoder_path))
     model = _classifier(encoder, block, n_classes)
     encoder.trainable = False
     _train(model, x, y, block.head_epochs, block.learning_rate, block)
@@ -135,7 +139,7 @@ def train_pretrained(encoder_path: Path, block: FinetuneBlock, n_classes: int, x
 
 
 def train_scratch(encoder_path: Path, block: FinetuneBlock, n_classes: int, x, y) -> keras.Model:
-    encoder = fresh_copy(without_penalties(keras.models.load_model(encoder_path)))
+    encoder = fresh_copy(without_penalties(load_model(encoder_path)))
     model = _classifier(encoder, block, n_classes)
     _train(model, x, y, block.head_epochs, block.learning_rate, block)
     _train(model, x, y, block.finetune_epochs, block.learning_rate * block.finetune_lr_factor, block)
@@ -208,7 +212,7 @@ def curve(block: FinetuneBlock, data: Data, encoder_path: Path, checkpoint: Chec
     rows = (checkpoint.load() or {"rows": []})["rows"]
     done = {(r["labels_per_class"], r["seed"]) for r in rows}
 
-    pretrained_encoder = keras.models.load_model(encoder_path)
+    pretrained_encoder = load_model(encoder_path)
     test_codings = pretrained_encoder.predict(data.test_x, batch_size=1024, verbose=0)
     keeper = max(plan, key=lambda ks: (ks[0] == 0, ks[0], -ks[1]))  # most labels, first seed
     kept_model = None

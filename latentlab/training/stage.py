@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 from latentlab.data.prepared import is_labeled, load_split, read_meta
 from latentlab.errors import UserError
 from latentlab.galleries import save_grid
+from latentlab.io import write_json
 from latentlab.training.fit import write_history
 
 
@@ -63,5 +63,5 @@ def write_outputs(metrics: dict, metrics_path: Path, history: dict[str, list[flo
                   history_path: Path) -> None:
     for path in (metrics_path, history_path):
         path.parent.mkdir(parents=True, exist_ok=True)
-    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(metrics_path, metrics)
     write_history(history, history_path)

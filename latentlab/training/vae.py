@@ -30,6 +30,8 @@ from latentlab.training.loop import (
 )
 
 EVAL_BATCH = 1000
+# Why `base.precision: auto` trains the dense VAE in float32 (benchmarks/README.md, "Precision").
+DENSE_FLOAT32_BECAUSE = "the dense VAE's step gains nothing in bfloat16 on a CPU (1.0×)"
 
 
 class VaeTrainer:
