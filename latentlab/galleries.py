@@ -42,13 +42,34 @@ def save_gif(frames: list[Path], path: Path, millis: int = 400) -> None:
     images[0].save(path, save_all=True, append_images=images[1:], duration=millis, loop=0)
 
 
+# Fonts tried, in turn, for each character of a label: Latin first, then CJK class names (the
+# Debian package fonts-wqy-microhei, which `make setup` installs), where installed.
+FONTS = ["DejaVu Sans", "WenQuanYi Micro Hei"]
+FONT_FILES = {"WenQuanYi Micro Hei": "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"}
+
+
 def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import font_manager
 
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    for name, file in FONT_FILES.items():  # installed after matplotlib cached its font list
+        if name not in installed and Path(file).is_file():
+            font_manager.fontManager.addfont(file)
+            installed.add(name)
+    plt.rcParams["font.family"] = [f for f in FONTS if f in installed] or ["sans-serif"]
     return plt
+
+
+def class_colours(n: int) -> np.ndarray:
+    """One RGBA colour per class (tab10, tab20 past ten classes; repeating past twenty)."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return cmap(np.arange(n) % cmap.N)
 
 
 def line_plot(series: dict[str, tuple[list, list]], path: Path, title: str, xlabel: str,
@@ -90,10 +111,14 @@ def scatter_map(points: np.ndarray, labels: np.ndarray, images: np.ndarray, path
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 8), dpi=100)
     points = (points - points.min(0)) / np.maximum(np.ptp(points, 0), 1e-12)
-    scatter = ax.scatter(points[:, 0], points[:, 1], c=labels, s=8, cmap="tab10")
-    if class_names:
-        handles, _ = scatter.legend_elements(num=len(class_names))
-        present = sorted(set(int(v) for v in labels))
+    labels = np.asarray(labels, dtype=int)
+    colours = class_colours(max(len(class_names or ()), int(labels.max(initial=0)) + 1))
+    ax.scatter(points[:, 0], points[:, 1], c=colours[np.maximum(labels, 0)], s=8)
+    if class_names:  # one handle per class present, in the colour its points are drawn in
+        from matplotlib.lines import Line2D
+
+        present = sorted(set(int(v) for v in labels if v >= 0))
+        handles = [Line2D([], [], marker="o", linestyle="", color=colours[i]) for i in present]
         ax.legend(handles, [class_names[i] for i in present], loc="best", fontsize=8)
     shown = np.empty((0, 2))
     cmap = None if images.shape[-1] == 3 else "binary"

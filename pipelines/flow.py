@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import itertools
 import json
 import logging
@@ -55,6 +56,43 @@ from latentlab.stage_runner import EXIT_USER_ERROR  # noqa: E402
 from latentlab.tracking import close_parent, open_parent  # noqa: E402
 
 TRANSIENT_STAGES = {"download"}  # network fetches: worth retrying
+WORKSPACE_LOCK = Path(".dvc/tmp/latentlab-pipeline.lock")
+_held: dict[Path, Any] = {}  # workspaces whose lock this process holds
+
+
+@contextlib.contextmanager
+def workspace_lock(project: Path):
+    """One pipeline at a time in a workspace: a second one (another flow, a deployment's run)
+    stops at once with a UserError naming the first, instead of failing mid-way on DVC's busy
+    outputs. The lock is the OS's (flock): it goes with the process that held it, even when that
+    one is killed, so no stale lock is ever left to remove by hand. Reentrant in one process."""
+    root = project.resolve()
+    if root in _held:
+        yield
+        return
+    path = root / WORKSPACE_LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise UserError(f"a pipeline is already running in {root} ({holder}); wait for it to "
+                        "end, or run this one in another clone (or as `dvc exp run --temp`)"
+                        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}, since "
+                 f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    handle.flush()
+    _held[root] = handle
+    try:
+        yield
+    finally:
+        del _held[root]
+        handle.close()  # releases the lock
 
 
 class StageFailed(RuntimeError):
@@ -100,7 +138,9 @@ def task_runner(workers: int | None = None, address: str | None = None) -> DaskT
     """Dask: the cluster at ``address`` (or $LATENTLAB_DASK_ADDRESS), else a LocalCluster of
     ``workers`` (or $LATENTLAB_DASK_WORKERS, default 2) single-threaded in-process workers. A
     task only starts a DVC command and waits for it, so a local worker is a thread of the flow's
-    process (no second import of the flow's code) and runs one stage at a time."""
+    process (no second import of the flow's code) and runs one stage at a time. Its dashboard and
+    the workers' HTTP ports listen on loopback only (the dashboard lists logs and call stacks):
+    $LATENTLAB_DASK_DASHBOARD (default 127.0.0.1:8787) serves it elsewhere."""
     address = address or os.environ.get("LATENTLAB_DASK_ADDRESS") or None
     if address:
         return DaskTaskRunner(address=address)
@@ -108,7 +148,9 @@ def task_runner(workers: int | None = None, address: str | None = None) -> DaskT
     logging.getLogger("distributed").setLevel(logging.WARNING)  # in-process: no startup chatter
     return DaskTaskRunner(cluster_kwargs={
         "n_workers": workers, "threads_per_worker": 1, "processes": False,
-        "dashboard_address": None, "worker_dashboard_address": None,
+        # None would mean Dask's defaults: every interface
+        "dashboard_address": os.environ.get("LATENTLAB_DASK_DASHBOARD", "127.0.0.1:8787"),
+        "worker_dashboard_address": "127.0.0.1:0",
         "silence_logs": logging.ERROR})
 
 
@@ -195,6 +237,11 @@ def pipeline(overrides: dict[str, Any] | None = None, project: str = ".",
     it depends on are done; returns the final metrics of the run and its timeline (one row per
     stage: start and end, seconds from the first start, and whether DVC reran it)."""
     root = Path(project).resolve()
+    with workspace_lock(root):
+        return _pipeline(root, overrides, targets)
+
+
+def _pipeline(root: Path, overrides: dict[str, Any] | None, targets: list[str] | None) -> dict:
     if overrides:
         apply_overrides(root, overrides)
     pipeline_id = f"prefect-{flow_run.get_id() or os.getpid()}"
@@ -367,10 +414,15 @@ def main() -> None:
         if args.sweep:
             sweep.with_options(task_runner=runner)(grid)
         else:
-            result = pipeline.with_options(task_runner=runner)(overrides, targets=args.targets)
+            with workspace_lock(Path(".")):  # before Prefect starts: a second flow stops at once
+                result = pipeline.with_options(task_runner=runner)(overrides,
+                                                                   targets=args.targets)
             print(timeline_markdown(result["timeline"]))
             if args.timeline_json:
                 args.timeline_json.write_text(json.dumps(result["timeline"], indent=2) + "\n")
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
     except RuntimeError as exc:
         if "ephemeral Prefect API server" not in str(exc):
             raise

@@ -26,6 +26,12 @@ if [ ! -f "$fmnist" ] && can_apt; then
         || echo "setup: could not install dataset-fashion-mnist; the download stage will fetch it" >&2
 fi
 
+# A font with CJK glyphs, for class names in the report's legends (matplotlib falls back to it).
+if ! ls /usr/share/fonts/truetype/wqy/wqy-microhei.ttc >/dev/null 2>&1 && can_apt; then
+    apt_install fonts-wqy-microhei \
+        || echo "setup: could not install fonts-wqy-microhei; CJK class names will show as boxes" >&2
+fi
+
 if [ "${1:-}" = test ] && ! command -v chromedriver >/dev/null && can_apt; then
     apt_install chromium chromium-driver \
         || echo "setup: could not install chromium; the browser test of the report will skip" >&2

@@ -86,3 +86,32 @@ def test_an_unreadable_checkpoint_is_set_aside_and_training_starts_afresh(tmp_pa
     fresh = Checkpoint(directory, "k")
     fresh.save({"epoch": 0}, state=arrays(2.0))
     assert Checkpoint(directory, "k").load() == {"epoch": 0}
+
+
+@pytest.mark.parametrize("fail_on", ["arrays", "index"])
+def test_a_full_disk_during_a_save_names_the_file_and_leaves_the_old_checkpoint_alone(
+        tmp_path, monkeypatch, fail_on):
+    import errno
+
+    import latentlab.io
+    from latentlab.training import checkpoint as module
+
+    first = Checkpoint(tmp_path, "k1")
+    first.save({"epoch": 0}, last=arrays(1.0))
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    if fail_on == "arrays":
+        monkeypatch.setattr(module.np, "savez", full)
+    else:
+        monkeypatch.setattr(latentlab.io.Path, "write_text", full)
+    with pytest.raises(OSError) as raised:
+        first.save({"epoch": 1}, last=arrays(2.0))
+    assert raised.value.errno == errno.ENOSPC and str(tmp_path) in raised.value.filename
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no tmp.* file left
+    monkeypatch.undo()
+    again = Checkpoint(tmp_path, "k1")
+    assert again.load() == {"epoch": 0}
+    np.testing.assert_array_equal(again.arrays("last")["w"], arrays(1.0)["w"])

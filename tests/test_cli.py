@@ -132,3 +132,39 @@ def test_sample_reads_the_models_card_for_its_range_and_its_class_names(capsys, 
     build_gan(block, (8, 8, 1), 3).discriminator.save(folder / "discriminator.keras")
     code, err = sample(capsys, str(folder / "discriminator.keras"), "-o", str(tmp_path / "none"))
     assert code == 2 and "the model is the 'discriminator' network" in err
+
+
+def test_sample_refuses_an_unknown_family_steps_on_a_gan_and_an_unwritable_output(capsys,
+                                                                                  tmp_path):
+    """Each before anything is drawn or written: one line, exit 2."""
+    from latentlab.models.card import ModelCard, write_card
+    from latentlab.models.gan import build_gan
+    from tests.support.data import make_params
+
+    block = make_params(train_gan={"filters": [8], "latent": 4}).train_gan
+    folder = tmp_path / "gan"
+    folder.mkdir()
+    build_gan(block, (8, 8, 1)).generator.save(folder / "generator.keras")
+    model = str(folder / "generator.keras")
+    write_card(folder, ModelCard("gan", "generator.keras", [8, 8, 1], [-1.0, 1.0], 4))
+    (tmp_path / "a_file").write_text("")
+    cases = [
+        (["--steps", "5", "-o", str(tmp_path / "out")], "--steps is for diffusion models (DDIM "
+                                                        "steps) and --interpolate"),
+        (["-o", str(tmp_path / "a_file" / "out")], f"{tmp_path / 'a_file'} is a file, not a "
+                                                   "folder"),
+        (["--grid", "-o", str(tmp_path / "a_file" / "deeper" / "g.png")], "is a file, not a "
+                                                                          "folder"),
+        # no file can be made there, root or not (as on a read-only file system)
+        (["-o", "/proc/sys/latentlab_out"], "-o /proc/sys/latentlab_out: cannot write in "
+                                            "/proc/sys"),
+    ]
+    for args, message in cases:
+        code, err = sample(capsys, model, *args)
+        assert code == 2 and message in err and "Traceback" not in err, (args, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "gan"]
+
+    write_card(folder, ModelCard("flow", "generator.keras", [8, 8, 1], [-1.0, 1.0], 4))
+    code, err = sample(capsys, model, "-o", str(tmp_path / "out"))
+    assert code == 2 and "model.json names the family 'flow', which latentlab does not know" in err
+    assert not (tmp_path / "out").exists()

@@ -322,3 +322,28 @@ def test_a_single_class_folder_is_prepared_and_has_nothing_to_classify(tmp_path)
     assert meta["class_names"] == ["pikachu"] and meta["counts"] == {"train": 16, "val": 2, "test": 2}
     assert not is_labeled(read_meta(prepared))  # the classifier stages skip it, like unlabeled data
     assert "has a single class ('pikachu'), so there is nothing to classify" in not_applicable(prepared)
+
+
+def _rgba_folder(root, count: int, draw) -> None:
+    root.mkdir(parents=True)
+    for i in range(count):
+        Image.fromarray(draw(i)).save(root / f"sprite_{i:03d}.png")
+
+
+@pytest.mark.parametrize("draw, message", [
+    (lambda i: np.zeros((24, 24, 4), np.uint8),  # fully transparent
+     r"every one of the 32 train images is a single flat colour after preparing, e.g. "
+     r"\[255, 255, 255\] \(a fully transparent image becomes the background colour"),
+    (lambda i: np.full((24, 24, 4), [i * 6, 90, 200, 255], np.uint8),  # flat, of many colours
+     r"is a single flat colour"),
+    (lambda i: np.tile(np.arange(24, dtype=np.uint8)[:, None, None] * 10, (1, 24, 4)),  # copies
+     r"the 32 train images are all one and the same picture"),
+])
+def test_degenerate_data_stops_at_downsample_in_its_own_words(tmp_path, draw, message):
+    _rgba_folder(tmp_path / "sprites", 40, draw)
+    params = make_params(data={"source": "folder", "local_dir": str(tmp_path / "sprites")},
+                         downsample={"image_size": 16, "channels": 3, "fit": "content"})
+    download.run(params, tmp_path / "raw")
+    with pytest.raises(UserError, match=message):
+        downsample.run(params, tmp_path / "raw", tmp_path / "prepared", tmp_path / "card")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw", "sprites"]

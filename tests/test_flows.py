@@ -292,3 +292,34 @@ def test_scheduled_deployment_runs_on_a_worker_and_a_dask_cluster(built_copy, tm
     assert parent.info.status == "FINISHED"
     assert parent.info.end_time >= max(r.info.end_time for r in children.values())
     assert parent.info.run_name == "pipeline digits 8×8×1"
+
+
+def test_a_second_flow_in_the_same_workspace_stops_at_once_in_one_line(tmp_path):
+    from pipelines.flow import workspace_lock
+
+    project = copy_project(tmp_path)
+    with workspace_lock(project):  # as a first flow holds it
+        proc = subprocess.run([sys.executable, "-m", "pipelines.flow"], cwd=project,
+                              capture_output=True, text=True, env=_env(project, tmp_path))
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert f"error: a pipeline is already running in {project} (pid {os.getpid()} on" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout and "rwlock" not in proc.stderr
+    assert not (project / "data/raw").exists()
+    with workspace_lock(project):  # released when its holder ends: nothing left to remove
+        pass
+
+
+def test_the_local_dask_cluster_listens_on_loopback_only(tmp_path):
+    import psutil
+    from distributed import LocalCluster
+
+    from pipelines.flow import task_runner
+
+    kwargs = task_runner(2).cluster_kwargs
+    before = {c.laddr for c in psutil.Process().net_connections() if c.status == "LISTEN"}
+    with LocalCluster(**{**kwargs, "dashboard_address": "127.0.0.1:0"}):
+        listening = {c.laddr for c in psutil.Process().net_connections()
+                     if c.status == "LISTEN"} - before
+    assert len(listening) >= 3  # the dashboard and each worker's HTTP port
+    assert {a.ip for a in listening} == {"127.0.0.1"}, listening
+    assert kwargs["dashboard_address"].startswith("127.0.0.1:")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 
@@ -45,3 +46,20 @@ def test_a_full_disk_is_a_clear_error_with_exit_status_2(tmp_path, monkeypatch, 
         run_stage("train_gan", body)
     assert stopped.value.code == EXIT_USER_ERROR
     assert "the disk is full (models/gan/generator.keras); free space there and rerun" in caplog.text
+
+
+def test_metrics_files_hold_standard_json_with_a_word_for_each_missing_number(tmp_path):
+    from latentlab.io import write_json
+
+    path = tmp_path / "m.json"
+    write_json(path, {"fd": 1.5, "fd_to_noise": float("inf"), "kid": float("nan"),
+                      "deep": {"x": float("-inf")}, "curve": [1.0, float("nan")]})
+
+    def refuse(word):
+        raise ValueError(f"{word} in a metrics file")
+
+    saved = json.loads(path.read_text(), parse_constant=refuse)
+    assert saved["fd"] == 1.5 and saved["fd_to_noise"] is None and saved["kid"] is None
+    assert saved["not_finite"] == {"fd_to_noise": "Infinity", "kid": "NaN"}
+    assert saved["deep"] == {"x": None, "not_finite": {"x": "-Infinity"}}
+    assert saved["curve"] == [1.0, None]

@@ -28,3 +28,36 @@ def test_vae_galleries_fit_a_test_split_of_three_images(tmp_path):
     assert width > params.render.interpolation_steps / 2 * height  # one row: one pair
     items = vae_galleries(out, params.render, Context(test[:1], test, tmp_path, tmp_path, tmp_path, 0))
     assert "galleries/vae_interpolation.png" not in [path for path, _ in items]
+
+
+def test_the_codings_map_legend_matches_its_points_and_draws_cjk_names(tmp_path, monkeypatch):
+    import warnings
+
+    from matplotlib.figure import Figure
+
+    from latentlab.galleries import scatter_map
+
+    figures = []
+    save = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: (figures.append(self),
+                                                                    save(self, *a, **k)))
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a missing glyph or a legend mismatch warns
+        scatter_map(rng.random((40, 2)), labels, rng.random((40, 8, 8, 1)), tmp_path / "map.png",
+                    "map", ["猫", "犬"], thumbnails=4)
+    ax = figures[0].axes[0]
+    points = ax.collections[0].get_facecolors()
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["猫", "犬"]
+    for label, handle in enumerate(legend.legend_handles):
+        colour = np.array(matplotlib_colour(handle.get_color()))
+        assert np.allclose(points[labels == label], colour)  # every point of its class
+        assert not np.allclose(points[labels != label], colour)
+
+
+def matplotlib_colour(value):
+    from matplotlib.colors import to_rgba
+
+    return to_rgba(value)

@@ -87,6 +87,17 @@ def test_two_runs_give_byte_identical_metrics_and_histories(built, rebuilt):
     assert differ == [], f"not repeatable with one seed: {differ}"
 
 
+def test_every_metrics_file_and_model_record_is_standard_json(built, unlabeled_built):
+    def refuse(word):
+        raise ValueError(f"{word} is not standard JSON")
+
+    for project in (built.project, unlabeled_built[0]):
+        files = [*project.glob("metrics/**/*.json"), *project.glob("models/*/*.json")]
+        assert len(files) >= 10
+        for path in files:
+            json.loads(path.read_text(), parse_constant=refuse)
+
+
 def test_an_unlabeled_folder_of_rgba_sprites_runs_to_an_honest_report(unlabeled_built):
     project, output = unlabeled_built
     assert ran(output) == {*STAGES, "train@diffusion", "score@diffusion"}

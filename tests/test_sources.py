@@ -241,3 +241,18 @@ def test_tfds_errors_name_the_dataset(tmp_path):
 def test_source_json_missing_tells_to_run_download(tmp_path):
     with pytest.raises(UserError, match="run the download stage first"):
         sources.open_raw(tmp_path)
+
+
+def test_class_folders_that_link_to_each_other_list_each_image_once_under_its_own_class(tmp_path):
+    root = tmp_path / "animals"
+    make_image_folder(root, ["c1", "c2"], per_class=20)
+    (root / "c1" / "to2").symlink_to("../c2", target_is_directory=True)
+    (root / "c2" / "to1").symlink_to("../c1", target_is_directory=True)
+    listing = index(root, "skip")
+    assert len(listing["files"]) == 40
+    assert sorted(listing["left_out"]) == ["c1/to2", "c2/to1"]
+    assert "a folder of the tree itself" in listing["left_out"]["c1/to2"]
+    out, meta = fetch(tmp_path, source="folder", local_dir=str(root))
+    assert np.bincount(sources.open_raw(out).splits["train"].labels).tolist() == [20, 20]
+    with pytest.raises(UserError, match=r"c1/to2 is a symlink to c2, a folder of the tree itself"):
+        index(root, "fail")

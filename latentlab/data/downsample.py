@@ -7,6 +7,7 @@ as they arrive.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
 import logging
@@ -207,6 +208,7 @@ def downsample(
     _check_decoded(raw, counts, capacity, bad)
     for split, writer in zip(SPLITS, writers):
         np.save(out_dir / f"{split}_labels.npy", writer.close())
+    _check_variety(raw, np.load(out_dir / "train_images.npy", mmap_mode="r"), spec)
     if bad:
         log.warning("skipped %d images that could not be decoded, e.g. %s (%s)", len(bad), *bad[0])
     return Result(counts, bad)
@@ -229,6 +231,43 @@ def _size(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n} bytes"
+
+
+def distinct_images(images: np.ndarray, chunk: int = 4096) -> int:
+    """How many different pictures ``images`` (N, S, S, C) holds, byte for byte."""
+    seen: set[bytes] = set()
+    for start in range(0, len(images), chunk):
+        block = np.ascontiguousarray(images[start:start + chunk])
+        seen.update(hashlib.blake2b(row.tobytes(), digest_size=16).digest()
+                    for row in block.reshape(len(block), -1))
+    return len(seen)
+
+
+def _check_variety(raw: RawDataset, train: np.ndarray, spec: Spec) -> None:
+    """Degenerate data stops here, in its own words, not later as a model that "learned
+    nothing": a train split of flat, single-colour images (fully transparent PNGs become plain
+    background), or of one picture repeated."""
+    n = len(train)
+    flat = n and all(
+        bool((np.ptp(block.reshape(len(block), -1, spec.channels), axis=1) == 0).all())
+        for block in (np.asarray(train[i:i + 4096]) for i in range(0, n, 4096)))
+    if flat:
+        colour = np.asarray(train[0]).reshape(-1, spec.channels)[0].tolist()
+        transparent = (" (a fully transparent image becomes the background colour; with "
+                       "downsample.fit=content there is no object to crop to)")
+        raise UserError(
+            f"{raw.name}: every one of the {n:,} train images is a single flat colour after "
+            f"preparing, e.g. {colour}{transparent}: there is nothing to learn; check that the "
+            "files in the source hold pictures")
+    distinct = distinct_images(train)
+    if distinct < 2:
+        raise UserError(
+            f"{raw.name}: the {n:,} train images are all one and the same picture: there is "
+            "nothing to learn, and generation metrics cannot tell a copy from a generator; add "
+            "different images to the source")
+    if distinct < n / 2:
+        log.warning("%s: only %d of the %d train images are different pictures; the rest are "
+                    "copies, which the models see as the same image", raw.name, distinct, n)
 
 
 def _check_decoded(raw: RawDataset, counts: dict[str, int], planned: dict[str, int],

@@ -47,19 +47,32 @@ def walk(root: Path) -> tuple[list[Path], dict[Path, str]]:
     """The visible regular files under ``root`` (sorted), and the other entries with what they are.
 
     Symlinks are followed, to files and to folders (a class folder may be a link to where its
-    images live); a link back to a folder already being walked is left out as a loop.
+    images live), each folder once: a link back to a folder above it is left out as a loop, and
+    so is a link to a folder of the tree itself (``c1/to2 -> ../c2``: c2's images are listed
+    under c2 alone, not again under c1 with c1's label) or a second link to one folder.
     """
     files: list[Path] = []
     odd: dict[Path, str] = {}
+    real_root = root.resolve()
+    walked: set[Path] = set()
     for folder, dirs, names in os.walk(root, followlinks=True):
+        here = Path(folder).resolve()
+        walked.add(here)
         # A sub-folder that resolves to a folder on the path down to it would be walked forever.
-        above = {Path(folder).resolve(), *Path(folder).resolve().parents}
+        above = {here, *here.parents}
         kept = []
         for name in sorted(d for d in dirs if not d.startswith(".")):
-            target = (Path(folder) / name).resolve()
+            path = Path(folder) / name
+            target = path.resolve()
             if target in above:
-                odd[Path(folder) / name] = f"a symlink loop (to {target})"
+                odd[path] = f"a symlink loop (to {target})"
+            elif path.is_symlink() and real_root in target.parents:
+                odd[path] = (f"a symlink to {target.relative_to(real_root)}, a folder of the "
+                             "tree itself (its images are listed there, once)")
+            elif target in walked:
+                odd[path] = f"a second symlink to {target} (its images are listed once)"
             else:
+                walked.add(target)
                 kept.append(name)
         dirs[:] = kept
         for name in names:

@@ -103,15 +103,24 @@ class Checkpoint:
         self.directory.mkdir(parents=True, exist_ok=True)
         generation = self._generation + 1
         files = dict(self._files)
-        for name, values in arrays.items():
-            filename = f"{name}.{generation:06d}.npz"
-            tmp = self.directory / f"tmp.{filename}"
-            with open(tmp, "wb") as f:
-                np.savez(f, **values)
-            os.replace(tmp, self.directory / filename)
-            files[name] = filename
-        payload = {"key": self.key, "generation": generation, "files": files, "state": state}
-        write_text_atomic(self.directory / INDEX, json.dumps(payload))
+        written: list[Path] = []
+        try:
+            for name, values in arrays.items():
+                filename = f"{name}.{generation:06d}.npz"
+                tmp = self.directory / f"tmp.{filename}"
+                written.append(tmp)
+                with open(tmp, "wb") as f:
+                    np.savez(f, **values)
+                os.replace(tmp, self.directory / filename)
+                written.append(self.directory / filename)
+                files[name] = filename
+            payload = {"key": self.key, "generation": generation, "files": files, "state": state}
+            write_text_atomic(self.directory / INDEX, json.dumps(payload))
+        except OSError as exc:  # e.g. the disk is full: the previous checkpoint stays whole
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise OSError(exc.errno, f"{exc.strerror} while saving a checkpoint",
+                          str(exc.filename or (written[-1] if written else self.directory))) from exc
         self._files, self._generation = files, generation
         keep = {INDEX, *files.values()}
         for path in self.directory.iterdir():
