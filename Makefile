@@ -16,6 +16,8 @@ test:
 benchmark: setup
 	$(UV) run dvc repro downsample
 	$(UV) run python -m benchmarks.downsample_folder
+	$(UV) run python -m benchmarks.precision
+	$(UV) run python -m benchmarks.precision_quality
 	$(UV) run python -m benchmarks.autoencoders
 	$(UV) run python -m benchmarks.gan_throughput
 	$(UV) run python -m benchmarks.gan_modes

@@ -166,3 +166,20 @@ def test_a_profile_prints_dvc_flags_that_parse_back_to_valid_params(tmp_path, mo
     monkeypatch.setattr(cli, "PROFILES", tmp_path)
     with pytest.raises(UserError, match="train_gan.upsample: Input should be 'transpose' or 'resize'"):
         cli.profile_flags("broken")
+
+
+def test_profiles_are_read_from_the_project_latentlab_runs_in(tmp_path, monkeypatch):
+    """Not from beside the installed package: a venv shared by two checkouts lists each one's."""
+    from latentlab import cli
+
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "mine.yaml").write_text("train_gan:\n  latent: 7\n")
+    (tmp_path / "params.yaml").write_text("{}\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.profile_flags("mine") == ["-S", "train_gan.latent=7"]
+    with pytest.raises(UserError, match="no profile 'flowers64'; the profiles are: mine"):
+        cli.profile_flags("flowers64")
+    monkeypatch.chdir(tmp_path / "profiles")
+    with pytest.raises(UserError, match="no profiles/ folder in .*; run `latentlab profile` in "
+                                        "the project's folder"):
+        cli.profile_flags("mine")
