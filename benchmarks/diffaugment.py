@@ -1,7 +1,6 @@
 """DiffAugment off and on at equal images seen, scored by the project's own judge.
 
-Runs in a built project (its data/prepared, and models/evaluator or, without labels,
-models/pretrain for the feature space): trains the `train_gan` stage twice from the project's
+Runs in a built project (its data/prepared, models/pretrain and models/evaluator): trains the `train_gan` stage twice from the project's
 params, `diffaugment: []` and the paper's policy, with the same seed, data and budget, and
 scores 5,000 samples of each (or as many as the test split has) as `evaluate` does, next to the
 anchors:
@@ -25,11 +24,10 @@ import keras
 import numpy as np
 
 from benchmarks import write_result
-from latentlab.data.prepared import as_float, load_split
-from latentlab.evaluation import Judge, evaluator_features, generation_verdict
+from latentlab.evaluation import evaluate_base, generation_verdict, setting
 from latentlab.galleries import save_grid
 from latentlab.generators import FAMILIES
-from latentlab.models.sampling import gan_samples, pixel_gaussian_samples
+from latentlab.models.sampling import gan_samples
 from latentlab.params import load_params, parse_params
 from latentlab.seeding import seed_everything
 from stages import train_gan
@@ -37,21 +35,6 @@ from stages import train_gan
 RESULTS = Path(__file__).resolve().parent / "results"
 PREPARED, MODELS = Path("data/prepared"), Path("models")
 POLICY = ["color", "translation", "cutout"]
-
-
-def judge(params, seed: int) -> tuple[Judge, int]:
-    test, test_labels = load_split(PREPARED, "test")
-    n = min(params.evaluate.samples, len(test))
-    index = np.sort(np.random.default_rng(seed).choice(len(test), n, replace=False))
-    evaluator = MODELS / "evaluator/evaluator.keras"
-    if evaluator.is_file():
-        classifier = keras.models.load_model(evaluator)
-        features = evaluator_features(classifier)
-    else:
-        classifier, features = None, keras.models.load_model(MODELS / "pretrain/encoder.keras")
-    train = as_float(load_split(PREPARED, "train")[0])
-    return Judge(params.evaluate, features, classifier, as_float(test[index]), test_labels[index],
-                 train, seed), n
 
 
 def main() -> None:
@@ -64,11 +47,10 @@ def main() -> None:
     base = load_params().model_dump()
     seed = base["base"]["seed"]
     seed_everything(seed)
-    scorer, n = judge(load_params(), seed)
-    train = as_float(load_split(PREPARED, "train")[0])
-    val = as_float(load_split(PREPARED, "val")[0])
-    anchors = {"real_holdout": scorer(val[:n]),
-               "pixel_gaussian": scorer(pixel_gaussian_samples(train, n, seed))}
+    block = load_params().evaluate
+    scene = setting(block, PREPARED, MODELS, MODELS / "evaluator", seed)
+    scorer, n, train = scene.judge, len(scene.real), scene.train
+    anchors = evaluate_base(block, PREPARED, MODELS, MODELS / "evaluator", seed)["anchors"]
     results = {"samples": n, "anchors": anchors, "runs": {}}
     out = RESULTS / f"diffaugment_{args.name}.json"
     for policy in ([], POLICY):

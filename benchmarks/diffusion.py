@@ -91,7 +91,7 @@ def main() -> None:
         (tmp / "models/pretrain").symlink_to((models / "pretrain").resolve())
         start = time.perf_counter()
         scores = evaluate_family(FAMILIES["diffusion"], params.evaluate, prepared, tmp / "models",
-                                 models / "evaluator/evaluator.keras", params.base.seed, base)
+                                 models / "evaluator", params.base.seed, base)
         scoring = time.perf_counter() - start
         by_guidance = {}
         card_path = tmp / "models/diffusion/model.json"
@@ -102,7 +102,7 @@ def main() -> None:
             quick = params.evaluate.model_copy(update={"steps_curve": []})
             by_guidance[str(scale)] = evaluate_family(
                 FAMILIES["diffusion"], quick, prepared, tmp / "models",
-                models / "evaluator/evaluator.keras", params.base.seed, base)
+                models / "evaluator", params.base.seed, base)
         grid = tmp / "samples/progress"
         frames = sorted(grid.glob("epoch_*.png"))
         name = args.name or f"{int(args.seconds)}s"

@@ -82,7 +82,8 @@ def judge(project: Path, seed: int):
     import keras
 
     from latentlab.data.prepared import as_float, load_split
-    from latentlab.evaluation import Judge, evaluator_features, rounded
+    from latentlab.evaluation import Judge, rounded
+    from latentlab.models.classifier import evaluator_features
     from latentlab.models.sampling import pixel_gaussian_samples
     from latentlab.params import parse_params
 

@@ -74,7 +74,7 @@ def measure(name: str, seconds: float) -> float:
     import keras
 
     from latentlab.data.prepared import as_float
-    from latentlab.models.autoencoders import ContrastiveAutoencoder, build_autoencoder
+    from latentlab.models.autoencoders import TrainingAutoencoder, build_autoencoder
     from latentlab.models.classifier import build_classifier, build_evaluator
     from latentlab.params import Params
     from latentlab.training.fit import make_optimizer
@@ -86,7 +86,7 @@ def measure(name: str, seconds: float) -> float:
         ae = build_autoencoder(block, shape)
         x = as_float(_images(shape, 256))
         if name == "contrastive_ae":
-            model = ContrastiveAutoencoder(ae, block.contrastive_weight, block.temperature)
+            model = TrainingAutoencoder(ae, block.contrastive_weight, block.temperature)
             model.compile(optimizer=make_optimizer(block.optimizer, block.learning_rate))
             return _timed(_fit_step(model, x, None, 256), 256, seconds)
         model = build_classifier(ae.encoder, 10, params.finetune.head_units)

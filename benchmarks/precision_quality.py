@@ -49,7 +49,7 @@ def one(seed: int, precision: str, fraction: float) -> dict:
         ev = evaluator.run(params, PREPARED, models / "evaluator", out / "evaluator.json")
         train_gan.run(params, PREPARED, models / "gan", out / "ck/gan", out / "gan.json",
                       out / "gan.csv", out / "gan_samples")
-        path = models / "evaluator/evaluator.keras"
+        path = models / "evaluator"
         base = evaluate_base(params.evaluate, PREPARED, models, path, seed)
         gan = evaluate_family(FAMILIES["gan"], params.evaluate, PREPARED, models, path, seed, base)
     return {"ae_val_mse": ae["val_mse"], "evaluator_accuracy": ev["test_accuracy"],

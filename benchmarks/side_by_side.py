@@ -31,7 +31,7 @@ def measure(what: str) -> float:
 
     from benchmarks.gan_throughput import ours
     from latentlab.data.prepared import as_float, load_split
-    from latentlab.models.autoencoders import ContrastiveAutoencoder, build_autoencoder
+    from latentlab.models.autoencoders import TrainingAutoencoder, build_autoencoder
     from latentlab.models.classifier import build_evaluator
     from latentlab.params import Params
     from latentlab.seeding import seed_everything
@@ -46,7 +46,7 @@ def measure(what: str) -> float:
     xf = as_float(x)
     if what == "pretrain":
         block = Params().pretrain
-        model = ContrastiveAutoencoder(build_autoencoder(block, x.shape[1:]),
+        model = TrainingAutoencoder(build_autoencoder(block, x.shape[1:]),
                                        block.contrastive_weight, block.temperature)
         model.compile(optimizer=keras.optimizers.Adam(block.learning_rate))
         data, batch, n = (xf,), block.batch_size, 40 * block.batch_size

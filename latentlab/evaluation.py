@@ -1,10 +1,11 @@
 """Scoring trained models: reconstruction of the autoencoder and the VAE, and generation metrics
-of each generator family (`generators`) next to two anchors.
+of each generator family (`generators`) against a ladder of degraded real images.
 
-Generation metrics compare samples with the test split in one feature space (the evaluator's, or
-the autoencoder's codings when there are no labels), next to two anchors computed the same way:
-held-out real images (the floor a perfect generator would reach) and a per-pixel Gaussian fitted
-to the train split (a trivial generator's ceiling). Metrics are called by name through
+Generation metrics compare samples with the test split in the evaluator's feature space (a
+supervised classifier's where there are labels, a contrastive encoder's where there are none).
+The same metrics of the ladder's rungs (`latentlab.ladder`: held-out real images, noised,
+blurred, blobs, colour smears, per-pixel noise) give the scale a generator's score is read on:
+the verdict names the rungs it falls between. Metrics are called by name through
 `metrics.REGISTRY`; ``evaluate.metrics`` picks which generation metrics run.
 """
 
@@ -17,13 +18,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from latentlab import ladder, precision
 from latentlab import metrics as m
-from latentlab import precision
 from latentlab.data.prepared import as_float, load_split
 from latentlab.errors import UserError
 from latentlab.generators import Family
 from latentlab.models.card import card_of
-from latentlab.models.sampling import pixel_gaussian_samples
 from latentlab.params import EvaluateBlock
 
 # What each generation metric is computed from: evaluator features, predicted classes or pixels.
@@ -35,11 +35,6 @@ def load_model(path: Path) -> keras.Model:
     if not path.is_file():
         raise UserError(f"{path}: missing; run the stage that makes it (`dvc repro`)")
     return precision.load_model(path)
-
-
-def evaluator_features(classifier: keras.Model) -> keras.Model:
-    """The evaluator's feature extractor: its input up to the layer named "features"."""
-    return keras.Model(classifier.inputs, classifier.get_layer("features").output)
 
 
 class Judge:
@@ -85,11 +80,6 @@ class Judge:
         return result
 
 
-def _sample(images: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    index = np.sort(rng.choice(len(images), min(n, len(images)), replace=False))
-    return images[index]
-
-
 @dataclass
 class Setting:
     """What every score is measured against: a seeded sample of the test split and the judge."""
@@ -98,14 +88,19 @@ class Setting:
     real_labels: np.ndarray
     train: np.ndarray
     val: np.ndarray
+    val_labels: np.ndarray | None   # None where the judge reads no labels
     judge: Judge
     classifier: keras.Model | None
     space: str                   # the feature space, in words
-    rng: np.random.Generator     # continues after the test sample was drawn
+
+
+FEATURES = "features.keras"     # the evaluator stage's feature extractor ...
+CLASSIFIER = "evaluator.keras"  # ... and, when it was trained on labels, its classifier
 
 
 def setting(block: EvaluateBlock, prepared: Path, models: Path, evaluator: Path,
             seed: int) -> Setting:
+    """The test sample and the judge; ``evaluator`` is the evaluator stage's folder."""
     rng = np.random.default_rng(seed)
     test, test_labels = load_split(prepared, "test")
     if len(test) == 0:
@@ -113,15 +108,16 @@ def setting(block: EvaluateBlock, prepared: Path, models: Path, evaluator: Path,
     index = np.sort(rng.choice(len(test), min(block.samples, len(test)), replace=False))
     real, real_labels = as_float(test[index]), test_labels[index]
     train = as_float(load_split(prepared, "train")[0])
-    val = as_float(load_split(prepared, "val")[0])
-    if evaluator.is_file():
-        classifier = precision.load_model(evaluator)
-        features, space = evaluator_features(classifier), "evaluator features"
+    val, val_labels = load_split(prepared, "val")
+    features = load_model(evaluator / FEATURES)
+    if (evaluator / CLASSIFIER).is_file():
+        classifier = precision.load_model(evaluator / CLASSIFIER)
+        space = "the supervised evaluator's features"
     else:
-        classifier, space = None, "autoencoder codings (no labels)"
-        features = load_model(models / "pretrain/encoder.keras")
+        classifier, val_labels = None, None
+        space = "the contrastive evaluator's features (trained without labels)"
     judge = Judge(block, features, classifier, real, real_labels, train, seed)
-    return Setting(real, real_labels, train, val, judge, classifier, space, rng)
+    return Setting(real, real_labels, train, as_float(val), val_labels, judge, classifier, space)
 
 
 def evaluate_base(block: EvaluateBlock, prepared: Path, models: Path, evaluator: Path,
@@ -129,7 +125,8 @@ def evaluate_base(block: EvaluateBlock, prepared: Path, models: Path, evaluator:
     """The autoencoder's reconstruction and the anchors every generator is judged against:
     {"autoencoder", "anchors"} → values."""
     s = setting(block, prepared, models, evaluator, seed)
-    real, rng, n = s.real, s.rng, len(s.real)
+    real, n = s.real, len(s.real)
+    rng = np.random.default_rng([seed, 1])
     encoder = load_model(models / "pretrain/encoder.keras")
     decoder = load_model(models / "pretrain/decoder.keras")
     results: dict[str, dict] = {}
@@ -141,9 +138,13 @@ def evaluate_base(block: EvaluateBlock, prepared: Path, models: Path, evaluator:
     # The trivial baseline: every test image rebuilt as the train split's mean image.
     mean_image = np.broadcast_to(s.train.mean(0), real.shape)
     results["autoencoder"]["mean_image_mse"] = m.REGISTRY["reconstruction"](real, mean_image)["mse"]
+    rungs = ladder.rungs(s.val, s.val_labels, s.train, n, seed)
+    scale = [name for name in ("frechet_distance", "kid", "precision_recall")
+             if name in block.metrics]
     results["anchors"] = {
-        "real_holdout": s.judge(_sample(s.val, n, rng)),
-        "pixel_gaussian": s.judge(pixel_gaussian_samples(s.train, n, seed)),
+        "real_holdout": s.judge(rungs["real_holdout"]),
+        "pixel_gaussian": s.judge(rungs["pixel_noise"]),
+        "ladder": {name: s.judge.scores(images, scale) for name, images in rungs.items()},
     }
     if s.classifier is not None:
         results["anchors"]["evaluator_test_accuracy"] = float(
@@ -165,9 +166,6 @@ def evaluate_family(family: Family, block: EvaluateBlock, prepared: Path, models
              if family.extra_metrics else {})
     values = {**extra, **s.judge(family.load("sampler")(network, len(s.real), seed, card=card))}
     values.update(generation_verdict(family, values, base["anchors"], training(directory)))
-    if s.classifier is None and (base["autoencoder"]["mse_to_mean_image"] or 0) > GOOD_FRACTION:
-        values["verdict"] += ("; judged in the codings of an autoencoder that itself learned "
-                              "little, so take this verdict with care")
     return rounded(values)
 
 
@@ -186,46 +184,76 @@ def training(model_dir: Path) -> dict:
 
 
 def _seen(run: dict, key: str) -> str:
+    """What more training can do, from what the run wrote of itself (`Budget.record`)."""
     if not run.get("images_seen"):
         return "train longer"
+    if run["images_seen"] < run.get("planned_images", 0):
+        return (f"early stopping ended it after {run['epochs']} of {run['planned_epochs']} epochs "
+                f"({run['images_seen']:,} of {run['planned_images']:,} images), when its val loss "
+                f"stopped falling on a {run.get('train_images', 0):,}-image split: a larger "
+                f"budget ({key}) will not help; more images or more variety in them would")
     return (f"it saw {run['images_seen']:,} images of a {run.get('train_images', 0):,}-image split;"
             f" train longer (raise {key}) or check the data")
 
 
-# A generator whose Fréchet distance is below this fraction of per-pixel noise's is judged to
-# make pictures; between it and the noise it is only "better than noise".
-GOOD_FRACTION = 0.5
+def ladder_position(score: float, rungs: dict[str, float]) -> float:
+    """Where ``score`` lies between held-out real images (0) and per-pixel noise (1), on a log
+    scale; below 0 or above 1 beyond them."""
+    floor, noise = (max(rungs[n], 1e-12) for n in ("real_holdout", "pixel_noise"))
+    return float(np.log(max(score, 1e-12) / floor) / np.log(noise / floor))
+
+
+# The rungs a generator's score is held against: the nearest (on a log scale) names what it makes.
+NEAREST = ("real_holdout", *ladder.MILD, *ladder.FAILURES, "pixel_noise")
 
 
 def generation_verdict(family: Family, values: dict, anchors: dict, run: dict) -> dict:
-    """A verdict in words on a generator's scores against the floor (held-out real images) and
-    the ceiling (per-pixel Gaussian noise), and the ratio it rests on (↓, < 1 beats noise)."""
+    """A verdict in words on a generator's score, read on the ladder of degraded real images
+    scored in the same feature space (`anchors["ladder"]`): the rung nearest its score on a log
+    scale says what it makes: pictures (real images, mildly noised or blurred), blobs and smears,
+    or noise. With the position it rests on (`ladder_position`, ↓: 0 = real, 1 = noise)."""
     metric = next((k for k in ("frechet_distance", "kid") if k in values), None)
     if metric is None:
         return {"verdict": "not judged: frechet_distance and kid are both off"}
-    score, noise = values[metric], anchors["pixel_gaussian"][metric]
-    floor = anchors["real_holdout"][metric]
     name = {"frechet_distance": "FD", "kid": "KID"}[metric]
+    rungs = {rung: scores[metric] for rung, scores in anchors["ladder"].items()}
+    score, noise, floor = values[metric], rungs["pixel_noise"], rungs["real_holdout"]
     key = family.budget_key
-    if not noise > 0:  # no variety in the test images: nothing is far from them
-        return {f"{metric}_to_noise": None, "verdict": (
-            f"not judged: per-pixel noise's {name} is {noise:.4g}, so the test images have no "
-            "variety to measure against; check the data (downsample warns of copies)")}
-    ratio = score / noise
-    if ratio >= 1:
+    if not noise > floor or not floor > 0:  # no variety in the test images
+        return {"ladder_position": None, "verdict": (
+            f"not judged: per-pixel noise's {name} ({noise:.4g}) is no worse than held-out real "
+            f"images' ({floor:.4g}), so the test images have no variety to measure against; "
+            "check the data (downsample warns of copies)")}
+    if not ladder.in_order(rungs):
+        order = ", ".join(f"{rung} {rungs[rung]:.4g}" for rung in ladder.NAMES)
+        return {"ladder_position": None, "verdict": (
+            f"not judged: the evaluator's features do not rank the ladder of degraded real images "
+            f"in order ({name}: {order}), so no score in them can be read; train the evaluator "
+            "longer (raise evaluator.images_seen) and look at the grid")}
+    nearest = min(NEAREST, key=lambda n: abs(np.log(max(score, 1e-12) / rungs[n])))
+    near = f"nearest {ladder.WORDS[nearest]} ({rungs[nearest]:.4g})"
+    if score >= noise:
         verdict = (f"no better than per-pixel noise ({name} {score:.4g} against the noise's "
                    f"{noise:.4g}): it learned nothing; {_seen(run, key)}")
-    elif ratio > GOOD_FRACTION:
-        verdict = (f"better than per-pixel noise, but not by much ({name} {score:.4g} is "
-                   f"{100 * ratio:.0f} % of the noise's {noise:.4g}; held-out real images: "
-                   f"{floor:.4g}); {_seen(run, key)}")
+    elif nearest in ("real_holdout", *ladder.MILD):
+        verdict = f"makes pictures: {name} {score:.4g} lies {near}"
+    elif nearest in ladder.FAILURES:
+        verdict = (f"makes blobs and smears, not pictures: {name} {score:.4g} lies {near}, "
+                   f"further than real images with a little noise or blur "
+                   f"({max(rungs[n] for n in ladder.MILD):.4g}); {_seen(run, key)}")
     else:
-        verdict = (f"makes pictures: {name} {score:.4g} is {100 * ratio:.0f} % of per-pixel "
-                   f"noise's {noise:.4g} (held-out real images: {floor:.4g})")
-    if values.get("recall", 1.0) < 0.05 and ratio < 1:
+        verdict = (f"barely better than per-pixel noise: {name} {score:.4g} lies {near}; "
+                   f"{_seen(run, key)}")
+    if values.get("recall", 1.0) < 0.05 and score < noise:
         verdict += (f"; its samples cover few real images (recall {values['recall']:.2f}): "
                     f"{family.low_recall}")
-    return {f"{metric}_to_noise": ratio, "verdict": verdict}
+    return {"ladder_position": ladder_position(score, rungs), "verdict": verdict}
+
+
+# An autoencoder whose MSE is below this fraction of the mean image's rebuilds images.
+REBUILDS_FRACTION = 0.5
+# Colour reconstructions that keep less than this share of the colours' strength lose them.
+KEEPS_COLOUR = 0.6
 
 
 def reconstruction_verdict(values: dict, run: dict) -> dict:
@@ -239,13 +267,17 @@ def reconstruction_verdict(values: dict, run: dict) -> dict:
         verdict = (f"no better than the mean image (MSE {values['mse']:.4g} against "
                    f"{values['mean_image_mse']:.4g}): it learned nothing; "
                    f"{_seen(run, 'pretrain.images_seen')}")
-    elif ratio > GOOD_FRACTION:
+    elif ratio > REBUILDS_FRACTION:
         verdict = (f"barely better than the mean image (MSE {values['mse']:.4g} is "
                    f"{100 * ratio:.0f} % of its {values['mean_image_mse']:.4g}); "
                    f"{_seen(run, 'pretrain.images_seen')}")
     else:
         verdict = (f"rebuilds images: MSE {values['mse']:.4g} is {100 * ratio:.0f} % of the "
                    f"mean image's {values['mean_image_mse']:.4g}")
+    kept = values.get("saturation_kept")
+    if kept is not None and kept < KEEPS_COLOUR:
+        verdict += (f"; it loses the colours: its reconstructions keep {100 * kept:.0f} % of "
+                    "their strength")
     return {"mse_to_mean_image": ratio, "verdict": verdict}
 
 

@@ -48,14 +48,29 @@ def _ssim(a: np.ndarray, b: np.ndarray, window: int = 7) -> np.ndarray:
     return ssim.mean(axis=(1, 2, 3))
 
 
+def _chroma(images: np.ndarray) -> np.ndarray:
+    """Each pixel's colour less its grey: zero for grey pixels, large for saturated ones."""
+    images = images.astype(np.float64)
+    return images - images.mean(axis=-1, keepdims=True)
+
+
 @metric
 def reconstruction(originals: np.ndarray, reconstructions: np.ndarray) -> dict[str, float]:
-    """MSE, PSNR (dB) and SSIM of reconstructions against their originals, means over images."""
-    return {
+    """MSE, PSNR (dB) and SSIM of reconstructions against their originals, means over images;
+    for colour images also the colour error (mean absolute error of each pixel's chroma, its
+    colour less its grey) and the saturation kept (the reconstructions' mean chroma magnitude
+    over the originals': 1 keeps the colours' strength, 0 turns them grey)."""
+    values = {
         "mse": float(_per_image_mse(originals, reconstructions).mean()),
         "psnr": float(_psnr(originals, reconstructions).mean()),
         "ssim": float(_ssim(originals, reconstructions).mean()),
     }
+    if originals.shape[-1] == 3:
+        real, rebuilt = _chroma(originals), _chroma(reconstructions)
+        values["colour_error"] = float(np.abs(real - rebuilt).mean())
+        strength = np.abs(real).mean()
+        values["saturation_kept"] = float(np.abs(rebuilt).mean() / strength) if strength else None
+    return values
 
 
 @metric

@@ -160,6 +160,10 @@ class PretrainBlock(Block):
     # each image, added to the reconstruction loss of the image; 0 = a plain autoencoder.
     contrastive_weight: Annotated[float, Field(ge=0.0, le=1000.0)] = 0.05
     temperature: Annotated[float, Field(gt=0.0, le=10.0)] = 0.2  # of the contrastive term
+    # Random shifts (and flips) of each training image, which is then rebuilt as shifted: a small
+    # split is not learned by heart. Training only.
+    augment: Literal["none", "shift", "shift_flip"] = "none"
+    augment_shift: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.1
     images_seen: ImagesSeen = 1_080_000     # 20 passes over Fashion-MNIST's 54,000
     min_epoch_images: MinEpochImages = 10_000
     batch_size: BatchSize = 256
@@ -330,8 +334,11 @@ class DiffusionBlock(Block):
 
 
 class EvaluatorBlock(Block):
-    """The ``evaluator`` stage: a classifier on the full labeled train split (the feature space)."""
+    """The ``evaluator`` stage: the judge's feature space. ``supervised``: a classifier on the
+    labeled train split; ``contrastive``: a self-supervised encoder that never reads a label;
+    ``auto``: supervised where the dataset has labels, contrastive where it has none."""
 
+    kind: Literal["auto", "supervised", "contrastive"] = "auto"
     images_seen: ImagesSeen = 162_000       # 3 passes over 54,000
     min_epoch_images: MinEpochImages = 10_000
     batch_size: BatchSize = 128

@@ -9,12 +9,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from latentlab import ladder
 from latentlab.generators import FAMILIES
 from latentlab.io import write_text_atomic
 
 # Generation metrics shown as columns, in order, with what "better" means.
 GENERATION_COLUMNS = [
-    ("frechet_distance", "FD ↓"), ("kid", "KID ↓"), ("precision", "precision ↑"),
+    ("ladder_position", "ladder ↓"), ("frechet_distance", "FD ↓"), ("kid", "KID ↓"), ("precision", "precision ↑"),
     ("recall", "recall ↑"), ("classes_covered", "classes ≥1%"),
     ("kl_to_reference", "KL(classes‖real) ↓"), ("memorization_ratio", "NN-to-train ratio"),
 ]
@@ -108,9 +109,9 @@ def tables(metrics: dict, data: dict | None = None) -> list[Table]:
     if verdicts:
         out.append(Table(
             "Verdicts", ["model", "verdict"], verdicts,
-            "Each model against what learning nothing scores: generators against per-pixel "
-            "Gaussian noise (and held-out real images, the best reachable), the autoencoder "
-            "against rebuilding every image as the mean image."))
+            "Each model against a known scale: generators on the ladder of degraded real images "
+            "below (nearest a mild noise or blur: pictures; nearest blobs or smears: not), the "
+            "autoencoder against rebuilding every image as the mean image."))
     ae = {k: v for k, v in {**metrics.get("pretrain", {}),
                             **metrics.get("evaluate/autoencoder", {})}.items() if k != "verdict"}
     if ae:
@@ -156,6 +157,8 @@ def tables(metrics: dict, data: dict | None = None) -> list[Table]:
             f"recall (real images covered) ↑; {classes}nearest-train-image distance of samples "
             "over that of test images (≪ 1: copies). Floor and ceiling: held-out real images and "
             "per-pixel Gaussian noise, judged alike."))
+    if anchors.get("ladder"):
+        out.append(_ladder(anchors["ladder"]))
     gan = metrics.get("gan", {})
     if gan:
         out.append(Table("GAN training", ["metric", "value"], _pairs(gan),
@@ -167,6 +170,22 @@ def tables(metrics: dict, data: dict | None = None) -> list[Table]:
                          "The classifier whose features the generation metrics use: its test "
                          "accuracy ↑ (absent for data without classes)."))
     return out
+
+
+def _ladder(scores: dict) -> Table:
+    columns = [(k, title) for k, title in GENERATION_COLUMNS[1:5]
+               if any(k in v for v in scores.values())]
+    rows = [[name.replace("_", " "), *(fmt(scores[name].get(k, "–")) for k, _ in columns)]
+            for name in ladder.NAMES if name in scores]
+    return Table(
+        "The ladder: degraded real images, judged like the generators",
+        ["rung", *(title for _, title in columns)], rows,
+        "Held-out real images; copies of train images (the NN-to-train ratio catches them); "
+        "real images with Gaussian noise (σ 0.1) or blurred by a pixel (at 64 px; half a pixel "
+        "at 32 px and below): still pictures; one kind of image only; blobs (a blur four times "
+        "stronger) and colour smears (blurred per-pixel noise): not pictures; per-pixel "
+        "Gaussian noise. A generator's verdict names the rung nearest its FD (log scale); its "
+        "ladder position is its FD between held-out real images (0) and the noise (1), log scale.")
 
 
 def _html_table(table: Table) -> str:

@@ -9,7 +9,12 @@ import numpy as np
 
 from latentlab.data.prepared import as_float, fingerprint
 from latentlab.io import staged_dir, write_json
-from latentlab.models.autoencoders import ContrastiveAutoencoder, build_autoencoder, untie
+from latentlab.models.autoencoders import (
+    TrainingAutoencoder,
+    augmenter,
+    build_autoencoder,
+    untie,
+)
 from latentlab.params import Params, save_resolved
 from latentlab.precision import configure
 from latentlab.seeding import seed_everything
@@ -51,8 +56,9 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     if block.layerwise:
         train_layerwise(ae, block, as_float(train), xv, checkpoints, key, budget, params.base.seed)
     model = ae.model
-    if block.contrastive_weight:
-        model = ContrastiveAutoencoder(ae, block.contrastive_weight, block.temperature)
+    augment = augmenter(block.augment, block.augment_shift)
+    if block.contrastive_weight or augment is not None:
+        model = TrainingAutoencoder(ae, block.contrastive_weight, block.temperature, augment)
         model.compile(optimizer=make_optimizer(block.optimizer, block.learning_rate))
     else:
         compile_mse(model, block)

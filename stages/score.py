@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 PREPARED = Path("data/prepared")
 MODELS = Path("models")
-EVALUATOR = Path("models/evaluator/evaluator.keras")
+EVALUATOR = Path("models/evaluator")
 OUT = Path("metrics/evaluate")
 
 

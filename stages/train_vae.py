@@ -18,7 +18,7 @@ from latentlab.seeding import seed_everything
 from latentlab.stage_runner import run_stage
 from latentlab.tracking import ModelSpec, track_stage
 from latentlab.training.budget import plan_block
-from latentlab.training.loop import resume, run_epochs, write_back
+from latentlab.training.loop import best_state, remember_best, resume, run_epochs, write_back
 from latentlab.training.stage import copy_frames, save_frame, train_and_val, write_outputs
 from latentlab.training.vae import DENSE_FLOAT32_BECAUSE, VaeTrainer
 
@@ -53,6 +53,7 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     prior = prior.astype(np.float32)
 
     def on_epoch_end(epoch: int, state: dict) -> None:
+        remember_best(progress, state, "val_loss")
         write_back(trainer.nets, state)
         samples = vae.decoder.predict(prior, verbose=0)
         save_frame((samples * 255).round().astype(np.uint8), checkpoints / "frames", epoch,
@@ -64,14 +65,21 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
                                  run_epoch=trainer.epoch_runner(train, val, budget, checkpoints),
                                  on_epoch_end=on_epoch_end, epoch_images=budget.epoch_images)
     seconds = time.perf_counter() - start
+    # The weights of the epoch with the lowest val loss, not the last: on a small split the VAE
+    # overfits, and its val loss rises again long before the budget is spent.
+    state, best = best_state(progress, state)
+    if best != progress.epoch:
+        log.info("train_vae: keeping epoch %d's weights (the lowest val loss), not epoch %d's",
+                 best + 1, progress.epoch + 1)
     write_back(trainer.nets, state)
     final = trainer.evaluate(state, val)
-    trained = budget.record(progress.epoch + 1)
+    trained = {**budget.record(progress.epoch + 1), "best_epoch": best + 1}
     metrics = {
         "val_loss": final["loss"],
         "val_reconstruction_mse": final["reconstruction"],
         "val_kl": final["kl"],
         "epochs_trained": progress.epoch + 1,
+        "best_epoch": best + 1,
         "images_seen": trained["images_seen"],
     }
     with staged_dir(models_dir) as staging, staged_dir(samples_dir) as samples:

@@ -9,7 +9,8 @@ from keras.ops import convert_to_numpy as to_numpy
 
 from latentlab.data.prepared import as_float, load_split
 from latentlab.models.autoencoders import (
-    ContrastiveAutoencoder,
+    TrainingAutoencoder,
+    augmenter,
     build_autoencoder,
     nt_xent,
     random_view,
@@ -133,7 +134,7 @@ def test_the_contrastive_term_brings_two_views_of_an_image_together(digits):
     for weight in (0.0, 1.0):
         seed_everything(0)
         ae = build_autoencoder(block(architecture="conv", codings=16), x.shape[1:])
-        model = ContrastiveAutoencoder(ae, weight, 0.2)
+        model = TrainingAutoencoder(ae, weight, 0.2)
         model.compile(keras.optimizers.Adam(3e-3))
         model.fit(x, epochs=10, batch_size=64, verbose=0)
         seed_everything(1)
@@ -155,7 +156,7 @@ def test_models_with_random_image_layers_compile_their_steps_on_jax(digits):
     x, y = digits[0][:32], digits[1][:32]
     ae = build_autoencoder(block(architecture="conv", codings=16), x.shape[1:])
     shifting = build_classifier(ae.encoder, 10, 8, augment="shift_flip")
-    for model, data in ((ContrastiveAutoencoder(ae, 1.0, 0.2), (x,)), (shifting, (x, y)),
+    for model, data in ((TrainingAutoencoder(ae, 1.0, 0.2), (x,)), (shifting, (x, y)),
                         (FixMatch(shifting, 0.95, 1.0), ((x, x[:, None]), y))):
         model.compile(keras.optimizers.Adam(), **({"loss": "sparse_categorical_crossentropy"}
                                                   if model is shifting else {}))
@@ -177,7 +178,7 @@ def test_the_contrastive_autoencoder_rebuilds_the_image_itself_not_a_view(digits
     rebuild a colour-jittered view can only guess the colours, and rebuilt tinted pictures grey."""
     tinted = tint(digits[0][:64])
     ae = build_autoencoder(block(architecture="conv", codings=16), tinted.shape[1:])
-    model = ContrastiveAutoencoder(ae, 0.0, 0.2)  # weight 0: the reconstruction term alone
+    model = TrainingAutoencoder(ae, 0.0, 0.2)  # weight 0: the reconstruction term alone
     loss = float(model.compute_loss(y_pred=model(tinted, training=False)))
     plain = float(np.mean((to_numpy(ae.model(tinted, training=False)) - tinted) ** 2))
     assert loss == pytest.approx(plain, rel=1e-5)
@@ -307,3 +308,16 @@ def test_early_stopping_ends_on_the_best_weights(digits, tmp_path):
     assert len(history["val_loss"]) < 20
     best = min(history["val_loss"])
     assert model.evaluate(x[:64], x[:64], verbose=0) == pytest.approx(best, rel=1e-4)
+
+
+def test_an_augmented_autoencoder_rebuilds_each_image_as_moved_and_only_in_training(digits):
+    x = tint(digits[0][:32])
+    ae = build_autoencoder(block(architecture="conv", codings=16), x.shape[1:])
+    model = TrainingAutoencoder(ae, 0.0, 0.2, augmenter("shift_flip", 0.25))
+    seed_everything(0)
+    moved, rebuilt, _ = model(x, training=True)
+    assert not np.allclose(to_numpy(moved), x)  # the target is the moved image ...
+    np.testing.assert_allclose(to_numpy(rebuilt), to_numpy(ae.model(to_numpy(moved))), atol=1e-5)
+    same, _, _ = model(x, training=False)       # ... in training only
+    np.testing.assert_array_equal(to_numpy(same), x)
+    assert augmenter("none", 0.1) is None

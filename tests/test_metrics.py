@@ -32,6 +32,21 @@ def test_reconstruction_of_itself_is_perfect_and_noise_degrades_it(digits):
     assert metrics.reconstruction(x, x + 0.2)["psnr"] == pytest.approx(10 * np.log10(1 / 0.04))
 
 
+def test_colour_error_and_saturation_kept_see_colours_turned_grey_not_brightness():
+    rng = np.random.default_rng(0)
+    colour = rng.uniform(0, 1, (6, 8, 8, 3))
+    grey = np.repeat(colour.mean(-1, keepdims=True), 3, axis=-1)
+    same = metrics.reconstruction(colour, colour)
+    assert same["colour_error"] == 0 and same["saturation_kept"] == pytest.approx(1)
+    greyed = metrics.reconstruction(colour, grey)
+    assert greyed["saturation_kept"] == 0 and greyed["colour_error"] > 0.1
+    half = metrics.reconstruction(colour, grey + 0.5 * (colour - grey))
+    assert half["saturation_kept"] == pytest.approx(0.5)
+    brighter = metrics.reconstruction(colour, colour * 0 + colour + 0.1)  # same chroma
+    assert brighter["colour_error"] == pytest.approx(0) and brighter["mse"] > 0
+    assert "colour_error" not in metrics.reconstruction(grey[..., :1], grey[..., :1])
+
+
 def test_denoising_gain_is_positive_only_when_output_is_closer(digits):
     x = digits[0][:100]
     noisy = np.clip(x + np.random.default_rng(0).normal(0, 0.2, x.shape), 0, 1)

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from latentlab import ladder
 from tests.support.data import make_image_folder
 from tests.support.project import STAGES, dvc, ran, set_params
 
@@ -106,9 +107,11 @@ def test_an_unlabeled_folder_of_rgba_sprites_runs_to_an_honest_report(unlabeled_
     assert (images[:, 0, 0] == 255).all()  # transparent corners became white
     finetune = json.loads((project / "metrics/finetune.json").read_text())
     assert finetune["available"] is False and "has no labels" in finetune["reason"]
-    assert json.loads((project / "metrics/evaluator.json").read_text())["available"] is False
+    assert json.loads((project / "metrics/evaluator.json").read_text())["kind"] == "contrastive"
     anchors = json.loads((project / "metrics/evaluate/anchors.json").read_text())
-    assert anchors["feature_space"] == "autoencoder codings (no labels)"
+    assert anchors["feature_space"] == "the contrastive evaluator's features (trained without labels)"
+    assert list(anchors["ladder"]) == list(ladder.NAMES)
+    assert "The ladder: degraded real images" in (project / "reports/index.html").read_text()
     assert "classes_covered" not in json.loads((project / "metrics/evaluate/gan.json").read_text())
     diffusion = json.loads((project / "metrics/evaluate/diffusion.json").read_text())
     assert {"frechet_distance_at_2_steps", "frechet_distance_at_5_steps", "verdict"} <= set(diffusion)

@@ -32,7 +32,7 @@ def test_report_lists_every_gallery_and_metrics_table(built):
     metric_tables = html.split("id='metrics'")[1].split("<h2")[0].count("<table>")
     assert len(links) >= metric_tables + 3 and set(links) <= anchors  # + metrics, galleries, params
     assert metric_tables >= 6 and html.count("<p class='note'>") >= metric_tables
-    assert "both mapped to evaluator features" in html
+    assert "both mapped to the supervised evaluator" in html
     assert "Géron's notebook val_loss" not in html  # a Fashion-MNIST reference, not for digits
     assert "source digits, 8×8×1 images" in html
     summary = (built.project / "reports/summary.md").read_text()

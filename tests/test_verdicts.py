@@ -37,7 +37,7 @@ def test_an_untrained_generator_learned_nothing_and_a_trained_one_did(digits_pre
     shutil.copy(models / "gan/generator.keras", models / "toy/generator.keras")
     (models / "toy/training.json").write_text(json.dumps({"images_seen": 640, "train_images": 1439}))
 
-    evaluator_path = models / "evaluator/evaluator.keras"
+    evaluator_path = models / "evaluator"
     base = evaluate_base(params.evaluate, digits_prepared, models, evaluator_path, seed=0)
 
     def judged(family=FAMILIES["gan"]):
@@ -47,16 +47,17 @@ def test_an_untrained_generator_learned_nothing_and_a_trained_one_did(digits_pre
     untrained = judged()
     assert untrained["verdict"].startswith("no better than per-pixel noise")
     assert "it learned nothing" in untrained["verdict"]
-    assert untrained["frechet_distance_to_noise"] >= 1
+    assert untrained["ladder_position"] >= 1
 
     train_gan.run(params, digits_prepared, models / "gan", tmp_path / "ck/gan",
                   tmp_path / "gan.json", tmp_path / "gan.csv", tmp_path / "gan_samples")
     trained = judged()
     assert not trained["verdict"].startswith("no better"), trained["verdict"]
-    assert trained["frechet_distance_to_noise"] < 1
+    assert trained["ladder_position"] < 1
     saved = json.loads((models / "gan/training.json").read_text())
     # 50 × 1,439 images asked for, in epochs of 22 full batches of 64: 51 epochs of 1,408.
-    assert saved == {"images_seen": 51 * 1408, "epochs": 51, "train_images": 1439,
+    assert saved == {"images_seen": 51 * 1408, "epochs": 51, "planned_images": 51 * 1408,
+                     "planned_epochs": 51, "train_images": 1439,
                      "batch_size": 64, "precision": choose("auto", hardware()).precision}
 
     # One more family in the registry: evaluate scores it, the report and compare show it.
@@ -79,22 +80,47 @@ def test_an_untrained_generator_learned_nothing_and_a_trained_one_did(digits_pre
         FAMILIES.pop("toy")
 
 
-def test_the_verdict_names_what_the_generator_saw_and_the_report_puts_it_first():
-    anchors = {"pixel_gaussian": {"frechet_distance": 10.0},
-               "real_holdout": {"frechet_distance": 0.5}}
+LADDER = {"real_holdout": 0.5, "train_copies": 0.6, "noised": 0.8, "blurred": 1.0,
+          "one_mode": 3.0, "blobs": 4.0, "smears": 6.0, "pixel_noise": 10.0}
+
+
+def test_the_verdict_reads_the_score_on_the_ladder_and_names_what_the_generator_saw():
+    anchors = {"ladder": {k: {"frechet_distance": v} for k, v in LADDER.items()}}
     run = {"images_seen": 1920, "train_images": 646}
-    bad = generation_verdict(FAMILIES["gan"], {"frechet_distance": 11.0, "recall": 0.0}, anchors, run)
+    gan, vae = FAMILIES["gan"], FAMILIES["vae"]
+    bad = generation_verdict(gan, {"frechet_distance": 11.0, "recall": 0.0}, anchors, run)
     assert bad["verdict"].startswith("no better than per-pixel noise (FD 11 against the noise's 10)")
     assert "it saw 1,920 images of a 646-image split" in bad["verdict"]
-    assert "train_gan.images_seen" in bad["verdict"]
-    middling = generation_verdict(FAMILIES["gan"], {"frechet_distance": 7.0, "recall": 0.01}, anchors, run)
-    assert middling["verdict"].startswith("better than per-pixel noise, but not by much")
-    assert "(recall 0.01): mode collapse" in middling["verdict"]
-    blurry = generation_verdict(FAMILIES["vae"], {"frechet_distance": 2.0, "recall": 0.04}, anchors, run)
-    assert blurry["verdict"].endswith("(recall 0.04): they are blurry or too alike")
-    good = generation_verdict(FAMILIES["gan"], {"frechet_distance": 2.0, "recall": 0.4}, anchors, run)
-    assert good["verdict"].startswith("makes pictures") and np.isclose(
-        good["frechet_distance_to_noise"], 0.2)
+    assert "train_gan.images_seen" in bad["verdict"] and bad["ladder_position"] > 1
+    smears = generation_verdict(gan, {"frechet_distance": 6.5, "recall": 0.01}, anchors, run)
+    assert smears["verdict"].startswith("makes blobs and smears, not pictures: FD 6.5 lies "
+                                        "nearest colour smears")
+    assert "(recall 0.01): mode collapse" in smears["verdict"]
+    blobs = generation_verdict(vae, {"frechet_distance": 3.0, "recall": 0.04}, anchors, run)
+    assert blobs["verdict"].startswith("makes blobs and smears, not pictures: FD 3 lies nearest "
+                                       "blobs")
+    assert blobs["verdict"].endswith("(recall 0.04): they are blurry or too alike")
+    # Between the blur (1) and blobs (4), the log midpoint (2) divides pictures from blobs.
+    assert generation_verdict(gan, {"frechet_distance": 1.9}, anchors, run)["verdict"].startswith(
+        "makes pictures: FD 1.9 lies nearest real images blurred by a pixel (1)")
+    good = generation_verdict(gan, {"frechet_distance": 0.7, "recall": 0.4}, anchors, run)
+    assert good["verdict"].startswith("makes pictures") and 0 < good["ladder_position"] < 1
+    assert np.isclose(good["ladder_position"], np.log(0.7 / 0.5) / np.log(10 / 0.5))
+    barely = generation_verdict(gan, {"frechet_distance": 9.0}, anchors, run)
+    assert barely["verdict"].startswith("barely better than per-pixel noise")
+
+    # A feature space that ranks blobs nearer than a blur cannot judge: no verdict, not a wrong one.
+    muddled = {"ladder": {k: {"frechet_distance": v} for k, v in {**LADDER, "blobs": 0.9}.items()}}
+    unread = generation_verdict(gan, {"frechet_distance": 1.0}, muddled, run)
+    assert unread["verdict"].startswith("not judged: the evaluator's features do not rank")
+    assert unread["ladder_position"] is None
+
+    # Early stopping, not the budget, ended the fit: more budget is not the advice.
+    stopped = {"images_seen": 50_240, "planned_images": 150_720, "epochs": 5,
+               "planned_epochs": 15, "train_images": 640}
+    early = generation_verdict(vae, {"frechet_distance": 3.0}, anchors, stopped)
+    assert "early stopping ended it after 5 of 15 epochs (50,240 of 150,720 images)" in early["verdict"]
+    assert "will not help" in early["verdict"] and "raise" not in early["verdict"]
 
     report = tables({"evaluate/gan": {**bad, "frechet_distance": 11.0},
                      "evaluate/autoencoder": {"mse": 0.1, "verdict": "no better than ..."}})

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import keras
 
 from latentlab.models.blocks import conv_decoder, conv_encoder_body, conv_widths
-from latentlab.models.layers import DenseTranspose, Sparsity, float32_output, jittable
+from latentlab.models.layers import DenseTranspose, Sparsity, float32_output, jittable, nt_xent
 from latentlab.params import PretrainBlock
 
 
@@ -156,21 +156,20 @@ def random_view(name: str, channels: int = 1) -> keras.Sequential:
     return keras.Sequential(layers, name=name)
 
 
-def nt_xent(z, temperature: float):
-    """SimCLR's loss (Chen et al. 2020) for ``z`` = [first views; second views]: each row's
-    positive is its other view, every other row in the batch a negative."""
-    z = keras.ops.normalize(z, axis=-1)
-    n = keras.ops.shape(z)[0]
-    half = n // 2
-    logits = keras.ops.matmul(z, keras.ops.transpose(z)) / temperature - 1e9 * keras.ops.eye(n)
-    targets = keras.ops.concatenate([keras.ops.arange(half) + half, keras.ops.arange(half)], 0)
-    return keras.ops.mean(
-        keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True))
+def augmenter(kind: str, shift: float) -> keras.Sequential | None:
+    """Random shifts by up to ``shift`` of the side (and horizontal flips), or None."""
+    if kind == "none":
+        return None
+    layers = [jittable(keras.layers.RandomTranslation(shift, shift, fill_mode="nearest"))]
+    if kind == "shift_flip":
+        layers.append(keras.layers.RandomFlip("horizontal"))
+    return keras.Sequential(layers, name="augment")
 
 
-class ContrastiveAutoencoder(keras.Model):
-    """What `pretrain` trains when ``contrastive_weight`` > 0: the autoencoder rebuilds each image,
-    and ``weight`` × NT-Xent pulls the codings of two random views of the same image together
+class TrainingAutoencoder(keras.Model):
+    """What `pretrain` trains when the plain autoencoder is not enough: each image, first moved
+    at random when ``augment`` is set (in training only), is rebuilt as it is; with ``weight`` >
+    0, ``weight`` × NT-Xent also pulls the codings of two random views of the same image together
     (through a small projection head, as in SimCLR) and those of different images apart.
     Reconstruction alone teaches the codings what a pixel-wise loss notices; the views teach them
     what a flip, a zoom, a shift or a change of colour leaves unchanged, which is what a
@@ -178,39 +177,45 @@ class ContrastiveAutoencoder(keras.Model):
     the views vary (colour above all) and the projection head is where it is dropped.
     """
 
-    def __init__(self, ae: Autoencoder, weight: float, temperature: float, **kwargs):
+    def __init__(self, ae: Autoencoder, weight: float, temperature: float,
+                 augment: keras.Sequential | None = None, **kwargs):
         # No cast of the images to the precision policy's bfloat16: the reconstruction loss
         # compares the float32 output with them (the encoder casts them itself).
         super().__init__(autocast=False, **kwargs)
         self.encoder, self.decoder, self.noise = ae.encoder, ae.decoder, ae.noise
-        self.weight, self.temperature = weight, temperature
-        channels = ae.encoder.input_shape[-1]
-        self.first = random_view("first_view", channels)
-        self.second = random_view("second_view", channels)
-        self.projection = keras.Sequential([keras.layers.Dense(128, activation="relu"),
-                                            keras.layers.Dense(64, dtype="float32")],
-                                           name="projection")
-        # Built now, so the weights a resumed fit restores (and the optimizer is built for) are
-        # all there before the first batch.
-        self.projection.build((None, ae.encoder.output_shape[-1]))
+        self.weight, self.temperature, self.augment = weight, temperature, augment
+        if weight:
+            channels = ae.encoder.input_shape[-1]
+            self.first = random_view("first_view", channels)
+            self.second = random_view("second_view", channels)
+            self.projection = keras.Sequential([keras.layers.Dense(128, activation="relu"),
+                                                keras.layers.Dense(64, dtype="float32")],
+                                               name="projection")
+            # Built now, so the weights a resumed fit restores (and the optimizer is built for)
+            # are all there before the first batch.
+            self.projection.build((None, ae.encoder.output_shape[-1]))
 
     def call(self, x, training=None):
+        if training and self.augment is not None:
+            x = keras.ops.cast(self.augment(x, training=True), x.dtype)
         # The views are part of the objective, so they are drawn in validation too: the val loss
         # is the same objective on held-out images (with identical views it stops tracking it).
         views = [keras.ops.cast(view(x, training=True), x.dtype)
-                 for view in (self.first, self.second)]
-        inputs = keras.ops.concatenate([x, *views], axis=0)
+                 for view in (self.first, self.second)] if self.weight else []
+        inputs = keras.ops.concatenate([x, *views], axis=0) if views else x
         if self.noise is not None:  # denoising: everything is encoded noisy, the image rebuilt clean
             inputs = self.noise(inputs, training=training)
         codings = self.encoder(inputs, training=training)
         n = keras.ops.shape(x)[0]
         rebuilt = self.decoder(codings[:n], training=training)
-        return x, rebuilt, self.projection(codings[n:], training=training)
+        z = self.projection(codings[n:], training=training) if self.weight else None
+        return x, rebuilt, z
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         image, rebuilt, z = y_pred
         loss = keras.ops.mean(keras.ops.square(rebuilt - image))
-        loss = loss + self.weight * nt_xent(z, self.temperature)
+        if self.weight:
+            loss = loss + self.weight * nt_xent(z, self.temperature)
         for penalty in self.losses:  # the codings' sparsity penalty, if any
             loss = loss + penalty
         return loss

@@ -232,3 +232,15 @@ class TimeEmbedding(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "dim": self.dim}
+
+
+def nt_xent(z, temperature: float):
+    """SimCLR's loss (Chen et al. 2020) for ``z`` = [first views; second views]: each row's
+    positive is its other view, every other row in the batch a negative."""
+    z = keras.ops.normalize(z, axis=-1)
+    n = keras.ops.shape(z)[0]
+    half = n // 2
+    logits = keras.ops.matmul(z, keras.ops.transpose(z)) / temperature - 1e9 * keras.ops.eye(n)
+    targets = keras.ops.concatenate([keras.ops.arange(half) + half, keras.ops.arange(half)], 0)
+    return keras.ops.mean(
+        keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True))

@@ -53,6 +53,7 @@ class Budget:
         """What a stage writes beside its models (``training.json``): how much it trained, and in
         which precision."""
         return {"images_seen": epochs_done * self.epoch_images, "epochs": epochs_done,
+                "planned_images": self.images, "planned_epochs": self.epochs,
                 "train_images": self.train_size, "batch_size": self.batch_size,
                 "precision": current()}
 

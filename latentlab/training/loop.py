@@ -111,6 +111,24 @@ def load_checkpoint(directory: Path, key: str, template: dict,
     return _unflatten(arrays, template), Progress(key, saved["epoch"], saved["history"], extra)
 
 
+def remember_best(progress: Progress, state: dict, monitor: str) -> None:
+    """After an epoch's logs are in ``progress.history``: keep ``state`` in ``progress.extra``
+    (and so in the checkpoint, for a resumed run) when its ``monitor`` is the lowest so far."""
+    values = progress.history[monitor]
+    if values[-1] <= min(values):
+        progress.extra.update({f"best/{k}": v for k, v in _flatten(state).items()})
+        progress.extra["best_epoch"] = np.array(len(values) - 1)
+
+
+def best_state(progress: Progress, state: dict) -> tuple[dict, int]:
+    """The state `remember_best` kept and its epoch (0-based); ``state`` and the last epoch if it
+    kept none."""
+    if "best_epoch" not in progress.extra:
+        return state, progress.epoch
+    arrays = {k[len("best/"):]: v for k, v in progress.extra.items() if k.startswith("best/")}
+    return _unflatten(arrays, state), int(progress.extra["best_epoch"])
+
+
 class Diverged(UserError):
     """A loss became NaN or infinite."""
 

@@ -1,0 +1,118 @@
+"""A ladder of degraded real images, from held-out real images down to per-pixel noise.
+
+Each rung is a set of images whose distance from the test images is known in kind: a judge
+(a feature space with its metrics) is sound where it ranks the rungs in this order, and a
+generator's score reads in words by the rungs it falls between ("as close as real images blurred
+by a pixel", "worse than blobs"). Rungs are made from the val and train splits, never the test
+split the scores are measured against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from latentlab.models.sampling import pixel_gaussian_samples
+
+
+@dataclass(frozen=True)
+class Rung:
+    name: str
+    words: str        # what the rung's images are, in words
+
+
+# Best to worst, roughly: held-out real images; copies of train images (as close as real ones:
+# memorization catches them); two mild degradations that leave pictures (which of the two is
+# further depends on the data and the feature space); one kind of image only (pictures without
+# variety); two failures that are not pictures (blobs: a blur four times stronger; smears: noise
+# shaped into colour fields); per-pixel noise.
+RUNGS = (
+    Rung("real_holdout", "held-out real images"),
+    Rung("train_copies", "copies of train images"),
+    Rung("noised", "real images with a little noise"),
+    Rung("blurred", "real images blurred by a pixel"),
+    Rung("one_mode", "real images of one kind only"),
+    Rung("blobs", "blobs (real images blurred until only colours and silhouettes are left)"),
+    Rung("smears", "colour smears (per-pixel noise, blurred)"),
+    Rung("pixel_noise", "per-pixel Gaussian noise"),
+)
+NAMES = tuple(r.name for r in RUNGS)
+MILD = ("noised", "blurred")       # still pictures
+FAILURES = ("blobs", "smears")     # not pictures
+WORDS = {r.name: r.words for r in RUNGS}
+
+
+def blur(images: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of an (N, S, S, C) batch, ``sigma`` in pixels."""
+    return ndimage.gaussian_filter(images, sigma=(0, sigma, sigma, 0), mode="nearest")
+
+
+def _scale(images: np.ndarray) -> float:
+    """The blur's radius: a pixel at 64 px, half a pixel at 32 px and below."""
+    return max(images.shape[1] / 64, 0.5)
+
+
+def one_mode(pool: np.ndarray, labels: np.ndarray | None, n: int,
+             rng: np.random.Generator) -> np.ndarray:
+    """``n`` images of one kind: of the pool's most common class, or without labels, the pool's
+    tenth nearest (in pixels) to one image of it, repeated up to ``n``."""
+    if labels is not None and len(labels) and labels.min() >= 0:
+        members = pool[labels == np.bincount(labels).argmax()]
+    else:
+        flat = pool.reshape(len(pool), -1)
+        centre = flat[rng.integers(len(pool))]
+        nearest = np.argsort(((flat - centre) ** 2).sum(1))[: max(2, len(pool) // 10)]
+        members = pool[np.sort(nearest)]
+    return members[rng.choice(len(members), n, replace=len(members) < n)]
+
+
+def rungs(val: np.ndarray, val_labels: np.ndarray | None, train: np.ndarray, n: int,
+          seed: int) -> dict[str, np.ndarray]:
+    """Every rung's ``n`` images (fewer where val is smaller), in `RUNGS` order, from float
+    images in [0, 1]. The same ``seed`` gives the same rungs."""
+    rng = np.random.default_rng(seed)
+    take = np.sort(rng.choice(len(val), min(n, len(val)), replace=False))
+    real = val[take]
+    k = len(real)
+    scale = _scale(real)
+    makers: dict[str, Callable[[], np.ndarray]] = {
+        "real_holdout": lambda: real,
+        "train_copies": lambda: train[np.sort(rng.choice(len(train), k, replace=len(train) < k))],
+        "noised": lambda: np.clip(real + rng.normal(0, 0.1, real.shape), 0, 1),
+        "blurred": lambda: blur(real, scale),
+        "one_mode": lambda: one_mode(val, val_labels, k, rng),
+        "blobs": lambda: blur(real, 4 * scale),
+        "smears": lambda: _smears(train, k, scale, rng),
+        "pixel_noise": lambda: pixel_gaussian_samples(train, k, seed),
+    }
+    return {name: makers[name]().astype(np.float32) for name in NAMES}
+
+
+def _smears(train: np.ndarray, n: int, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """Per-pixel noise (each pixel drawn from the train split's mean and spread there), blurred
+    into colour fields and stretched back to the noise's contrast."""
+    noise = pixel_gaussian_samples(train, n, int(rng.integers(2**31)))
+    smooth = blur(noise, 4 * scale)
+    mean = train.mean(0)
+    spread = smooth.std(0) + 1e-6
+    return np.clip(mean + (smooth - smooth.mean(0)) / spread * train.std(0), 0, 1)
+
+
+def in_order(scores: dict[str, float]) -> bool:
+    """Whether ``scores`` (↓ better) rank the ladder as a judge must: held-out real images nearest,
+    each mild degradation nearer than each failure, and noise and one kind only further than real
+    images. (Mild against mild, failure against failure or noise: either order.)"""
+    mild = [scores[name] for name in MILD]
+    failures = [scores[name] for name in FAILURES]
+    real = scores["real_holdout"]
+    return (real < min(mild) and max(mild) < min(failures)
+            and real < scores["pixel_noise"] and real < scores["one_mode"])
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's rank correlation of two equally long lists (no ties expected)."""
+    ra, rb = (np.argsort(np.argsort(x)).astype(float) for x in (a, b))
+    return float(np.corrcoef(ra, rb)[0, 1])
