@@ -18,6 +18,7 @@ benchmark: setup
 	$(UV) run python -m benchmarks.downsample_folder
 	$(UV) run python -m benchmarks.precision
 	$(UV) run python -m benchmarks.precision_quality
+	$(UV) run python -m benchmarks.judge_ladder --project .
 	$(UV) run python -m benchmarks.autoencoders
 	$(UV) run python -m benchmarks.gan_throughput
 	$(UV) run python -m benchmarks.gan_modes

@@ -102,14 +102,14 @@ def _smears(train: np.ndarray, n: int, scale: float, rng: np.random.Generator) -
 
 
 def in_order(scores: dict[str, float]) -> bool:
-    """Whether ``scores`` (↓ better) rank the ladder as a judge must: held-out real images nearest,
-    each mild degradation nearer than each failure, and noise and one kind only further than real
-    images. (Mild against mild, failure against failure or noise: either order.)"""
-    mild = [scores[name] for name in MILD]
-    failures = [scores[name] for name in FAILURES]
+    """Whether ``scores`` (↓ better) rank the ladder as a judge must: each mild degradation nearer
+    than each failure, and held-out real images nearer than the failures, one kind only and the
+    noise. Held-out real against mild rungs, mild against mild, failure against failure or noise:
+    either order (on a few dozen test images a blur of a pixel can score as close as real ones)."""
+    mild = max(scores[name] for name in MILD)
+    failures = min(scores[name] for name in FAILURES)
     real = scores["real_holdout"]
-    return (real < min(mild) and max(mild) < min(failures)
-            and real < scores["pixel_noise"] and real < scores["one_mode"])
+    return mild < failures and real < min(failures, scores["pixel_noise"], scores["one_mode"])
 
 
 def spearman(a: list[float], b: list[float]) -> float:

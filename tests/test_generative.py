@@ -476,6 +476,26 @@ def test_fewer_gan_epochs_or_another_param_train_afresh(digits_prepared, tmp_pat
     assert "checkpoint is for other params or data; starting afresh" in caplog.text
 
 
+def test_the_vae_keeps_the_weights_of_its_lowest_val_loss(digits_prepared, tmp_path):
+    """A learning rate high enough that the val loss jumps around: whichever epoch was best,
+    the saved decoder is that epoch's, and the metrics are its val loss, not the last epoch's."""
+    params = make_params(train_vae={**TINY_VAE, "architecture": "conv", "learning_rate": 0.05,
+                                    **passes(6)})
+    out = [tmp_path / k for k in ("models", "ck", "m.json", "h.csv", "samples")]
+    metrics = train_vae.run(params, digits_prepared, *out)
+    history = np.loadtxt(tmp_path / "h.csv", delimiter=",", skiprows=1, ndmin=2)
+    header = (tmp_path / "h.csv").read_text().splitlines()[0].split(",")
+    val, kl = (history[:, header.index(k)] for k in ("val_loss", "val_kl"))
+    best = int(np.argmin(val))
+    assert metrics["epochs_trained"] == 6 and metrics["best_epoch"] == best + 1
+    # The KL of the val images' codings is a function of the weights alone (the reconstruction
+    # term samples): the saved weights are the best epoch's.
+    assert metrics["val_kl"] == pytest.approx(kl[best], rel=1e-4)
+    assert best == 5 or metrics["val_kl"] != pytest.approx(kl[-1], rel=1e-3)
+    trained = json.loads((tmp_path / "models/training.json").read_text())
+    assert trained["best_epoch"] == metrics["best_epoch"] and trained["epochs"] == 6
+
+
 def test_train_vae_stage_writes_models_samples_and_metrics(digits_prepared, tmp_path):
     params = make_params(train_vae={**TINY_VAE, "architecture": "conv"})
     out = [tmp_path / k for k in ("models", "ck", "m.json", "h.csv", "samples")]

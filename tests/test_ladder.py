@@ -60,7 +60,8 @@ def test_the_order_check_and_rank_correlation():
     assert ladder.in_order({**good, "noised": 1.0, "blurred": 0.5, "blobs": 20.0, "one_mode": 0.8})
     assert not ladder.in_order({**good, "blurred": 4.0})          # a blur further than blobs
     assert not ladder.in_order({**good, "smears": 0.9})           # smears nearer than a blur
-    assert not ladder.in_order({**good, "noised": 0.05})          # noise nearer than real images
+    assert ladder.in_order({**good, "blurred": 0.05})              # a blur as near as real images
+    assert not ladder.in_order({**good, "blobs": 0.05})           # blobs nearer than real images
     assert not ladder.in_order({**good, "one_mode": 0.05})        # one kind nearer than real
     assert ladder.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == 1
     assert ladder.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == -1
