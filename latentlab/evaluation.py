@@ -5,7 +5,7 @@ Generation metrics compare samples with the test split in the evaluator's featur
 supervised classifier's where there are labels, a contrastive encoder's where there are none).
 The same metrics of the ladder's rungs (`latentlab.ladder`: held-out real images, noised,
 blurred, blobs, colour smears, per-pixel noise) give the scale a generator's score is read on:
-the verdict names the rungs it falls between. Metrics are called by name through
+the verdict names the rung nearest it. Metrics are called by name through
 `metrics.REGISTRY`; ``evaluate.metrics`` picks which generation metrics run.
 """
 
