@@ -115,8 +115,13 @@ def vae_galleries(out: Path, block: RenderBlock, context: Context) -> list:
         z[d, :, d] = np.linspace(-block.traversal_range, block.traversal_range, steps)
     save_grid(to_uint8(decoder.predict(z.reshape(-1, latent), verbose=0)),
               out / "vae_traversal.png", steps)
+    frames = sorted((context.reports / "vae/progress").glob("epoch_*.png"))
+    if frames:
+        save_gif(frames, out / "vae_progress.gif")
     return [
         ("galleries/vae_prior.png", "VAE: samples from the prior N(0, I)"),
+        *([("galleries/vae_progress.gif",
+            "VAE: one fixed batch of prior codings, epoch by epoch")] if frames else []),
         *([("galleries/vae_interpolation.png",
             "VAE: interpolation between the codings of two test images")] if pairs else []),
         ("galleries/vae_traversal.png",

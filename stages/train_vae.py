@@ -89,7 +89,7 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
                                       precision=trained["precision"]))
         save_resolved(params, ["base", "train_vae"], staging / "params.resolved.yaml")
         write_json(staging / "training.json", trained)
-        copy_frames(checkpoints / "frames", samples / "prior_by_epoch")
+        copy_frames(checkpoints / "frames", samples / "progress")
     write_outputs(metrics, metrics_path, progress.history, history_path)
     log.info("train_vae: val loss %.4f, reconstruction MSE %.4f, KL %.2f; "
              "trained for %.1f s", metrics["val_loss"],
@@ -100,7 +100,7 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
 def main() -> None:
     run_stage("train_vae", run, lambda p: track_stage(
         "train_vae", p, ["base", "train_vae"], metrics_files=[METRICS], histories=[HISTORY],
-        artifacts=[SAMPLES], frames={"vae_prior_samples": SAMPLES / "prior_by_epoch"},
+        artifacts=[SAMPLES], frames={"vae_prior_samples": SAMPLES / "progress"},
         models=[ModelSpec(str(MODELS / "encoder.keras"), "encoder"),
                 ModelSpec(str(MODELS / "decoder.keras"), "decoder", "latentlab-vae-decoder")],
         datasets=PREPARED))

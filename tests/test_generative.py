@@ -503,7 +503,7 @@ def test_train_vae_stage_writes_models_samples_and_metrics(digits_prepared, tmp_
     assert metrics["epochs_trained"] == 2
     assert metrics["val_loss"] == pytest.approx(
         metrics["val_reconstruction_mse"] + metrics["val_kl"] / 64, rel=1e-4)
-    assert len(list((tmp_path / "samples/prior_by_epoch").glob("epoch_*.png"))) == 2
+    assert len(list((tmp_path / "samples/progress").glob("epoch_*.png"))) == 2
     decoder = keras.models.load_model(tmp_path / "models/decoder.keras")
     card = json.loads((tmp_path / "models/model.json").read_text())
     assert card == {"family": "vae", "network": "decoder.keras", "image_shape": [8, 8, 1],

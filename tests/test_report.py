@@ -37,8 +37,9 @@ def test_report_lists_every_gallery_and_metrics_table(built):
     assert "source digits, 8×8×1 images" in html
     summary = (built.project / "reports/summary.md").read_text()
     assert "| VAE |" in summary and "| GAN |" in summary
-    gif = built.project / "reports/galleries/gan_progress.gif"
-    assert gif.read_bytes()[:6] == b"GIF89a"
+    for family in ("gan", "vae"):
+        gif = built.project / f"reports/galleries/{family}_progress.gif"
+        assert gif.read_bytes()[:6] == b"GIF89a" and f"galleries/{family}_progress.gif" in html
 
 
 def test_metrics_files_per_model_and_anchor_sanity(built):
