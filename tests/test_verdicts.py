@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 
+from latentlab import ladder
 from latentlab.compare import generation_columns
 from latentlab.evaluation import evaluate_base, evaluate_family, generation_verdict
 from latentlab.generators import FAMILIES, Family, register
@@ -44,6 +45,9 @@ def test_an_untrained_generator_learned_nothing_and_a_trained_one_did(digits_pre
         return evaluate_family(family, params.evaluate, digits_prepared, models, evaluator_path,
                                seed=0, base=base)
 
+    # The judge ranks the ladder of degraded digits in order: a verdict can be read on it.
+    fd = {name: scores["frechet_distance"] for name, scores in base["anchors"]["ladder"].items()}
+    assert list(fd) == list(ladder.NAMES) and ladder.in_order(fd), fd
     untrained = judged()
     assert untrained["verdict"].startswith("no better than per-pixel noise")
     assert "it learned nothing" in untrained["verdict"]
