@@ -9,7 +9,12 @@ import numpy as np
 
 from latentlab import ladder
 from latentlab.compare import generation_columns
-from latentlab.evaluation import evaluate_base, evaluate_family, generation_verdict
+from latentlab.evaluation import (
+    evaluate_base,
+    evaluate_family,
+    generation_verdict,
+    reconstruction_verdict,
+)
 from latentlab.generators import FAMILIES, Family, register
 from latentlab.models.gan import build_gan
 from latentlab.precision import choose, hardware
@@ -131,3 +136,14 @@ def test_the_verdict_reads_the_score_on_the_ladder_and_names_what_the_generator_
     assert report[0].title == "Verdicts"
     assert report[0].rows == [["autoencoder", "no better than ..."], ["GAN", bad["verdict"]]]
     assert all(row[0] != "verdict" for row in report[1].rows), "not repeated in the AE table"
+
+
+def test_the_autoencoder_verdict_says_when_the_colours_are_muted():
+    run = {"images_seen": 150_720, "planned_images": 150_720, "epochs": 15, "planned_epochs": 15}
+    values = {"mse": 0.02, "mean_image_mse": 0.08, "colour_error": 0.03}
+    muted = reconstruction_verdict({**values, "saturation_kept": 0.5}, run)["verdict"]
+    assert muted.startswith("rebuilds images: MSE 0.02 is 25 % of the mean image's 0.08")
+    assert muted.endswith("but it mutes the colours: its reconstructions keep 50 % of their "
+                          "strength (colour error 0.03)")
+    assert "colours" not in reconstruction_verdict({**values, "saturation_kept": 0.95}, run)["verdict"]
+    assert "colours" not in reconstruction_verdict({"mse": 0.02, "mean_image_mse": 0.08}, run)["verdict"]
