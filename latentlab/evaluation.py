@@ -192,6 +192,11 @@ def _seen(run: dict, key: str) -> str:
                 f"({run['images_seen']:,} of {run['planned_images']:,} images), when its val loss "
                 f"stopped falling on a {run.get('train_images', 0):,}-image split: a larger "
                 f"budget ({key}) will not help; more images or more variety in them would")
+    best = run.get("best_epoch")
+    if best and best <= run["epochs"] / 2:
+        return (f"its val loss was lowest after epoch {best} of {run['epochs']} (the weights kept) "
+                f"and rose after it on a {run.get('train_images', 0):,}-image split: a larger "
+                f"budget ({key}) will not help; more images or more variety in them would")
     return (f"it saw {run['images_seen']:,} images of a {run.get('train_images', 0):,}-image split;"
             f" train longer (raise {key}) or check the data")
 

@@ -130,6 +130,14 @@ def test_the_verdict_reads_the_score_on_the_ladder_and_names_what_the_generator_
     early = generation_verdict(vae, {"frechet_distance": 3.0}, anchors, stopped)
     assert "early stopping ended it after 5 of 15 epochs (50,240 of 150,720 images)" in early["verdict"]
     assert "will not help" in early["verdict"] and "raise" not in early["verdict"]
+    # Nor when the val loss was lowest early and the weights of that epoch were kept.
+    overfit = {"images_seen": 120_576, "planned_images": 120_576, "epochs": 12,
+               "planned_epochs": 12, "best_epoch": 3, "train_images": 640}
+    kept = generation_verdict(vae, {"frechet_distance": 3.0}, anchors, overfit)["verdict"]
+    assert "its val loss was lowest after epoch 3 of 12 (the weights kept)" in kept
+    assert "will not help" in kept
+    late = generation_verdict(vae, {"frechet_distance": 3.0}, anchors, {**overfit, "best_epoch": 11})
+    assert "raise train_vae.images_seen" in late["verdict"]
 
     report = tables({"evaluate/gan": {**bad, "frechet_distance": 11.0},
                      "evaluate/autoencoder": {"mse": 0.1, "verdict": "no better than ..."}})
