@@ -110,12 +110,15 @@ def setting(block: EvaluateBlock, prepared: Path, models: Path, evaluator: Path,
     train = as_float(load_split(prepared, "train")[0])
     val, val_labels = load_split(prepared, "val")
     features = load_model(evaluator / FEATURES)
+    classifier = None
     if (evaluator / CLASSIFIER).is_file():
         classifier = precision.load_model(evaluator / CLASSIFIER)
-        space = "the supervised evaluator's features"
     else:
-        classifier, val_labels = None, None
-        space = "the contrastive evaluator's features (trained without labels)"
+        val_labels = None
+    judge_file = evaluator / "judge.json"
+    kind = json.loads(judge_file.read_text())["features"] if judge_file.is_file() else "supervised"
+    space = {"supervised": "the supervised evaluator's features",
+             "contrastive": "the contrastive evaluator's features (trained without labels)"}[kind]
     judge = Judge(block, features, classifier, real, real_labels, train, seed)
     return Setting(real, real_labels, train, as_float(val), val_labels, judge, classifier, space)
 

@@ -334,11 +334,13 @@ class DiffusionBlock(Block):
 
 
 class EvaluatorBlock(Block):
-    """The ``evaluator`` stage: the judge's feature space. ``supervised``: a classifier on the
-    labeled train split; ``contrastive``: a self-supervised encoder that never reads a label;
-    ``auto``: supervised where the dataset has labels, contrastive where it has none."""
+    """The ``evaluator`` stage: the judge's feature space. ``supervised``: a classifier's on the
+    labeled train split; ``contrastive``: a self-supervised encoder's that never reads a label;
+    ``auto``: the classifier's where the dataset has labels and it reaches ``min_accuracy`` on
+    the test split, else contrastive."""
 
     kind: Literal["auto", "supervised", "contrastive"] = "auto"
+    min_accuracy: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8
     images_seen: ImagesSeen = 162_000       # 3 passes over 54,000
     min_epoch_images: MinEpochImages = 10_000
     batch_size: BatchSize = 128

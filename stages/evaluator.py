@@ -1,11 +1,13 @@
 """Stage `evaluator`: the judge's feature space, which the generation metrics measure in (no
-Inception weights can or need be downloaded).
+Inception weights can or need be downloaded), and with labels the classifier behind mode coverage.
 
-``supervised`` (auto, on a labeled dataset): a CNN trained on the labeled train split; it is also
-the classifier behind mode coverage. ``contrastive`` (auto, on an unlabeled one): the same CNN
-trained without labels to tell two random views of an image from other images (SimCLR); it
-never reads a label. Either way `features.keras` is the feature extractor. Its own stage, so that
-retraining a generator does not retrain it.
+With labels (``kind: auto`` or ``supervised``) a CNN is trained on the labeled train split; its
+features are the judge's when its test accuracy reaches ``min_accuracy`` (or ``kind:
+supervised`` asks for them). Without labels, or from a classifier too weak to trust (a few
+hundred images of many classes), or with ``kind: contrastive``: the same CNN trained to tell two
+random views of an image from the batch's other images (SimCLR), which never reads a label.
+`features.keras` is the feature extractor either way; `judge.json` says which. Its own stage, so
+that retraining a generator does not retrain it.
 """
 
 from __future__ import annotations
@@ -33,48 +35,58 @@ PREPARED = Path("data/prepared")
 MODELS = Path("models/evaluator")
 METRICS = Path("metrics/evaluator.json")
 FEATURES_FILE = "features.keras"     # the feature extractor, read by `evaluate` and `score`
-CLASSIFIER_FILE = "evaluator.keras"  # supervised only: the classes, for mode coverage
+CLASSIFIER_FILE = "evaluator.keras"  # with labels: the classes, for mode coverage
+JUDGE_FILE = "judge.json"            # which features: supervised or contrastive
 
 
 def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
          metrics_path: Path = METRICS) -> dict:
-    block = params.evaluator
-    seed_everything(params.base.seed)
+    block, seed = params.evaluator, params.base.seed
+    seed_everything(seed)
     configure(params.base.precision)
     meta = read_meta(prepared)
     x, y = load_split(prepared, "train")
-    xv, yv = load_split(prepared, "val")
+    xv, _ = load_split(prepared, "val")
     xt, yt = load_split(prepared, "test")
     labeled = is_labeled(meta, y, yt) and len(yt) > 0
-    kind = block.kind if block.kind != "auto" else ("supervised" if labeled else "contrastive")
-    if kind == "supervised" and not labeled:
+    if block.kind == "supervised" and not labeled:
         raise UserError(f"evaluator.kind: supervised needs labels, and {meta.get('dataset')} has "
                         "none; set evaluator.kind: auto (or contrastive)")
-    metrics: dict = {"kind": kind}
-    budget = plan_block(block, len(x), drop_remainder=kind == "contrastive")
-    log.info(budget.describe(f"evaluator ({kind})"))
+    metrics: dict = {}
     with staged_dir(models_dir) as staging:
         save_resolved(params, ["base", "evaluator"], staging / "params.resolved.yaml")
-        if kind == "supervised":
+        features = None
+        if labeled and block.kind != "contrastive":
+            budget = plan_block(block, len(x), drop_remainder=False)
+            log.info(budget.describe("evaluator (supervised)"))
             model = build_evaluator(tuple(x.shape[1:]), len(meta["class_names"]))
             model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy",
                           metrics=["accuracy"])
-            model.fit(**fit_inputs(x, budget, params.base.seed, labels=y), epochs=budget.epochs,
-                      verbose=2)
+            model.fit(**fit_inputs(x, budget, seed, labels=y), epochs=budget.epochs, verbose=2)
             metrics["test_accuracy"] = float(model.evaluate(as_float(xt), yt, verbose=0)[1])
             model.save(staging / CLASSIFIER_FILE)
-            features = evaluator_features(model)
             log.info("evaluator: test accuracy %.4f", metrics["test_accuracy"])
-        else:
+            if block.kind == "supervised" or metrics["test_accuracy"] >= block.min_accuracy:
+                features = evaluator_features(model)
+            else:
+                log.warning("evaluator: a classifier with %.0f %% test accuracy is a weak judge "
+                            "(under evaluator.min_accuracy, %.0f %%): the generation metrics "
+                            "use a contrastive feature space; the classifier still gives the "
+                            "classes", 100 * metrics["test_accuracy"], 100 * block.min_accuracy)
+        metrics["features"] = "supervised" if features is not None else "contrastive"
+        if features is None:
+            budget = plan_block(block, len(x), drop_remainder=True)
+            log.info(budget.describe("evaluator (contrastive)"))
             model = ContrastiveJudge(tuple(x.shape[1:]))
             model.compile(keras.optimizers.Adam(1e-3))
-            model.fit(**fit_inputs(x, budget, params.base.seed), epochs=budget.epochs, verbose=2)
+            model.fit(**fit_inputs(x, budget, seed), epochs=budget.epochs, verbose=2)
             features = model.features
-            held_out = xv if len(xv) else xt
-            metrics["view_retrieval"] = view_retrieval(model, as_float(held_out), params.base.seed)
+            held_out = as_float(xv if len(xv) else xt)
+            metrics["view_retrieval"] = view_retrieval(model, held_out, seed)
             log.info("evaluator: %.0f %% of held-out images find their other view nearest",
                      100 * metrics["view_retrieval"])
         features.save(staging / FEATURES_FILE)
+        write_json(staging / JUDGE_FILE, {"features": metrics["features"]})
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     write_json(metrics_path, metrics)
     return metrics

@@ -29,7 +29,7 @@ def test_the_contrastive_judge_never_reads_the_labels(digits_prepared, tmp_path)
         np.save(scrambled / f"{split}_labels.npy", np.random.default_rng(1).permutation(labels))
     first, features = contrastive(tmp_path, digits_prepared, "real")
     second, scrambled_features = contrastive(tmp_path, scrambled, "scrambled")
-    assert first == second and first["kind"] == "contrastive"
+    assert first == second and first["features"] == "contrastive"
     assert not (tmp_path / "real/evaluator.keras").exists()  # no classifier: nothing to cover
     for a, b in zip(features.get_weights(), scrambled_features.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -49,3 +49,18 @@ def test_a_supervised_judge_needs_labels(tmp_path, digits_prepared):
     with pytest.raises(UserError, match="evaluator.kind: supervised needs labels.*kind: auto"):
         evaluator.run(params, unlabeled, tmp_path / "models", tmp_path / "e.json")
     assert not (tmp_path / "models").exists()
+
+
+def test_auto_judges_in_contrastive_features_when_the_classifier_is_weak(digits_prepared, tmp_path):
+    """A classifier under `min_accuracy` still gives the classes, not the feature space."""
+    params = make_params(evaluator={"min_accuracy": 1.0, **passes(2)})
+    metrics = evaluator.run(params, digits_prepared, tmp_path / "weak", tmp_path / "weak.json")
+    assert metrics["features"] == "contrastive" and metrics["test_accuracy"] < 1.0
+    assert "view_retrieval" in metrics
+    assert (tmp_path / "weak/evaluator.keras").is_file()
+    judge = json.loads((tmp_path / "weak/judge.json").read_text())
+    assert judge == {"features": "contrastive"}
+    strong = evaluator.run(make_params(evaluator={"min_accuracy": 0.0, **passes(2)}),
+                           digits_prepared, tmp_path / "strong", tmp_path / "strong.json")
+    assert strong["features"] == "supervised" and "view_retrieval" not in strong
+    assert strong["test_accuracy"] == metrics["test_accuracy"]  # the same classifier

@@ -107,7 +107,7 @@ def test_an_unlabeled_folder_of_rgba_sprites_runs_to_an_honest_report(unlabeled_
     assert (images[:, 0, 0] == 255).all()  # transparent corners became white
     finetune = json.loads((project / "metrics/finetune.json").read_text())
     assert finetune["available"] is False and "has no labels" in finetune["reason"]
-    assert json.loads((project / "metrics/evaluator.json").read_text())["kind"] == "contrastive"
+    assert json.loads((project / "metrics/evaluator.json").read_text())["features"] == "contrastive"
     anchors = json.loads((project / "metrics/evaluate/anchors.json").read_text())
     assert anchors["feature_space"] == "the contrastive evaluator's features (trained without labels)"
     assert list(anchors["ladder"]) == list(ladder.NAMES)
