@@ -25,12 +25,11 @@ import numpy as np
 
 from benchmarks import write_result
 from latentlab.evaluation import evaluate_base, generation_verdict, setting
+from latentlab.families import FAMILIES
 from latentlab.galleries import save_grid
-from latentlab.generators import FAMILIES
 from latentlab.models.sampling import gan_samples
 from latentlab.params import load_params, parse_params
 from latentlab.seeding import seed_everything
-from stages import train_gan
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PREPARED, MODELS = Path("data/prepared"), Path("models")
@@ -62,7 +61,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             start = time.perf_counter()
-            metrics = train_gan.run(params, PREPARED, tmp / "m", tmp / "ck", tmp / "m.json",
+            metrics = train.run(params, "gan", PREPARED, tmp / "m", tmp / "ck", tmp / "m.json",
                                     tmp / "h.csv", tmp / "s")
             seconds = time.perf_counter() - start
             generator = keras.models.load_model(tmp / "m" / "generator.keras")

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from benchmarks import write_result
-from latentlab.generators import FAMILIES
+from latentlab.families import FAMILIES
 from latentlab.params import DiffusionBlock, load_params, read_yaml
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -29,7 +29,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def images_per_second(params, prepared: Path) -> float:
     """The stage's training throughput, from a timed 3,200-image run after a warm-up."""
-    from stages import train_diffusion
+    from stages import train
 
     rates = []
     for images in (640, 3200):
@@ -38,7 +38,7 @@ def images_per_second(params, prepared: Path) -> float:
         with tempfile.TemporaryDirectory() as tmp:
             out = [Path(tmp) / k for k in ("m", "c", "x.json", "h.csv", "s")]
             start = time.perf_counter()
-            train_diffusion.run(params.model_copy(update={"train_diffusion": block}), prepared,
+            train.run(params.model_copy(update={"train_diffusion": block}), "diffusion", prepared,
                                 *out)
             rates.append((images, time.perf_counter() - start))
     (n0, t0), (n1, t1) = rates
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--name", default=None, help="the results file's suffix")
     args = parser.parse_args()
     from latentlab.evaluation import evaluate_family
-    from stages import train_diffusion
+    from stages import train
 
     params = load_params()
     overrides = {}
@@ -69,9 +69,10 @@ def main() -> None:
     block = DiffusionBlock.model_validate({**params.train_diffusion.model_dump(), **overrides})
     params = params.model_copy(update={"train_diffusion": block})
     if args.samples:
-        quick = {"samples": args.samples, "steps_curve": [], "kid_subset_size":
-                 min(params.evaluate.kid_subset_size, args.samples)}
+        quick = {"samples": args.samples,
+                 "kid_subset_size": min(params.evaluate.kid_subset_size, args.samples)}
         params = params.model_copy(update={"evaluate": params.evaluate.model_copy(update=quick)})
+        block = block.model_copy(update={"steps_curve": []})
     prepared, models = Path("data/prepared"), Path("models")
     if args.images:
         rate, images = None, args.images
@@ -85,13 +86,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         start = time.perf_counter()
-        train_diffusion.run(params, prepared, tmp / "models/diffusion", tmp / "checkpoints",
+        train.run(params, "diffusion", prepared, tmp / "models/diffusion", tmp / "checkpoints",
                             tmp / "diffusion.json", tmp / "history.csv", tmp / "samples")
         seconds = time.perf_counter() - start
         (tmp / "models/pretrain").symlink_to((models / "pretrain").resolve())
         start = time.perf_counter()
         scores = evaluate_family(FAMILIES["diffusion"], params.evaluate, prepared, tmp / "models",
-                                 models / "evaluator", params.base.seed, base)
+                                 models / "evaluator", params.base.seed, base, block)
         scoring = time.perf_counter() - start
         by_guidance = {}
         card_path = tmp / "models/diffusion/model.json"
@@ -99,10 +100,10 @@ def main() -> None:
             card = json.loads(card_path.read_text())
             card["sampler"]["guidance"] = scale
             card_path.write_text(json.dumps(card))
-            quick = params.evaluate.model_copy(update={"steps_curve": []})
             by_guidance[str(scale)] = evaluate_family(
-                FAMILIES["diffusion"], quick, prepared, tmp / "models",
-                models / "evaluator", params.base.seed, base)
+                FAMILIES["diffusion"], params.evaluate, prepared, tmp / "models",
+                models / "evaluator", params.base.seed, base,
+                block.model_copy(update={"steps_curve": []}))
         grid = tmp / "samples/progress"
         frames = sorted(grid.glob("epoch_*.png"))
         name = args.name or f"{int(args.seconds)}s"

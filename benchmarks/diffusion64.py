@@ -26,13 +26,13 @@ RESULTS = ROOT / "benchmarks" / "results" / "diffusion64.json"
 
 
 def train(project: Path, block, epochs: int, images: int) -> float:
-    from stages import train_diffusion
+    from stages import train
 
     params = load_params(project / "params.yaml")
     block = block.model_copy(update={"images_seen": epochs * images,
                                      "min_epoch_images": images})
     start = time.perf_counter()
-    train_diffusion.run(params.model_copy(update={"train_diffusion": block}),
+    train.run(params.model_copy(update={"train_diffusion": block}), "diffusion",
                         project / "data/prepared", project / "models/diffusion",
                         project / "checkpoints/train_diffusion", project / "metrics/diffusion.json",
                         project / "plots/diffusion_history.csv", project / "reports/diffusion")
@@ -53,8 +53,8 @@ def main() -> None:
     import keras
 
     from latentlab.data.prepared import load_split
+    from latentlab.families.diffusion.sampling import samples as diffusion_samples
     from latentlab.galleries import save_grid, to_uint8
-    from latentlab.models import diffusion
     from latentlab.models.card import card_of
 
     seed = 42
@@ -72,7 +72,7 @@ def main() -> None:
               "denoiser_params": denoiser.count_params(), "by_guidance": {}}
     for scale in args.guidance:
         start = time.perf_counter()
-        samples = diffusion.samples(denoiser, n, seed, card, guidance=scale)
+        samples = diffusion_samples(denoiser, n, seed, card, guidance=scale)
         sampling = time.perf_counter() - start
         save_grid(to_uint8(samples[:64]), GRIDS / f"diffusion{suffix}_guidance_{scale:g}.png",
                   columns=8)

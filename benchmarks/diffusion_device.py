@@ -26,9 +26,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import write_result  # noqa: E402
+from latentlab.families.diffusion.training import DiffusionTrainer, settings  # noqa: E402
 from latentlab.models import diffusion as d  # noqa: E402
 from latentlab.params import Params  # noqa: E402
-from latentlab.training.diffusion import DiffusionTrainer, settings  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

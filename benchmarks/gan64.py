@@ -30,7 +30,7 @@ from pathlib import Path
 from benchmarks import write_result
 from benchmarks.datasets import make_labeled_rgb64
 from latentlab.data.prepared import load_split
-from latentlab.params import GanBlock
+from latentlab.families.gan.params import GanBlock
 from tests.support.project import commit_all, copy_project, dvc, dvc_env, set_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def train_gan(project: Path, values: dict, epochs: int) -> float:
     train = len(load_split(project / "data/prepared", "train")[1])
     set_params(project, train_gan={**BASE, **values, "images_seen": epochs * train,
                                    "min_epoch_images": 1})
-    proc = subprocess.run([sys.executable, "-m", "stages.train_gan"], cwd=project,
+    proc = subprocess.run([sys.executable, "-m", "stages.train", "gan"], cwd=project,
                           env=dvc_env(), capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(f"train_gan failed:\n{proc.stderr[-3000:]}")

@@ -28,9 +28,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import write_result  # noqa: E402
-from latentlab.models.gan import build_gan  # noqa: E402
+from latentlab.families.gan.model import build_gan  # noqa: E402
+from latentlab.families.gan.training import GanTrainer  # noqa: E402
 from latentlab.params import Params  # noqa: E402
-from latentlab.training.gan import GanTrainer  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -57,7 +57,7 @@ def throughput(size: int, channels: int, batch: int, precision: str, steps_per_d
         batch_ = {"real": real, **targets,
                   "noise_d": jax.random.normal(k_d, (1, batch, block.latent)),
                   "noise_g": jax.random.normal(k_g, (batch, block.latent))}
-        state, _ = trainer._fused_step(state, batch_)
+        state, _ = trainer.pure_step(state, batch_)
         return state, key
 
     @jax.jit

@@ -27,7 +27,7 @@ from latentlab.models.classifier import build_evaluator
 from latentlab.params import load_params, parse_params
 from latentlab.seeding import seed_everything
 from latentlab.training.stage import from_signed_range
-from stages import train_gan
+from stages import train
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gan_modes.json"
 PREPARED = Path("data/prepared")
@@ -74,7 +74,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             start = time.perf_counter()
-            metrics = train_gan.run(params, PREPARED, tmp / "m", tmp / "ck", tmp / "m.json",
+            metrics = train.run(params, "gan", PREPARED, tmp / "m", tmp / "ck", tmp / "m.json",
                                     tmp / "h.csv", tmp / "s")
             seconds = time.perf_counter() - start
             generator = keras.models.load_model(tmp / "m" / "generator.keras")

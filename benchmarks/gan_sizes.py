@@ -17,7 +17,7 @@ import numpy as np
 
 from benchmarks import write_result
 from benchmarks.gan_throughput import ours
-from latentlab.models.gan import build_gan
+from latentlab.families.gan.model import build_gan
 from latentlab.params import parse_params
 from latentlab.seeding import seed_everything
 

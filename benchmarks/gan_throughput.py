@@ -21,10 +21,10 @@ import numpy as np
 
 from benchmarks import write_result
 from latentlab.data.prepared import load_split
-from latentlab.models.gan import build_gan
+from latentlab.families.gan.model import build_gan
+from latentlab.families.gan.training import GanTrainer
 from latentlab.params import Params
 from latentlab.seeding import seed_everything
-from latentlab.training.gan import GanTrainer
 from latentlab.training.stage import to_signed_range
 
 RESULTS = Path(__file__).resolve().parent / "results"

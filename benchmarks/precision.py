@@ -98,8 +98,8 @@ def measure(name: str, seconds: float) -> float:
         x = as_float(_images(shape, 128))
         return _timed(_fit_step(model, x, np.arange(128) % 10, 128), 128, seconds)
     if name.startswith("vae"):
-        from latentlab.models.vae import build_vae
-        from latentlab.training.vae import VaeTrainer
+        from latentlab.families.vae.model import build_vae
+        from latentlab.families.vae.training import VaeTrainer
 
         block = params.train_vae
         trainer = VaeTrainer(build_vae(block, shape, 0), block, shape, 0)
@@ -111,8 +111,8 @@ def measure(name: str, seconds: float) -> float:
             return logs["loss"]
         return _timed(step, block.batch_size, seconds)
     if name.startswith("gan") or name == "score":
-        from latentlab.models.gan import build_gan
-        from latentlab.training.gan import GanTrainer
+        from latentlab.families.gan.model import build_gan
+        from latentlab.families.gan.training import GanTrainer
         from latentlab.training.stage import to_signed_range
 
         block = params.train_gan.model_copy(
@@ -137,8 +137,8 @@ def measure(name: str, seconds: float) -> float:
             return logs["g_loss"]
         return _timed(step, block.batch_size, seconds)
     if name == "diffusion":
-        from latentlab.models.diffusion import build_denoiser, unet_widths
-        from latentlab.training.diffusion import DiffusionTrainer
+        from latentlab.families.diffusion.model import build_denoiser, unet_widths
+        from latentlab.families.diffusion.training import DiffusionTrainer
 
         block = params.train_diffusion
         widths = unet_widths(block.widths, shape[0], block.width)

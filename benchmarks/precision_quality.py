@@ -30,7 +30,7 @@ HEADLINES = ("ae_val_mse", "evaluator_accuracy", "gan_fd", "gan_precision", "gan
 def one(seed: int, precision: str, fraction: float) -> dict:
     """One seed's headlines in one precision (this process sets the policy)."""
     from latentlab.evaluation import evaluate_base, evaluate_family
-    from latentlab.generators import FAMILIES
+    from latentlab.families import FAMILIES
     from latentlab.params import load_params, parse_params
     from stages import evaluator, pretrain, train_gan
 

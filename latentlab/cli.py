@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from latentlab.errors import UserError
+from latentlab.families import FAMILIES
 from latentlab.stage_runner import EXIT_USER_ERROR
 
 if TYPE_CHECKING:
@@ -75,7 +76,6 @@ def _card(model, card: ModelCard | None) -> ModelCard:
     """The model's card; for a model saved without one, what its network's name implies (a GAN
     generator draws in [-1, 1], a VAE decoder in [0, 1]); else a UserError naming what can be
     sampled."""
-    from latentlab.generators import FAMILIES
     from latentlab.models.card import ModelCard
 
     if card is not None:
@@ -123,37 +123,7 @@ def draw(model, card: ModelCard, noise: np.ndarray, label: str | None, seed: int
     return to_uint8(card.to_unit(model.predict(inputs, batch_size=256, verbose=0)))
 
 
-def diffuse(model, card: ModelCard, args: argparse.Namespace, trajectory: bool = False):
-    """uint8 images a diffusion model makes by DDIM (the card's steps, eta and guidance unless
-    ``args`` says otherwise); with ``trajectory``, also the first one from its noise through
-    every step."""
-    from latentlab.galleries import to_uint8
-    from latentlab.models import diffusion
-
-    labels, n_classes = None, len(card.classes or ())
-    if args.label is not None or args.guidance is not None:
-        if not n_classes:
-            flag = "--label" if args.label is not None else "--guidance"
-            raise UserError(f"{flag}: this model is not class-conditional; leave {flag} out")
-    if args.label is not None:
-        try:
-            labels = np.full(args.n, card.label(args.label))
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-    if args.eta is not None and not 0.0 <= args.eta <= 1.0:
-        raise UserError(f"--eta {args.eta}: give a value from 0 (DDIM) to 1 (DDPM)")
-    if args.guidance is not None and args.guidance < 0:
-        raise UserError(f"--guidance {args.guidance}: give 0 (unconditional) or more")
-    result = diffusion.generate(diffusion.denoiser_call(model), tuple(card.image_shape), args.n,
-                                args.seed, card.sampler, labels=labels, n_classes=n_classes,
-                                steps=args.steps, eta=args.eta, guidance=args.guidance,
-                                trajectory=trajectory)
-    if trajectory:  # the first sample's
-        return to_uint8(card.to_unit(result[0])), to_uint8(card.to_unit(result[1][:, 0]))
-    return to_uint8(card.to_unit(result))
-
-
-def _save_gif(images: np.ndarray, out: Path, duration: int | list[int], back: bool) -> None:
+def save_gif(images: np.ndarray, out: Path, duration: int | list[int], back: bool) -> None:
     from latentlab.galleries import image_grid
 
     pictures = [image_grid(f[None], 1, min_cell=128, gap=0).convert("RGB") for f in images]
@@ -187,8 +157,6 @@ def _check_writable(out: Path, folder: bool) -> None:
 
 
 def sample(args: argparse.Namespace) -> list[Path]:
-    from latentlab.galleries import image_grid
-
     if args.n < 1:
         raise UserError(f"-n {args.n}: ask for at least one image")
     if args.steps is not None and args.steps < 1:
@@ -202,44 +170,41 @@ def sample(args: argparse.Namespace) -> list[Path]:
     _check_writable(out, folder=not (args.grid or args.interpolate or args.denoising))
     model, card = load_model(args.model)
     card = _card(model, card)  # before any output is written
-    if card.family == "diffusion":
-        if args.interpolate:
-            raise UserError("--interpolate walks a GAN's or a VAE's latent space; a diffusion "
-                            "model shows its sampling with --denoising")
-        if args.denoising:
-            args.n = 1
-            _, frames = diffuse(model, card, args, trajectory=True)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            _save_gif(frames, out, [120] * (len(frames) - 1) + [1500], back=False)  # end held
-            return [out]
-        images = diffuse(model, card, args)
-    else:
-        for flag, value in (("--eta", args.eta), ("--guidance", args.guidance),
-                            ("--denoising", args.denoising or None)):
-            if value is not None:
-                raise UserError(f"{flag} is for diffusion models; this is a {card.family}")
-        if args.steps is not None and not args.interpolate:
-            raise UserError(f"--steps is for diffusion models (DDIM steps) and --interpolate "
-                            f"(frames of the walk); this is a {card.family} drawn at once")
-        if args.interpolate:
-            steps = 16 if args.steps is None else args.steps
-            if steps < 2:
-                raise UserError(f"--steps {steps}: a walk needs at least 2 frames")
-            a, b = (_noise(card, 1, s)[0] for s in args.interpolate)
-            t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
-            # Spherical interpolation: Gaussian noise lives near a sphere, so straight lines
-            # between two draws pass through unlikely, low-norm points.
-            omega = np.arccos(np.clip(np.dot(a / np.linalg.norm(a), b / np.linalg.norm(b)),
-                                      -1, 1))
-            if omega < 1e-6:
-                path = (1 - t) * a + t * b
-            else:
-                path = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
-            frames = draw(model, card, path.astype(np.float32), args.label, args.interpolate[0])
-            out.parent.mkdir(parents=True, exist_ok=True)
-            _save_gif(frames, out, 80, back=True)
-            return [out]
-        images = draw(model, card, _noise(card, args.n, args.seed), args.label, args.seed)
+    own = FAMILIES[card.family].hook("cli", "sample")  # a family that samples its own way
+    if own is not None:
+        return own(model, card, args, out)
+    for flag, value in (("--eta", args.eta), ("--guidance", args.guidance),
+                        ("--denoising", args.denoising or None)):
+        if value is not None:
+            raise UserError(f"{flag} is for diffusion models; this is a {card.family}")
+    if args.steps is not None and not args.interpolate:
+        raise UserError(f"--steps is for diffusion models (DDIM steps) and --interpolate "
+                        f"(frames of the walk); this is a {card.family} drawn at once")
+    if args.interpolate:
+        steps = 16 if args.steps is None else args.steps
+        if steps < 2:
+            raise UserError(f"--steps {steps}: a walk needs at least 2 frames")
+        a, b = (_noise(card, 1, s)[0] for s in args.interpolate)
+        t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+        # Spherical interpolation: Gaussian noise lives near a sphere, so straight lines
+        # between two draws pass through unlikely, low-norm points.
+        omega = np.arccos(np.clip(np.dot(a / np.linalg.norm(a), b / np.linalg.norm(b)), -1, 1))
+        if omega < 1e-6:
+            path = (1 - t) * a + t * b
+        else:
+            path = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+        frames = draw(model, card, path.astype(np.float32), args.label, args.interpolate[0])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_gif(frames, out, 80, back=True)
+        return [out]
+    return write_images(draw(model, card, _noise(card, args.n, args.seed), args.label, args.seed),
+                        args, out)
+
+
+def write_images(images: np.ndarray, args: argparse.Namespace, out: Path) -> list[Path]:
+    """uint8 images as one grid PNG (``--grid``) or a PNG each in the folder ``out``."""
+    from latentlab.galleries import image_grid
+
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.grid:
         image_grid(images, int(np.ceil(np.sqrt(len(images))))).save(out)

@@ -12,7 +12,7 @@ import re
 
 import pandas as pd
 
-from latentlab.generators import FAMILIES
+from latentlab.families import FAMILIES
 from latentlab.report import fmt
 from latentlab.tracking import EXPERIMENT, enabled
 

@@ -22,7 +22,7 @@ from latentlab import ladder, precision
 from latentlab import metrics as m
 from latentlab.data.prepared import as_float, load_split
 from latentlab.errors import UserError
-from latentlab.generators import Family
+from latentlab.families import Family
 from latentlab.models.card import card_of
 from latentlab.params import EvaluateBlock
 
@@ -159,25 +159,22 @@ def evaluate_base(block: EvaluateBlock, prepared: Path, models: Path, evaluator:
 
 
 def evaluate_family(family: Family, block: EvaluateBlock, prepared: Path, models: Path,
-                    evaluator: Path, seed: int, base: dict[str, dict]) -> dict:
-    """One generator family's scores and verdict, against ``base`` (`evaluate_base`'s)."""
+                    evaluator: Path, seed: int, base: dict[str, dict],
+                    family_block=None) -> dict:
+    """One generator family's scores and verdict, against ``base`` (`evaluate_base`'s);
+    ``family_block`` is its params block (``train_<name>``; its defaults if None), for what its
+    scores add."""
     s = setting(block, prepared, models, evaluator, seed)
     directory = models / family.name
     network = load_model(directory / family.network)
     card = card_of(directory / family.network)
-    extra = (family.load("extra_metrics")(directory, network, card, s.real, s.judge)
-             if family.extra_metrics else {})
-    values = {**extra, **s.judge(family.load("sampler")(network, len(s.real), seed, card=card))}
+    extra = family.hook("sampling", "extra_metrics")
+    block = family_block if family_block is not None else family.block()
+    extra = extra(directory, network, card, s.real, s.judge, block) if extra else {}
+    samples = family.module("sampling").samples(network, len(s.real), seed, card=card)
+    values = {**extra, **s.judge(samples)}
     values.update(generation_verdict(family, values, base["anchors"], training(directory)))
     return rounded(values)
-
-
-def vae_reconstruction(directory: Path, decoder: keras.Model, card, real: np.ndarray,
-                       judge: Judge) -> dict[str, float]:
-    """The VAE's reconstruction of the test images through its encoder's mean."""
-    mean = load_model(directory / "encoder.keras").predict(real, verbose=0)[0]
-    decoded = decoder.predict(mean, verbose=0)
-    return {f"reconstruction_{k}": v for k, v in m.REGISTRY["reconstruction"](real, decoded).items()}
 
 
 def training(model_dir: Path) -> dict:

@@ -10,31 +10,36 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
 
+from latentlab.blocks import (
+    BatchSize,
+    Block,
+    ConvWidths,
+    Epochs,
+    Fraction,
+    ImagesSeen,
+    MinEpochImages,
+    Optimizer,
+    Rate,
+    Units,
+)
 from latentlab.errors import UserError
+from latentlab.families import FAMILIES
 
 PARAMS_FILE = Path("params.yaml")
 
 SOURCE_FORMS = "fashion_mnist, digits, tfds:<name> (e.g. tfds:oxford_flowers102) or folder"
-
-PositiveInt = Annotated[int, Field(gt=0)]
-Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
-
-
-class Block(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
 
 class BaseBlock(Block):
     """Settings shared by every stage."""
@@ -121,19 +126,6 @@ class DownsampleBlock(Block):
     workers: Annotated[int, Field(ge=1, le=64)] = 2
     chunk_size: Annotated[int, Field(ge=1, le=100_000)] = 256
     grid_size: Annotated[int, Field(ge=1, le=32)] = 8
-
-
-Rate = Annotated[float, Field(gt=0.0, le=1.0)]
-Epochs = Annotated[int, Field(ge=1, le=10_000)]
-# A training budget in images seen (epochs are derived: `latentlab.training.budget`), and the
-# least images one epoch holds (a smaller split is repeated within an epoch).
-ImagesSeen = Annotated[int, Field(ge=1, le=10_000_000_000)]
-MinEpochImages = Annotated[int, Field(ge=1, le=10_000_000)]
-BatchSize = Annotated[int, Field(ge=1, le=65_536)]
-Optimizer = Literal["adam", "nadam"]  # Nadam: Adam with Nesterov momentum (Géron's notebook)
-Units = Annotated[int, Field(ge=1, le=65_536)]
-# Widths of strided conv layers, or "auto": scaled to the image size when the model is built.
-ConvWidths = Union[Literal["auto"], Annotated[list[Units], Field(min_length=1)]]
 
 
 class PretrainBlock(Block):
@@ -236,103 +228,6 @@ class FinetuneBlock(Block):
 
 
 
-LearningRate = Annotated[float, Field(gt=0.0, le=10.0)]
-
-
-class VaeBlock(Block):
-    """The ``train_vae`` stage: a variational autoencoder."""
-
-    # auto = dense for grayscale images under 32 px (Géron's), conv for colour or larger images
-    architecture: Literal["auto", "dense", "conv"] = "auto"
-    latent: Units = 10
-    hidden_units: list[Units] = [150, 100]     # dense: from the input inwards
-    conv_filters: ConvWidths = "auto"           # conv: as pretrain.conv_filters
-    activation: Literal["relu", "selu", "elu", "tanh"] = "selu"
-    beta: Annotated[float, Field(ge=0.0)] = 1.0  # weight of the KL term
-    images_seen: ImagesSeen = 1_350_000     # 25 passes over 54,000 (Géron's notebook: 25 epochs)
-    min_epoch_images: MinEpochImages = 10_000
-    batch_size: BatchSize = 128
-    learning_rate: LearningRate = 1e-3
-    optimizer: Optimizer = "nadam"
-    max_train_images: Annotated[int, Field(ge=0)] = 0  # 0 = the whole train split
-    grid_size: Annotated[int, Field(ge=1, le=32)] = 8
-
-
-class GanBlock(Block):
-    """The ``train_gan`` stage: a DCGAN (or dense GAN) and its training remedies."""
-
-    architecture: Literal["dcgan", "dense"] = "dcgan"
-    latent: Units = 100
-    # dcgan: discriminator convs, generator mirrors them; auto = one stride-2 block per halving
-    # of the side down to ≤ 7, widths from 64 doubling to ≤ 512 (28: [64, 128]; 64: 4 blocks)
-    filters: ConvWidths = "auto"
-    upsample: Literal["transpose", "resize"] = "transpose"  # G: transposed convs, or resize-conv
-    spectral_norm: bool = False                # spectral normalisation of D's layers
-    hidden_units: list[Units] = [100, 150]     # dense: generator from the noise outwards
-    loss: Literal["nonsaturating", "wgan_gp"] = "nonsaturating"
-    gp_weight: Annotated[float, Field(ge=0.0)] = 10.0
-    d_steps: Annotated[int, Field(ge=1, le=20)] = 1  # discriminator updates per generator update
-    conditional: bool = False                  # class-conditioned G and D (labeled data only)
-    replay: bool = False                       # experience replay: a pool of past fakes for D
-    replay_pool_size: Annotated[int, Field(ge=1, le=100_000)] = 50
-    minibatch: Literal["none", "discrimination", "stddev"] = "none"
-    minibatch_kernels: Units = 50
-    minibatch_kernel_dim: Units = 5
-    label_smoothing: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.0  # real label = 1 − this
-    label_flip: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.0       # chance of a flipped D label
-    instance_noise: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0   # start std, decays to 0
-    # DiffAugment (Zhao et al. 2020): D sees real and fake images through the same random,
-    # differentiable augmentations; [] = off
-    diffaugment: list[Literal["color", "translation", "cutout"]] = []
-    images_seen: ImagesSeen = 162_000       # 3 passes over 54,000
-    min_epoch_images: MinEpochImages = 10_000
-    batch_size: BatchSize = 32
-    learning_rate: LearningRate = 2e-4
-    beta_1: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
-    max_train_images: Annotated[int, Field(ge=0)] = 0
-    grid_size: Annotated[int, Field(ge=1, le=32)] = 8
-
-    @model_validator(mode="after")
-    def _consistent(self) -> GanBlock:
-        if self.loss == "wgan_gp" and (self.label_smoothing or self.label_flip):
-            raise ValueError(
-                "train_gan.label_smoothing and label_flip apply to the nonsaturating loss; "
-                "set them to 0 with loss=wgan_gp"
-            )
-        return self
-
-
-
-class DiffusionBlock(Block):
-    """The ``train_diffusion`` stage: a U-Net denoiser on a cosine schedule, sampled by DDIM."""
-
-    widths: ConvWidths = "auto"    # one per U-Net level; auto = `width` doubling (to <= 256)
-                                   # once per halving of the side down to <= 7 (28: [16, 32, 64])
-    width: Units = 16              # auto: the top level's width
-    blocks: Annotated[int, Field(ge=1, le=8)] = 1  # residual blocks per level
-    prediction: Literal["v", "eps"] = "v"  # what the network predicts: v or the noise
-    min_signal: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.02  # signal rate at t = 1
-    max_signal: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.95  # signal rate at t = 0
-    conditional: bool = False      # class-conditional (labeled data): classifier-free guidance
-    label_dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1  # training: "no class" instead
-    ema: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.999  # decay of the weights that sample
-    steps: Annotated[int, Field(ge=1, le=10_000)] = 20    # sampling: DDIM steps
-    eta: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0    # 0 = deterministic DDIM, 1 = DDPM
-    guidance: Annotated[float, Field(ge=0.0, le=20.0)] = 1.0  # 0 = unconditional, 1 = conditional
-    images_seen: ImagesSeen = 162_000
-    min_epoch_images: MinEpochImages = 10_000
-    batch_size: BatchSize = 64
-    learning_rate: LearningRate = 1e-3
-    max_train_images: Annotated[int, Field(ge=0)] = 0
-    grid_size: Annotated[int, Field(ge=1, le=32)] = 8
-
-    @model_validator(mode="after")
-    def _consistent(self) -> DiffusionBlock:
-        if self.min_signal >= self.max_signal:
-            raise ValueError("train_diffusion.min_signal must be below max_signal")
-        return self
-
-
 class EvaluatorBlock(Block):
     """The ``evaluator`` stage: the judge's feature space. ``supervised``: a classifier's on the
     labeled train split; ``contrastive``: a self-supervised encoder's that never reads a label;
@@ -362,9 +257,6 @@ class EvaluateBlock(Block):
     kid_subset_size: Annotated[int, Field(ge=10, le=10_000)] = 1000
     memorization_samples: Annotated[int, Field(ge=10, le=100_000)] = 1000
     noise_std: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2  # denoising: Gaussian noise added
-    # diffusion: its Fréchet distance at each of these DDIM step counts, on fewer samples
-    steps_curve: list[Annotated[int, Field(ge=1, le=1000)]] = [5, 10, 20, 50]
-    steps_curve_samples: Annotated[int, Field(ge=50, le=100_000)] = 1000
 
     @field_validator("metrics")
     @classmethod
@@ -386,27 +278,28 @@ class RenderBlock(Block):
     neighbours: Annotated[int, Field(ge=1, le=16)] = 5
 
 
-class Params(Block):
-    """The whole ``params.yaml``."""
+class _Stages(Block):
+    """The blocks of every stage but the generator families' (`Params` adds theirs)."""
 
     base: BaseBlock = BaseBlock()
-    # The generator families the pipeline trains and scores (`latentlab.generators`), each by
+    # The generator families the pipeline trains and scores (`latentlab.families`), each by
     # its own stages: train@<name>, score@<name>
-    generators: list[Literal["vae", "gan", "diffusion"]] = ["vae", "gan"]
+    generators: list[str] = ["vae", "gan"]
     data: DataBlock = DataBlock()
     downsample: DownsampleBlock = DownsampleBlock()
     pretrain: PretrainBlock = PretrainBlock()
     finetune: FinetuneBlock = FinetuneBlock()
-    train_vae: VaeBlock = VaeBlock()
-    train_gan: GanBlock = GanBlock()
-    train_diffusion: DiffusionBlock = DiffusionBlock()
     evaluator: EvaluatorBlock = EvaluatorBlock()
     evaluate: EvaluateBlock = EvaluateBlock()
     render: RenderBlock = RenderBlock()
 
     @field_validator("generators")
     @classmethod
-    def _each_once(cls, value: list[str]) -> list[str]:
+    def _known_once(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in FAMILIES]
+        if unknown:
+            raise ValueError(f"{', '.join(map(repr, unknown))}: not a generator family; the "
+                             f"families are {', '.join(FAMILIES)}")
         if len(set(value)) != len(value):
             raise ValueError("list each generator family once")
         return value
@@ -422,9 +315,22 @@ class Params(Block):
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
+# The whole params.yaml: the stages' blocks and each registered family's ``train_<name>``.
+Params = create_model(
+    "Params", __base__=_Stages, __module__=__name__,
+    **{family.stage: (family.block, family.block()) for family in FAMILIES.values()})
+
+
+# Settings that moved to another block: a params.yaml written before says where they went.
+MOVED = {"evaluate.steps_curve": "train_diffusion.steps_curve",
+         "evaluate.steps_curve_samples": "train_diffusion.steps_curve_samples"}
+
+
 def _describe(error: dict) -> str:
     where = ".".join(str(part) for part in error["loc"])
     message = error["msg"].removeprefix("Value error, ")
+    if where in MOVED:
+        return f"{where}: this setting is now {MOVED[where]}; move it there"
     if error["type"] == "extra_forbidden":
         parent = ".".join(str(part) for part in error["loc"][:-1])
         allowed = _allowed_keys(error["loc"][:-1])

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from latentlab import ladder
-from latentlab.generators import FAMILIES
+from latentlab.families import FAMILIES
 from latentlab.io import write_text_atomic
 
 # Generation metrics shown as columns, in order, with what "better" means.
@@ -28,14 +28,6 @@ def fmt(value) -> str:
     return str(value)
 
 
-# Reference figures published for one dataset only, shown only on that dataset.
-GERON_VAE_VAL_LOSS = 0.0311  # Géron's chapter-17 notebook, Fashion-MNIST 28×28×1, same scaling
-
-
-def is_fashion_mnist_28(data: dict) -> bool:
-    return data.get("source") == "fashion_mnist" and list(data.get("image_shape", [])) == [28, 28, 1]
-
-
 @dataclass
 class Table:
     title: str
@@ -48,7 +40,7 @@ class Table:
         return re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-")[:60]
 
 
-def _pairs(values: dict) -> list[list[str]]:
+def pairs(values: dict) -> list[list[str]]:
     return [[k, fmt(v)] for k, v in values.items()]
 
 
@@ -116,7 +108,7 @@ def tables(metrics: dict, data: dict | None = None) -> list[Table]:
                             **metrics.get("evaluate/autoencoder", {})}.items() if k != "verdict"}
     if ae:
         out.append(Table(
-            "Autoencoder (test split unless named val)", ["metric", "value"], _pairs(ae),
+            "Autoencoder (test split unless named val)", ["metric", "value"], pairs(ae),
             "Reconstruction of held-out images in pixel space: MSE ↓, PSNR (dB) ↑, SSIM ↑ (1 = "
             "identical); denoising gain: the PSNR (dB) the autoencoder wins back from images with "
             "Gaussian noise ↑."))
@@ -126,14 +118,6 @@ def tables(metrics: dict, data: dict | None = None) -> list[Table]:
                          "The curve needs a dataset with two classes or more."))
     elif curve:
         out.append(_label_efficiency(curve))
-    vae = metrics.get("vae", {})
-    if vae:
-        rows = _pairs({k: v for k, v in vae.items() if k != "geron_val_loss"})
-        if is_fashion_mnist_28(data):
-            rows.append(["Géron's notebook val_loss (Fashion-MNIST 28×28)", fmt(GERON_VAE_VAL_LOSS)])
-        out.append(Table(
-            "VAE (val split; loss in Géron's scaling)", ["metric", "value"], rows,
-            "Val loss ↓ = per-pixel reconstruction MSE + KL divergence to the prior / pixels."))
     gen_rows = []
     anchors = metrics.get("evaluate/anchors", {})
     gen_sources = (*generators, ("floor: held-out real", anchors.get("real_holdout")),
@@ -159,14 +143,16 @@ def tables(metrics: dict, data: dict | None = None) -> list[Table]:
             "per-pixel Gaussian noise, judged alike."))
     if anchors.get("ladder"):
         out.append(_ladder(anchors["ladder"]))
-    gan = metrics.get("gan", {})
-    if gan:
-        out.append(Table("GAN training", ["metric", "value"], _pairs(gan),
-                         "Last epoch's discriminator and generator losses and D's outputs on "
-                         "real and fake images, and training throughput."))
+    for family in FAMILIES.values():  # each family's training table
+        values = metrics.get(family.name)
+        if values:
+            own = family.hook("report", "table")
+            out.append(own(values, data) if own else Table(
+                f"{family.label} training", ["metric", "value"], pairs(values),
+                f"What train@{family.name} wrote of its run (metrics/{family.name}.json)."))
     evaluator = metrics.get("evaluator", {})
     if evaluator:
-        out.append(Table("Evaluator network", ["metric", "value"], _pairs(evaluator),
+        out.append(Table("Evaluator network", ["metric", "value"], pairs(evaluator),
                          "The classifier whose features the generation metrics use: its test "
                          "accuracy ↑ (absent for data without classes)."))
     return out

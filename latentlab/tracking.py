@@ -31,7 +31,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from latentlab.generators import labels
+from latentlab.families import labels
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +152,11 @@ def pipeline_key() -> str | None:
     return None
 
 
+def _script(stage: str) -> str:
+    """The stage's script: train_gan runs stages/train.py, score@gan stages/score.py."""
+    return "stages/train.py" if stage.startswith("train_") else f"stages/{stage.split('@')[0]}.py"
+
+
 def _stage_tags(stage: str, params) -> dict[str, str]:
     """What every run of a stage carries, finished or failed: the stage, the git revision, the
     DVC experiment, MLflow's own source tags (the runs table's Source column: the stage's
@@ -160,7 +165,7 @@ def _stage_tags(stage: str, params) -> dict[str, str]:
 
     return {"latentlab.stage": stage, "latentlab.git_revision": git_revision(),
             "latentlab.dvc_experiment": os.environ.get("DVC_EXP_NAME", ""),
-            "mlflow.source.type": "LOCAL", "mlflow.source.name": f"stages/{stage.split('@')[0]}.py",
+            "mlflow.source.type": "LOCAL", "mlflow.source.name": _script(stage),
             **_data_tags(stage, params)}
 
 

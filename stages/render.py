@@ -9,7 +9,7 @@ from pathlib import Path
 from latentlab import model_galleries as mg
 from latentlab.compare import report_tables
 from latentlab.data.prepared import as_float, is_labeled, load_split, read_meta
-from latentlab.generators import FAMILIES, selected
+from latentlab.families import FAMILIES, selected
 from latentlab.io import staged_dir
 from latentlab.params import Params
 from latentlab.precision import configure
@@ -46,7 +46,7 @@ def run(params: Params, prepared: Path = PREPARED, models: Path = MODELS, metric
                                               seed)
         context = mg.Context(test, train, models, reports, metrics, seed)
         for family in selected(params.generators):
-            galleries += family.load("galleries")(out, block, context)
+            galleries += family.module("galleries").galleries(out, block, context)
         galleries += mg.curve_galleries(out, plots)
     params_text = Path("params.yaml").read_text() if Path("params.yaml").is_file() else ""
     left_out = set(FAMILIES) - set(params.generators)  # metrics an earlier run may have left

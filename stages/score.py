@@ -10,7 +10,7 @@ from pathlib import Path
 
 from latentlab.errors import UserError
 from latentlab.evaluation import evaluate_family
-from latentlab.generators import FAMILIES
+from latentlab.families import FAMILIES
 from latentlab.io import write_json
 from latentlab.params import Params
 from latentlab.precision import configure
@@ -43,8 +43,9 @@ def run(params: Params, name: str, prepared: Path = PREPARED, models: Path = MOD
         if not path.is_file():
             raise UserError(f"{path}: missing; run `dvc repro evaluate` first")
         base[part] = json.loads(path.read_text())
-    values = evaluate_family(FAMILIES[name], params.evaluate, prepared, models, evaluator,
-                             params.base.seed, base)
+    family = FAMILIES[name]
+    values = evaluate_family(family, params.evaluate, prepared, models, evaluator,
+                             params.base.seed, base, getattr(params, family.stage))
     write_json(out / f"{name}.json", values)
     learned_nothing = values["verdict"].startswith("no better")
     log.log(logging.WARNING if learned_nothing else logging.INFO, "%s: %s", name,
@@ -61,8 +62,8 @@ def main() -> None:
         return run(params, name)
 
     run_stage("score", body, lambda p: track_stage(
-        f"score@{name}", p, ["base", "evaluate"], metrics_files=[OUT / f"{name}.json"],
-        datasets=PREPARED, named=True))
+        f"score@{name}", p, ["base", "evaluate", FAMILIES[name].stage],
+        metrics_files=[OUT / f"{name}.json"], datasets=PREPARED, named=True))
 
 
 if __name__ == "__main__":

@@ -188,8 +188,9 @@ def _start_shared_jobs(request, shared, _hermetic_environment) -> None:
                                    generators=["vae", "gan", "diffusion"],
                                    train_diffusion={"width": 8, "images_seen": 640,
                                                     "min_epoch_images": 640, "batch_size": 32,
-                                                    "grid_size": 4, "steps": 5},
-                                   evaluate={"steps_curve": [2, 5], "steps_curve_samples": 100})
+                                                    "grid_size": 4, "steps": 5,
+                                                    "steps_curve": [2, 5],
+                                                    "steps_curve_samples": 100})
             # On jax: the whole pipeline on the other backend (and no TensorFlow import per stage),
             # through the contrastive autoencoder of the default params, with every generator.
             shared.job("unlabeled").start(owner, python_dvc, project,

@@ -9,7 +9,7 @@ import pytest
 
 from latentlab.training.budget import RepeatedImages, epoch_order, plan
 from latentlab.training.checkpoint import Checkpoint
-from stages import download, downsample, pretrain, train_gan, train_vae
+from stages import download, downsample, pretrain, train
 from tests.support.data import make_image_folder, make_params
 
 
@@ -73,10 +73,10 @@ def test_a_600_and_a_6000_image_folder_train_as_many_steps(folders, tmp_path):
     for n, prepared in folders.items():
         out = tmp_path / str(n)
         gan = make_params(train_gan={"filters": [8], "latent": 4, "batch_size": 32, **budget})
-        metrics = train_gan.run(gan, prepared, *(out / "gan" / k for k in
+        metrics = train.run(gan, "gan", prepared, *(out / "gan" / k for k in
                                                  ("models", "ck", "m.json", "h.csv", "samples")))
         vae = make_params(train_vae={"latent": 2, "hidden_units": [8], "batch_size": 64, **budget})
-        train_vae.run(vae, prepared, *(out / "vae" / k for k in
+        train.run(vae, "vae", prepared, *(out / "vae" / k for k in
                                        ("models", "ck", "m.json", "h.csv", "samples")))
         steps[n] = (_optimizer_steps(out / "gan/ck", "generator"),
                     _optimizer_steps(out / "vae/ck", "vae"), metrics["images_seen"])

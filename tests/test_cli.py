@@ -102,8 +102,8 @@ def test_sample_errors_are_one_clear_line_and_exit_2(mlflow_server, encoder_file
 def test_sample_reads_the_models_card_for_its_range_and_its_class_names(capsys, tmp_path):
     """A generator saved with a card (as `train_gan` saves it): its pixel range converts the
     output, and its class names are what `--label` takes; errors list them."""
+    from latentlab.families.gan.model import build_gan
     from latentlab.models.card import ModelCard, write_card
-    from latentlab.models.gan import build_gan
     from tests.support.data import make_params
 
     block = make_params(train_gan={"filters": [8], "latent": 4}).train_gan
@@ -137,8 +137,8 @@ def test_sample_reads_the_models_card_for_its_range_and_its_class_names(capsys, 
 def test_sample_refuses_an_unknown_family_steps_on_a_gan_and_an_unwritable_output(capsys,
                                                                                   tmp_path):
     """Each before anything is drawn or written: one line, exit 2."""
+    from latentlab.families.gan.model import build_gan
     from latentlab.models.card import ModelCard, write_card
-    from latentlab.models.gan import build_gan
     from tests.support.data import make_params
 
     block = make_params(train_gan={"filters": [8], "latent": 4}).train_gan

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 from pathlib import Path
 from latentlab.training import shim
-from stages import train_vae
+from stages import train
 from tests.support.data import make_params
 from tests.test_generative import TINY_VAE
 
@@ -34,9 +34,8 @@ for leg in sys.argv[3:]:  # "parallel:epochs" or "single:epochs", one after the 
     batch = shim.shard(np.zeros((16, 8, 8, 1), "float32"), 16)
     small = {"images_seen": 128 * int(epochs), "min_epoch_images": 1, "max_train_images": 128}
     params = make_params(train_vae={**TINY_VAE, **small})
-    for name, stage in (("vae", train_vae),):
-        where = out / name
-        stage.run(params, prepared, *(where / k for k in ("models", "ck", "m.json", "h.csv", "s")))
+    where = out / "vae"
+    train.run(params, "vae", prepared, *(where / k for k in ("models", "ck", "m.json", "h.csv", "s")))
     on = len(batch.sharding.device_set) if hasattr(batch, "sharding") else 1  # numpy: host only
     report.append({"devices": devices, "batch_on": on})
 print(json.dumps(report))

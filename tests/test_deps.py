@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from latentlab.generators import FAMILIES
+from latentlab.families import FAMILIES
 from tests.support.project import ROOT
 
 # Run plumbing: code that cannot change a stage's outputs, only how the run is reported.
@@ -106,18 +106,29 @@ def _entry(stage: str) -> str:
     return STAGES[stage]["cmd"].split()[2].replace(".", "/") + ".py"
 
 
+# The family modules each stage runs: the registry imports them by name (`Family.module`).
+RUNS = {"train": ("train",), "score": ("sampling",), "render": ("galleries", "report")}
+
+
+def family_closure(stage: str) -> set[str]:
+    """What a stage runs of the family packages, and what that imports: ``train@gan`` runs
+    families/gan/train.py, ``score@gan`` its sampling.py, ``render`` every family's galleries."""
+    kind, _, name = stage.partition("@")
+    closure = set()
+    for family in [FAMILIES[name]] if name else FAMILIES.values():
+        for module in RUNS.get(kind, ()):
+            if (family.folder / f"{module}.py").is_file():
+                closure |= import_closure(family.folder / f"{module}.py")
+    return closure
+
+
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_stage_deps_cover_the_code_it_imports(stage):
     deps = [d for d in STAGES[stage]["deps"] if isinstance(d, str)]
     entry = ROOT / _entry(stage)
     assert _entry(stage) in deps
     closure = import_closure(entry)
-    family = FAMILIES.get(stage.partition("@")[2])
-    if stage.startswith("score@"):  # what the registry names, imported by name when scoring
-        for field in ("sampler", "extra_metrics"):
-            if getattr(family, field):
-                module = getattr(family, field).partition(":")[0]
-                closure |= import_closure(_module_file(module))
+    closure |= family_closure(stage)
     missing = sorted(f for f in closure
                      if f not in EXEMPT and not inert(f) and not _covered(f, deps))
     assert missing == [], f"{stage}: add to its dvc.yaml deps (or move the code): {missing}"

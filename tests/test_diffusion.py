@@ -11,9 +11,10 @@ import pytest
 from PIL import Image
 
 from latentlab import cli
-from latentlab.models import diffusion as d
+from latentlab.families.diffusion import model as d
+from latentlab.families.diffusion.sampling import samples
 from latentlab.training.checkpoint import Checkpoint
-from stages import train_diffusion
+from stages import train
 from tests.support.data import make_params, passes
 
 SHAPE = (8, 8, 1)
@@ -100,7 +101,7 @@ def test_guidance_0_is_the_unconditional_model_and_1_the_conditional_one():
 def _stage(where, digits_prepared, **block):
     params = make_params(train_diffusion={**TINY, **block})
     out = [where / k for k in ("models", "ck", "m.json", "h.csv", "samples")]
-    return train_diffusion.run(params, digits_prepared, *out)
+    return train.run(params, "diffusion", digits_prepared, *out)
 
 
 def _weights(where) -> list[np.ndarray]:
@@ -148,7 +149,7 @@ def test_the_conditional_stage_learns_and_latentlab_sample_draws_from_it(digits_
     assert gif.n_frames == TINY["steps"] + 1  # the noise, then each step
     from latentlab.models.card import card_of
 
-    images = d.samples(keras.models.load_model(model), 6, 0,
+    images = samples(keras.models.load_model(model), 6, 0,
                                card_of(tmp_path / "models/denoiser.keras"), steps=3)
     assert images.shape == (6, *SHAPE) and 0 <= images.min() and images.max() <= 1
 

@@ -15,21 +15,21 @@ import pytest
 import yaml
 
 from latentlab.data.prepared import load_split
+from latentlab.families.gan.model import build_gan
+from latentlab.families.gan.replay import ImagePool
+from latentlab.families.gan.training import GanTrainer
+from latentlab.families.vae.model import architecture, build_vae
+from latentlab.families.vae.training import VaeTrainer
 from latentlab.models.blocks import conv_widths
-from latentlab.models.gan import build_gan
 from latentlab.models.layers import MinibatchDiscrimination, MinibatchStdDev, SNConv2D, SNDense
-from latentlab.models.vae import architecture, build_vae
 from latentlab.precision import choose, hardware
 from latentlab.seeding import seed_everything
 from latentlab.training import diffaugment, shim
 from latentlab.training.budget import plan
 from latentlab.training.checkpoint import Checkpoint
-from latentlab.training.gan import GanTrainer
 from latentlab.training.loop import Diverged, Progress, load_checkpoint, run_epochs
-from latentlab.training.replay import ImagePool
 from latentlab.training.stage import to_signed_range
-from latentlab.training.vae import VaeTrainer
-from stages import download, downsample, train_gan, train_vae
+from stages import download, downsample, train
 from tests.support.data import make_params, make_rgba_sprites, passes
 from tests.support.project import ROOT
 
@@ -93,7 +93,7 @@ def test_a_64px_colour_vae_keeps_its_kl_small_from_the_first_epoch(tmp_path):
     download.run(params, tmp_path / "raw")
     downsample.run(params, tmp_path / "raw", tmp_path / "prepared", tmp_path / "card")
     out = [tmp_path / k for k in ("models", "ck", "m.json", "h.csv", "samples")]
-    train_vae.run(params, tmp_path / "prepared", *out)
+    train.run(params, "vae", tmp_path / "prepared", *out)
     rows = (tmp_path / "h.csv").read_text().splitlines()
     header, first = rows[0].split(","), dict(zip(rows[0].split(","), map(float, rows[1].split(","))))
     assert "kl" in header and 0 < first["kl"] < 1_000, first  # random log-variance weights: ~1e11
@@ -327,14 +327,15 @@ WRAPPED_STAGE = """
 import os, runpy, signal, sys
 from latentlab.training import loop
 {wrapper}
-runpy.run_module(sys.argv[1], run_name="__main__")
+sys.argv = sys.argv[1:]  # as `python -m stages.train gan` sees them
+runpy.run_module(sys.argv[0], run_name="__main__")
 """
 
 
-def _run_wrapped(project, wrapper: str, stage: str = "stages.train_gan"):
+def _run_wrapped(project, wrapper: str, stage: tuple[str, ...] = ("stages.train", "gan")):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     code = WRAPPED_STAGE.format(wrapper=wrapper)
-    return subprocess.run([sys.executable, "-c", code, stage], cwd=project, env=env,
+    return subprocess.run([sys.executable, "-c", code, *stage], cwd=project, env=env,
                           capture_output=True, text=True)
 
 
@@ -374,7 +375,7 @@ def _stage_project(tmp_path, digits_prepared, **gan):
 def _gan_run(prepared, where, epochs, **extra):
     params = make_params(train_gan={**STAGE_GAN, **stage_passes(epochs), **extra})
     out = [where / k for k in ("models", "ck", "m.json", "h.csv", "samples")]
-    return train_gan.run(params, prepared, *out)
+    return train.run(params, "gan", prepared, *out)
 
 
 def _generator_steps(where) -> int:
@@ -397,7 +398,7 @@ loop.save_checkpoint = save_checkpoint
     saved = json.loads((project / "checkpoints/train_gan/checkpoint.json").read_text())
     assert saved["state"]["epoch"] == 0 and "epoch 2/3" not in killed.stderr
 
-    rerun = subprocess.run([sys.executable, "-m", "stages.train_gan"], cwd=project,
+    rerun = subprocess.run([sys.executable, "-m", "stages.train", "gan"], cwd=project,
                            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert "resuming from the checkpoint after epoch 1" in rerun.stderr
@@ -413,7 +414,7 @@ loop.save_checkpoint = save_checkpoint
     # runs (in bfloat16, a process that ran other work first can differ in the last bits), give
     # the same losses.
     fresh = _stage_project(tmp_path / "fresh", digits_prepared, **stage_passes(3))
-    uninterrupted = subprocess.run([sys.executable, "-m", "stages.train_gan"], cwd=fresh,
+    uninterrupted = subprocess.run([sys.executable, "-m", "stages.train", "gan"], cwd=fresh,
                                    env={**os.environ, "PYTHONPATH": str(ROOT)},
                                    capture_output=True, text=True)
     assert uninterrupted.returncode == 0, uninterrupted.stderr
@@ -426,7 +427,7 @@ def test_train_gan_stage_variants_and_errors(digits_prepared, tmp_path, caplog):
                                     "label_flip": 0.05, "instance_noise": 0.1, **passes(1),
                                     "diffaugment": ["color", "translation", "cutout"]})
     out = {k: tmp_path / k for k in ("models", "ck", "m.json", "h.csv", "samples")}
-    metrics = train_gan.run(params, digits_prepared, *out.values())
+    metrics = train.run(params, "gan", digits_prepared, *out.values())
     assert np.isfinite(metrics["final_d_loss"]) and np.isfinite(metrics["final_g_loss"])
     generator = keras.models.load_model(out["models"] / "generator.keras")
     assert generator.output_shape == (None, *SHAPE)
@@ -441,7 +442,7 @@ def test_train_gan_stage_variants_and_errors(digits_prepared, tmp_path, caplog):
     # A batch larger than the split (a tiny dataset) trains, each batch repeating some images.
     big = make_params(train_gan={**TINY_GAN, "batch_size": 1500, **passes(1)})
     with caplog.at_level("WARNING"):
-        metrics = train_gan.run(big, digits_prepared, *(tmp_path / "big" / k for k in out))
+        metrics = train.run(big, "gan", digits_prepared, *(tmp_path / "big" / k for k in out))
     assert "a batch of 1500 is more than the 1439 train images" in caplog.text
     assert np.isfinite(metrics["final_d_loss"]) and np.isfinite(metrics["final_g_loss"])
     trained = json.loads((tmp_path / "big/models/training.json").read_text())
@@ -482,7 +483,7 @@ def test_the_vae_keeps_the_weights_of_its_lowest_val_loss(digits_prepared, tmp_p
     params = make_params(train_vae={**TINY_VAE, "architecture": "conv", "learning_rate": 0.05,
                                     **passes(6)})
     out = [tmp_path / k for k in ("models", "ck", "m.json", "h.csv", "samples")]
-    metrics = train_vae.run(params, digits_prepared, *out)
+    metrics = train.run(params, "vae", digits_prepared, *out)
     history = np.loadtxt(tmp_path / "h.csv", delimiter=",", skiprows=1, ndmin=2)
     header = (tmp_path / "h.csv").read_text().splitlines()[0].split(",")
     val, kl = (history[:, header.index(k)] for k in ("val_loss", "val_kl"))
@@ -499,7 +500,7 @@ def test_the_vae_keeps_the_weights_of_its_lowest_val_loss(digits_prepared, tmp_p
 def test_train_vae_stage_writes_models_samples_and_metrics(digits_prepared, tmp_path):
     params = make_params(train_vae={**TINY_VAE, "architecture": "conv"})
     out = [tmp_path / k for k in ("models", "ck", "m.json", "h.csv", "samples")]
-    metrics = train_vae.run(params, digits_prepared, *out)
+    metrics = train.run(params, "vae", digits_prepared, *out)
     assert metrics["epochs_trained"] == 2
     assert metrics["val_loss"] == pytest.approx(
         metrics["val_reconstruction_mse"] + metrics["val_kl"] / 64, rel=1e-4)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from latentlab.model_galleries import Context, vae_galleries
-from latentlab.models.vae import build_vae
+from latentlab.families.vae.galleries import galleries as vae_galleries
+from latentlab.families.vae.model import build_vae
+from latentlab.model_galleries import Context
 from tests.support.data import make_params
 
 

@@ -45,8 +45,11 @@ def test_project_params_file_is_valid_and_matches_the_defaults():
         ({"pretrain": {"temperature": 0}}, ["pretrain.temperature", "greater than 0"]),
         ({"evaluate": {"metrics": ["fid"]}}, ["evaluate.metrics.0", "'frechet_distance'", "'kid'"]),
         ({"evaluate": {"metrics": ["kid", "kid"]}}, ["evaluate.metrics", "each generation metric once"]),
-        ({"generators": ["gan", "flow"]}, ["generators.1", "'vae', 'gan' or 'diffusion'"]),
+        ({"generators": ["gan", "flow"]}, ["generators", "'flow': not a generator family; the "
+                                            "families are vae, gan, "]),
         ({"generators": ["gan", "gan"]}, ["generators", "list each generator family once"]),
+        ({"evaluate": {"steps_curve": [5]}},
+         ["evaluate.steps_curve: this setting is now train_diffusion.steps_curve; move it there"]),
         ({"train_diffusion": {"min_signal": 0.96}}, ["min_signal must be below max_signal"]),
         ({"train_diffusion": {"eta": 2}}, ["train_diffusion.eta", "less than or equal to 1"]),
         ([1, 2], ["expected a mapping of blocks"]),

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from latentlab import ladder
+from latentlab import cli, ladder
 from tests.support.data import make_image_folder
 from tests.support.project import STAGES, dvc, ran, set_params
 

@@ -11,14 +11,16 @@ import numpy as np
 import pytest
 
 from latentlab import precision
+from latentlab.families.diffusion.model import build_denoiser
+from latentlab.families.gan.model import build_gan
+from latentlab.families.gan.params import GanBlock
+from latentlab.families.vae.model import build_vae
+from latentlab.families.vae.params import VaeBlock
 from latentlab.models.autoencoders import build_autoencoder
 from latentlab.models.classifier import build_classifier, build_evaluator
-from latentlab.models.diffusion import build_denoiser
-from latentlab.models.gan import build_gan
-from latentlab.models.vae import build_vae
-from latentlab.params import GanBlock, PretrainBlock, VaeBlock
+from latentlab.params import PretrainBlock
 from latentlab.precision import Hardware, choose
-from stages import train_gan
+from stages import train
 from tests.support.data import make_params, passes
 
 CPUINFO = """processor\t: 0
@@ -103,7 +105,7 @@ def test_a_bf16_trained_gan_saves_float32_and_samples_under_float32(digits_prepa
                          train_gan={"latent": 8, "filters": [8, 16], "batch_size": 16,
                                     **passes(1)})
     out = {k: tmp_path / k for k in ("models", "ck", "m.json", "h.csv", "samples")}
-    metrics = train_gan.run(params, digits_prepared, *out.values())
+    metrics = train.run(params, "gan", digits_prepared, *out.values())
     assert all(np.isfinite(v) for v in metrics.values())
     assert json.loads((out["models"] / "training.json").read_text())["precision"] == "bfloat16"
     assert json.loads((out["models"] / "model.json").read_text())["precision"] == "bfloat16"

@@ -84,7 +84,7 @@ def test_runs_span_their_stages_and_carry_what_the_mlflow_ui_shows(built):
     assert {i.dataset.name for i in parent.inputs.dataset_inputs} == {
         i.dataset.name for i in runs["pretrain"].inputs.dataset_inputs}
     # each epoch's sample grid is an image with its epoch as step
-    for stage, key in (("train_gan", "gan_samples"), ("train_vae", "vae_prior_samples")):
+    for stage, key in (("train_gan", "gan_samples"), ("train_vae", "vae_samples")):
         images = [a.path for a in client.list_artifacts(runs[stage].info.run_id, "images")
                   if a.path.endswith(".png")]
         assert sorted(int(p.split("+step+")[1].split("+")[0]) for p in images) == [1, 2], images
@@ -97,7 +97,7 @@ def test_runs_span_their_stages_and_carry_what_the_mlflow_ui_shows(built):
     finetune = runs["finetune"].data.metrics
     assert finetune["accuracy 30 labels pretrained"] == finetune["labels_30.pretrained_mean"]
     assert runs["pretrain"].data.metrics["autoencoder val MSE"] == runs["pretrain"].data.metrics["val_mse"]
-    assert runs["train_gan"].data.tags["mlflow.source.name"] == "stages/train_gan.py"
+    assert runs["train_gan"].data.tags["mlflow.source.name"] == "stages/train.py"
 
 
 def test_a_failed_stage_is_a_failed_run_under_a_failed_parent(built, built_copy, monkeypatch):

@@ -15,11 +15,12 @@ from latentlab.evaluation import (
     generation_verdict,
     reconstruction_verdict,
 )
-from latentlab.generators import FAMILIES, Family, register
-from latentlab.models.gan import build_gan
+from latentlab.families import FAMILIES, Family, register, unregister
+from latentlab.families.gan.model import build_gan
+from latentlab.families.gan.params import GanBlock
 from latentlab.precision import choose, hardware
 from latentlab.report import tables
-from stages import evaluator, pretrain, train_gan, train_vae
+from stages import evaluator, pretrain, train
 from tests.support.data import make_params, passes
 
 
@@ -34,7 +35,7 @@ def test_an_untrained_generator_learned_nothing_and_a_trained_one_did(digits_pre
                   "memorization_samples": 100})
     pretrain.run(params, digits_prepared, models / "pretrain", tmp_path / "ck/pretrain",
                  tmp_path / "pretrain.json", tmp_path / "pretrain.csv")
-    train_vae.run(params, digits_prepared, models / "vae", tmp_path / "ck/vae",
+    train.run(params, "vae", digits_prepared, models / "vae", tmp_path / "ck/vae",
                   tmp_path / "vae.json", tmp_path / "vae.csv", tmp_path / "vae_samples")
     evaluator.run(params, digits_prepared, models / "evaluator", tmp_path / "evaluator.json")
     (models / "gan").mkdir()
@@ -58,7 +59,7 @@ def test_an_untrained_generator_learned_nothing_and_a_trained_one_did(digits_pre
     assert "it learned nothing" in untrained["verdict"]
     assert untrained["ladder_position"] >= 1
 
-    train_gan.run(params, digits_prepared, models / "gan", tmp_path / "ck/gan",
+    train.run(params, "gan", digits_prepared, models / "gan", tmp_path / "ck/gan",
                   tmp_path / "gan.json", tmp_path / "gan.csv", tmp_path / "gan_samples")
     trained = judged()
     assert not trained["verdict"].startswith("no better"), trained["verdict"]
@@ -70,13 +71,12 @@ def test_an_untrained_generator_learned_nothing_and_a_trained_one_did(digits_pre
                      "batch_size": 64, "precision": choose("auto", hardware()).precision}
 
     # One more family in the registry: evaluate scores it, the report and compare show it.
-    toy = Family("toy", "Toy", "train_toy", "generator.keras", "latentlab-toy",
-                 sampler=FAMILIES["gan"].sampler, galleries=FAMILIES["gan"].galleries,
-                 low_recall="it is a toy", history=("loss",))
-    register(toy)
+    # (the GAN's package draws its samples)
+    register(Family("toy", "Toy", GanBlock, "generator.keras", low_recall="it is a toy",
+                    history=("loss",)), FAMILIES["gan"].package)
     try:
         results = {**base, **{f.name: judged(f) for f in FAMILIES.values()
-                              if f.name != "diffusion"}}
+                              if f.name in ("vae", "gan", "toy")}}
         assert results["toy"]["verdict"].startswith("no better than per-pixel noise")
         assert "raise train_toy.images_seen" in results["toy"]["verdict"]
         metrics = {f"evaluate/{name}": values for name, values in results.items()}
@@ -86,7 +86,7 @@ def test_an_untrained_generator_learned_nothing_and_a_trained_one_did(digits_pre
             "VAE", "GAN", "Toy", "floor: held-out real", "ceiling: per-pixel Gaussian"]
         assert ("toy.kid", "Toy KID ↓") in generation_columns()
     finally:
-        FAMILIES.pop("toy")
+        unregister("toy")
 
 
 LADDER = {"real_holdout": 0.5, "train_copies": 0.6, "noised": 0.8, "blurred": 1.0,

@@ -1,4 +1,4 @@
-"""Stage `train_vae`: a variational autoencoder on the prepared images (labels unused)."""
+"""The `train@vae` stage's body: a variational autoencoder on the prepared images (labels unused)."""
 
 from __future__ import annotations
 
@@ -9,32 +9,23 @@ from pathlib import Path
 import numpy as np
 
 from latentlab.data.prepared import fingerprint
+from latentlab.families.vae.model import architecture, build_vae
+from latentlab.families.vae.training import DENSE_FLOAT32_BECAUSE, VaeTrainer
 from latentlab.io import staged_dir, write_json
 from latentlab.models.card import ModelCard, write_card
-from latentlab.models.vae import architecture, build_vae
 from latentlab.params import Params, save_resolved
 from latentlab.precision import configure
 from latentlab.seeding import seed_everything
-from latentlab.stage_runner import run_stage
-from latentlab.tracking import ModelSpec, track_stage
 from latentlab.training.budget import plan_block
 from latentlab.training.loop import best_state, remember_best, resume, run_epochs, write_back
 from latentlab.training.stage import copy_frames, save_frame, train_and_val, write_outputs
-from latentlab.training.vae import DENSE_FLOAT32_BECAUSE, VaeTrainer
 
 log = logging.getLogger(__name__)
 
-PREPARED = Path("data/prepared")
-MODELS = Path("models/vae")
-CHECKPOINTS = Path("checkpoints/train_vae")
-METRICS = Path("metrics/vae.json")
-HISTORY = Path("plots/vae_history.csv")
-SAMPLES = Path("reports/vae")
 
 
-def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
-        checkpoints: Path = CHECKPOINTS, metrics_path: Path = METRICS,
-        history_path: Path = HISTORY, samples_dir: Path = SAMPLES) -> dict:
+def run(params: Params, prepared: Path, models_dir: Path, checkpoints: Path,
+        metrics_path: Path, history_path: Path, samples_dir: Path) -> dict:
     block, seed = params.train_vae, params.base.seed
     seed_everything(seed)
     train, _, val = train_and_val(prepared, "train_vae", block.max_train_images, seed)
@@ -96,15 +87,3 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
              metrics["val_reconstruction_mse"], metrics["val_kl"], seconds)
     return metrics
 
-
-def main() -> None:
-    run_stage("train_vae", run, lambda p: track_stage(
-        "train_vae", p, ["base", "train_vae"], metrics_files=[METRICS], histories=[HISTORY],
-        artifacts=[SAMPLES], frames={"vae_prior_samples": SAMPLES / "progress"},
-        models=[ModelSpec(str(MODELS / "encoder.keras"), "encoder"),
-                ModelSpec(str(MODELS / "decoder.keras"), "decoder", "latentlab-vae-decoder")],
-        datasets=PREPARED))
-
-
-if __name__ == "__main__":
-    main()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import keras
 from keras import ops
 
+from latentlab.families.gan.params import GanBlock
 from latentlab.models.blocks import conv_decoder, conv_widths, dense_decoder
 from latentlab.models.layers import (
     MinibatchDiscrimination,
@@ -20,7 +21,6 @@ from latentlab.models.layers import (
     SNDense,
     float32_output,
 )
-from latentlab.params import GanBlock
 
 
 @dataclass

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import keras
 
+from latentlab.families.vae.params import VaeBlock
 from latentlab.models.blocks import (
     conv_decoder,
     conv_encoder_body,
@@ -13,7 +14,6 @@ from latentlab.models.blocks import (
     dense_decoder,
 )
 from latentlab.models.layers import Sampling
-from latentlab.params import VaeBlock
 
 
 @dataclass

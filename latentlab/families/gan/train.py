@@ -1,4 +1,4 @@
-"""Stage `train_gan`: a DCGAN (or dense GAN) with switchable training remedies."""
+"""The `train@gan` stage's body: a DCGAN (or dense GAN) with switchable training remedies."""
 
 from __future__ import annotations
 
@@ -8,16 +8,14 @@ from pathlib import Path
 import numpy as np
 
 from latentlab.data.prepared import fingerprint
+from latentlab.families.gan.model import build_gan
+from latentlab.families.gan.training import GanTrainer
 from latentlab.io import staged_dir, write_json
 from latentlab.models.card import ModelCard, write_card
-from latentlab.models.gan import build_gan
 from latentlab.params import Params, save_resolved
 from latentlab.precision import configure
 from latentlab.seeding import seed_everything
-from latentlab.stage_runner import run_stage
-from latentlab.tracking import ModelSpec, track_stage
 from latentlab.training.budget import plan_block
-from latentlab.training.gan import GanTrainer
 from latentlab.training.loop import resume, train_loop
 from latentlab.training.stage import (
     class_names,
@@ -30,12 +28,6 @@ from latentlab.training.stage import (
 
 log = logging.getLogger(__name__)
 
-PREPARED = Path("data/prepared")
-MODELS = Path("models/gan")
-CHECKPOINTS = Path("checkpoints/train_gan")
-METRICS = Path("metrics/gan.json")
-HISTORY = Path("plots/gan_history.csv")
-SAMPLES = Path("reports/gan")
 
 
 def fixed_inputs(latent: int, grid: int, n_classes: int, seed: int):
@@ -47,9 +39,8 @@ def fixed_inputs(latent: int, grid: int, n_classes: int, seed: int):
     return noise, np.eye(n_classes, dtype=np.float32)[labels]
 
 
-def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
-        checkpoints: Path = CHECKPOINTS, metrics_path: Path = METRICS,
-        history_path: Path = HISTORY, samples_dir: Path = SAMPLES) -> dict:
+def run(params: Params, prepared: Path, models_dir: Path, checkpoints: Path,
+        metrics_path: Path, history_path: Path, samples_dir: Path) -> dict:
     block, seed = params.train_gan, params.base.seed
     seed_everything(seed)
     configure(params.base.precision)
@@ -91,14 +82,3 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     log.info("train_gan: %s", metrics)
     return metrics
 
-
-def main() -> None:
-    run_stage("train_gan", run, lambda p: track_stage(
-        "train_gan", p, ["base", "train_gan"], metrics_files=[METRICS], histories=[HISTORY],
-        artifacts=[SAMPLES], frames={"gan_samples": SAMPLES / "progress"},
-        models=[ModelSpec(str(MODELS / "generator.keras"), "generator", "latentlab-gan-generator")],
-        datasets=PREPARED))
-
-
-if __name__ == "__main__":
-    main()

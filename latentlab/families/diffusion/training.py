@@ -15,8 +15,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from latentlab.models import diffusion as d
-from latentlab.params import DiffusionBlock
+from latentlab.families.diffusion import model as d
+from latentlab.families.diffusion.params import DiffusionBlock
 from latentlab.training import shim
 from latentlab.training.budget import Budget, epoch_order
 from latentlab.training.loop import EpochLogs, Net, Progress, apply_gradients, call, initial_state

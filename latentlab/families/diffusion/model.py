@@ -210,28 +210,3 @@ def generate(denoise, shape: tuple[int, ...], n: int, seed: int, settings: dict,
         images.append(x)
     result = np.concatenate(images).astype(np.float32)
     return (result, np.stack(path)) if trajectory else result
-
-
-def samples(denoiser: keras.Model, n: int, seed: int, card, steps: int | None = None,
-            guidance: float | None = None) -> np.ndarray:
-    """The family's sampler (`generators`): DDIM samples in [0, 1] with the card's settings
-    (``steps``, ``guidance`` override them); a conditional model draws uniform classes."""
-    if card is None or not card.sampler:
-        raise ValueError("a diffusion model needs its model.json card (its schedule) to sample")
-    images = generate(denoiser_call(denoiser), tuple(card.image_shape), n, seed, card.sampler,
-                      n_classes=len(card.classes or ()), steps=steps, guidance=guidance)
-    return card.to_unit(images)
-
-
-def steps_curve(directory, denoiser: keras.Model, card, real: np.ndarray,
-                judge) -> dict[str, float]:
-    """The family's extra metrics: the Fréchet distance (and KID) of
-    ``evaluate.steps_curve_samples`` samples at each of ``evaluate.steps_curve`` DDIM step
-    counts, judged as every generator is (`evaluation.Judge`): what fewer steps cost."""
-    block, values = judge.block, {}
-    n = min(block.steps_curve_samples, len(real))
-    for count in block.steps_curve:
-        scores = judge.scores(samples(denoiser, n, judge.seed, card, steps=count),
-                              ("frechet_distance", "kid"))
-        values.update({f"{k}_at_{count}_steps": v for k, v in scores.items()})
-    return values

@@ -15,8 +15,8 @@ import numpy as np
 from keras import ops
 
 from latentlab.data.prepared import as_float
-from latentlab.models.vae import Vae
-from latentlab.params import VaeBlock
+from latentlab.families.vae.model import Vae
+from latentlab.families.vae.params import VaeBlock
 from latentlab.training import shim
 from latentlab.training.budget import Budget, epoch_order
 from latentlab.training.fit import make_optimizer

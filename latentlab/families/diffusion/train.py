@@ -1,4 +1,4 @@
-"""Stage `train_diffusion`: a U-Net denoiser on a cosine schedule, sampled by DDIM."""
+"""The `train@diffusion` stage's body: a U-Net denoiser on a cosine schedule, sampled by DDIM."""
 
 from __future__ import annotations
 
@@ -8,16 +8,14 @@ from pathlib import Path
 import numpy as np
 
 from latentlab.data.prepared import fingerprint
+from latentlab.families.diffusion import model as d
+from latentlab.families.diffusion.training import FLOAT32_BECAUSE, DiffusionTrainer, settings
 from latentlab.io import staged_dir, write_json
-from latentlab.models import diffusion as d
 from latentlab.models.card import ModelCard, write_card
 from latentlab.params import Params, save_resolved
 from latentlab.precision import configure
 from latentlab.seeding import seed_everything
-from latentlab.stage_runner import run_stage
-from latentlab.tracking import ModelSpec, track_stage
 from latentlab.training.budget import plan_block
-from latentlab.training.diffusion import FLOAT32_BECAUSE, DiffusionTrainer, settings
 from latentlab.training.loop import resume, train_loop
 from latentlab.training.stage import (
     class_names,
@@ -30,17 +28,10 @@ from latentlab.training.stage import (
 
 log = logging.getLogger(__name__)
 
-PREPARED = Path("data/prepared")
-MODELS = Path("models/diffusion")
-CHECKPOINTS = Path("checkpoints/train_diffusion")
-METRICS = Path("metrics/diffusion.json")
-HISTORY = Path("plots/diffusion_history.csv")
-SAMPLES = Path("reports/diffusion")
 
 
-def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
-        checkpoints: Path = CHECKPOINTS, metrics_path: Path = METRICS,
-        history_path: Path = HISTORY, samples_dir: Path = SAMPLES) -> dict:
+def run(params: Params, prepared: Path, models_dir: Path, checkpoints: Path,
+        metrics_path: Path, history_path: Path, samples_dir: Path) -> dict:
     block, seed = params.train_diffusion, params.base.seed
     seed_everything(seed)
     configure(params.base.precision, float32_because=FLOAT32_BECAUSE)
@@ -57,7 +48,8 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     log.info(budget.describe("train_diffusion"))
     # Sampling settings do not change training: a new steps/eta/guidance keeps the checkpoint.
     exclude = tuple(f"train_diffusion.{k}" for k in ("images_seen", "steps", "eta", "guidance",
-                                                      "grid_size"))
+                                                      "grid_size", "steps_curve",
+                                                      "steps_curve_samples"))
     key = "-".join([params.block_hash("base", "train_diffusion", exclude=exclude),
                     fingerprint(prepared, ("train",))])
     state, progress = resume(checkpoints, key, trainer.initial_state(), budget.epochs)
@@ -83,16 +75,3 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
     log.info("train_diffusion: %s", metrics)
     return metrics
 
-
-def main() -> None:
-    run_stage("train_diffusion", run, lambda p: track_stage(
-        "train_diffusion", p, ["base", "train_diffusion"], metrics_files=[METRICS],
-        histories=[HISTORY], artifacts=[SAMPLES],
-        frames={"diffusion_samples": SAMPLES / "progress"},
-        models=[ModelSpec(str(MODELS / "denoiser.keras"), "denoiser",
-                          "latentlab-diffusion-denoiser")],
-        datasets=PREPARED))
-
-
-if __name__ == "__main__":
-    main()

@@ -16,8 +16,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from latentlab.models.gan import Gan
-from latentlab.params import GanBlock
+from latentlab.families.gan.model import Gan
+from latentlab.families.gan.params import GanBlock
+from latentlab.families.gan.replay import ImagePool
 from latentlab.training import diffaugment, shim
 from latentlab.training.budget import Budget, epoch_order
 from latentlab.training.loop import (
@@ -28,7 +29,6 @@ from latentlab.training.loop import (
     call,
     initial_state,
 )
-from latentlab.training.replay import ImagePool
 from latentlab.training.stage import to_signed_range
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class GanTrainer:
             "discriminator": Net(gan.discriminator,
                                  keras.optimizers.Adam(block.learning_rate, beta_1=block.beta_1)),
         }
-        self.fused_step = shim.jit(self._fused_step)
+        self.fused_step = shim.jit(self.pure_step)
         self.generate = shim.jit(self._generate, updates_state=False)
         self.d_update = shim.jit(self._d_update)
         self.g_update = shim.jit(self._g_update)
@@ -136,7 +136,9 @@ class GanTrainer:
                                   {**g_state, "non_trainable": non_trainable}, grads)
         return {**state, "generator": g_state}, loss
 
-    def _fused_step(self, state, batch):
+    def pure_step(self, state, batch):
+        """One D-then-G update, uncompiled: (state, batch) → (state, logs); `fused_step` is it
+        compiled (a benchmark may compile several in one call)."""
         fake_labels = batch.get("fake_labels_d")
         for i in range(self.block.d_steps):
             labels = fake_labels[i] if fake_labels is not None else None
