@@ -6,11 +6,11 @@
     latentlab sample models/diffusion/denoiser.keras --steps 50 --eta 1 --grid -o grid.png
     latentlab sample models/diffusion/denoiser.keras --label Sneaker --guidance 3 --denoising -o d.gif
 
-A model is a GAN generator (`models/gan/generator.keras`, registered as latentlab-gan-generator),
-a VAE decoder (`models/vae/decoder.keras`, latentlab-vae-decoder) or a diffusion model's denoiser
-(`models/diffusion/denoiser.keras`, latentlab-diffusion-denoiser), given as a path or as an
-MLflow registry URI (`models:/<name>/<version>`, from ``MLFLOW_TRACKING_URI``). The same seed
-gives the same images.
+A model is the network a generator family draws with (`models/<family>/<network>`, registered
+as latentlab-<family>-<network>: a GAN's or FastGAN's generator, a VAE's decoder, a diffusion
+model's denoiser), given as a path or as an MLflow registry URI (`models:/<name>/<version>`, from
+``MLFLOW_TRACKING_URI``); its card (model.json) names its family, which says how it is drawn.
+The same seed gives the same images.
 
     eval "dvc exp run -n flowers64 $(latentlab profile flowers64)"        # profiles/flowers64.yaml
 """

@@ -149,18 +149,20 @@ def test_exemptions_exist():
 
 def test_one_model_familys_code_does_not_retrain_another():
     """The conv blocks the families share live in models/blocks.py: a change to the autoencoders
-    reruns `pretrain` (and what reads its encoder), never the VAE, the GAN or the diffusion model,
-    nor the reverse; a generator's training loop is its own too."""
-    families = {"pretrain": "autoencoders.py", "train@vae": "vae.py", "train@gan": "gan.py",
-                "train@diffusion": "diffusion.py"}
-    for stage in families:
-        closure = import_closure(ROOT / _entry(stage))
-        assert "latentlab/models/blocks.py" in closure
-        for owner, module in families.items():
-            path = f"latentlab/models/{module}"
-            assert (path in closure) == (path in STAGES[stage]["deps"]) == (owner == stage), \
-                (stage, path)
-            if stage.startswith("train@") and owner.startswith("train@"):  # their loops too
-                path = f"latentlab/training/{module}"
-                assert (path in closure) == (path in STAGES[stage]["deps"]) == (owner == stage), \
-                    (stage, path)
+    reruns `pretrain` (and what reads its encoder), never a generator family; a family's folder
+    reruns its own stages only, never another family's nor the stages before them."""
+    for stage in ("pretrain", *(f"train@{name}" for name in FAMILIES)):
+        closure = import_closure(ROOT / _entry(stage)) | family_closure(stage)
+        assert "latentlab/models/blocks.py" in closure or stage == "train@fastgan"
+        autoencoders = "latentlab/models/autoencoders.py"
+        assert (autoencoders in closure) == (autoencoders in STAGES[stage]["deps"]) == (
+            stage == "pretrain"), stage
+        for name in FAMILIES:
+            own = stage == f"train@{name}"
+            folder = f"latentlab/families/{name}"
+            assert any(f.startswith(folder + "/") for f in closure) == own, (stage, name)
+            assert (folder in STAGES[stage]["deps"]) == own, (stage, name)
+    for stage in ("index", "download", "downsample", "pretrain", "finetune", "evaluator",
+                  "evaluate"):
+        assert not any(d.startswith("latentlab/families/") and d.count("/") > 2
+                       or d == "latentlab/families" for d in STAGES[stage]["deps"]), stage

@@ -99,9 +99,10 @@ def test_every_metrics_file_and_model_record_is_standard_json(built, unlabeled_b
             json.loads(path.read_text(), parse_constant=refuse)
 
 
-def test_an_unlabeled_folder_of_rgba_sprites_runs_to_an_honest_report(unlabeled_built):
+def test_an_unlabeled_folder_of_rgba_sprites_runs_to_an_honest_report(unlabeled_built, tmp_path):
     project, output = unlabeled_built
-    assert ran(output) == {*STAGES, "train@diffusion", "score@diffusion"}
+    assert ran(output) == {*STAGES, "train@diffusion", "score@diffusion", "train@fastgan",
+                           "score@fastgan"}
     images = np.load(project / "data/prepared/train_images.npy")
     assert images.shape[1:] == (16, 16, 3)
     assert (images[:, 0, 0] == 255).all()  # transparent corners became white
@@ -118,6 +119,13 @@ def test_an_unlabeled_folder_of_rgba_sprites_runs_to_an_honest_report(unlabeled_
     html = (project / "reports/index.html").read_text()
     assert "<td>Diffusion</td>" in html and "diffusion_denoising.png" in html
     assert "diffusion_fd_steps.png" in html
+    fastgan = json.loads((project / "metrics/evaluate/fastgan.json").read_text())
+    assert {"frechet_distance", "ladder_position", "verdict"} <= set(fastgan)
+    assert "<td>FastGAN</td>" in html and "FastGAN training" in html
+    assert "fastgan_samples.png" in html and "fastgan_nearest.png" in html
+    cli.main(["sample", str(project / "models/fastgan/generator.keras"), "-n", "4", "--grid",
+              "-o", str(tmp_path / "fastgan.png")])  # trained on jax, drawn here
+    assert Image.open(tmp_path / "fastgan.png").size[0] >= 2 * 16
     assert "Label efficiency: not applicable" in html and "coloured by class" not in html
     for src in re.findall(r"<img src='([^']+)'", html):
         assert (project / "reports" / src).is_file(), src

@@ -214,6 +214,19 @@ class SNConv2D(_SpectralNorm, keras.layers.Conv2D):
 
 
 @keras.saving.register_keras_serializable("latentlab")
+class GatedLinearUnit(keras.layers.Layer):
+    """The first half of the channels times the sigmoid of the second half (Dauphin et al.
+    2017): one conv of 2C channels gates itself down to C."""
+
+    def call(self, x):
+        value, gate = ops.split(x, 2, axis=-1)
+        return value * ops.sigmoid(gate)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] // 2)
+
+
+@keras.saving.register_keras_serializable("latentlab")
 class TimeEmbedding(keras.layers.Layer):
     """``t`` in [0, 1] (shape (batch, 1)) → sinusoids at ``dim // 2`` geometric frequencies."""
 

@@ -165,12 +165,17 @@ def jit(fn: Callable, updates_state: bool = True) -> Callable:
     return wrapper
 
 
-def moving_average(net_state: dict, values: list, decay) -> dict:
+def moving_average(net_state: dict, values: list, decay, non_trainable: list | None = None) -> dict:
     """``net_state`` with its trainable values moved towards ``values``: ``decay × own + (1 −
-    decay) × values`` (the EMA weights a diffusion model samples with)."""
+    decay) × values`` (the EMA weights a diffusion model samples with); ``non_trainable`` (a
+    network's BatchNorm statistics) is copied as it is."""
     if functional():
-        return {**net_state, "trainable": [decay * own + (1.0 - decay) * new for own, new
-                                           in zip(net_state["trainable"], values)]}
+        state = {**net_state, "trainable": [decay * own + (1.0 - decay) * new for own, new
+                                            in zip(net_state["trainable"], values)]}
+        return state if non_trainable is None else {**state, "non_trainable": list(non_trainable)}
     for own, new in zip(net_state["trainable"], values):
         own.assign(decay * own.value + (1.0 - decay) * new.value)
+    for own, new in zip(net_state["non_trainable"] if non_trainable is not None else (),
+                        non_trainable or ()):
+        own.assign(new.value)
     return net_state

@@ -1,0 +1,143 @@
+"""The few-shot family (FastGAN) against the DCGAN, at equal CPU time and at equal images seen,
+on a built project's small colour set (its data/prepared, models/evaluator and the anchors in
+metrics/evaluate, from `dvc repro` with the small64 profile).
+
+    uv run python -m benchmarks.fastgan --project /data/sprites_run --name sprites --seconds 300
+
+Each contender's throughput is measured first, alone, on this machine (images/s of a second and
+third epoch after a first that compiles): run that part with nothing else running. The
+trainings then get ``seconds × rate`` images each (run by run deterministic, so a busy machine
+only makes them slower, never different): the project's DCGAN (``train_gan``), the same with
+DiffAugment, FastGAN (``train_fastgan``), and the DCGAN at FastGAN's image count (equal images).
+Each is scored in the project's judge against its anchors, as `score@` does, and its sample grid
+and nearest-train-image grid are saved. Writes benchmarks/results/fastgan_NAME.json and
+benchmarks/results/fastgan_NAME/<contender>_{samples,nearest}.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def contenders(params) -> dict:
+    """name → (family, params with that family's block as the contender trains it)."""
+    gan = params.train_gan
+    diffaugment = gan.model_copy(update={"diffaugment": ["color", "translation", "cutout"]})
+    return {"dcgan": ("gan", params),
+            "dcgan_diffaugment": ("gan", params.model_copy(update={"train_gan": diffaugment})),
+            "fastgan": ("fastgan", params)}
+
+
+def with_images(params, family: str, images: int, epoch_images: int = 0):
+    key = f"train_{family}"
+    block = getattr(params, key).model_copy(update={
+        "images_seen": images, **({"min_epoch_images": epoch_images} if epoch_images else {})})
+    return params.model_copy(update={key: block})
+
+
+def train(params, family: str, prepared: Path, where: Path) -> float:
+    from stages import train as stage
+
+    start = time.perf_counter()
+    stage.run(params, family, prepared, where / "models" / family, where / "checkpoints",
+              where / f"{family}.json", where / "history.csv", where / "samples")
+    return time.perf_counter() - start
+
+
+def rate(params, family: str, prepared: Path, train_images: int) -> float:
+    """Images/s of two more epochs (one pass over the split each) than a one-epoch run, after a
+    one-epoch run that warms the process up."""
+    times = []
+    for epochs in (1, 1, 3):
+        with tempfile.TemporaryDirectory() as tmp:
+            times.append(train(with_images(params, family, epochs * train_images, 1), family,
+                               prepared, Path(tmp)))
+    batch = getattr(params, f"train_{family}").batch_size
+    return 2 * (train_images // batch * batch) / (times[2] - times[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--project", type=Path, required=True)
+    parser.add_argument("--name", required=True, help="names the results: fastgan_NAME.json")
+    parser.add_argument("--seconds", type=float, default=300.0, help="each contender's CPU time")
+    parser.add_argument("--rates", default="", help="name=images/s,... measured before (skips "
+                        "measuring them)")
+    parser.add_argument("--only", nargs="*", default=None, help="these contenders only")
+    args = parser.parse_args()
+
+    import os
+    os.chdir(args.project)
+    from latentlab.data.prepared import load_split
+    from latentlab.evaluation import evaluate_family
+    from latentlab.families import FAMILIES
+    from latentlab.galleries import save_grid, to_uint8
+    from latentlab.model_galleries import Context, nearest_train_images
+    from latentlab.params import load_params
+    from latentlab.precision import load_model
+
+    params = load_params("params.yaml")
+    prepared, models = Path("data/prepared"), Path("models")
+    train_images = len(load_split(prepared, "train")[0])
+    base = {p: json.loads(Path(f"metrics/evaluate/{p}.json").read_text())
+            for p in ("autoencoder", "anchors")}
+    out = RESULTS / f"fastgan_{args.name}"
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = RESULTS / f"fastgan_{args.name}.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    rates = {k: float(v) for k, v in (p.split("=") for p in args.rates.split(",") if p)}
+    chosen = contenders(params)
+    for name, (family, p) in chosen.items():
+        if name not in rates and (args.only is None or name in args.only):
+            rates[name] = rate(p, family, prepared, train_images)
+            print(f"{name}: {rates[name]:.1f} images/s", flush=True)
+    runs = [(name, family, p, rates.get(name, 0) * args.seconds)
+            for name, (family, p) in chosen.items()]
+    runs.append(("dcgan_equal_images", "gan", params, rates.get("fastgan", 0) * args.seconds))
+    for name, family, p, images in runs:
+        if args.only is not None and name not in args.only:
+            continue
+        batch = getattr(p, f"train_{family}").batch_size
+        images = max(batch, int(images) // batch * batch)
+        with tempfile.TemporaryDirectory() as tmp:
+            where = Path(tmp)
+            seconds = train(with_images(p, family, images), family, prepared, where)
+            (where / "models/pretrain").symlink_to((models / "pretrain").resolve())
+            scores = evaluate_family(FAMILIES[family], p.evaluate, prepared, where / "models",
+                                     models / "evaluator", p.base.seed, base)
+            generator = load_model(where / "models" / family / FAMILIES[family].network)
+            samples = FAMILIES[family].module("sampling").samples(generator, 64, p.base.seed)
+            save_grid(to_uint8(samples), out / f"{name}_samples.png", 8)
+            test = load_split(prepared, "test")[0]
+            train_set = load_split(prepared, "train")[0].astype("float32") / 255
+            nearest_train_images(out, p.render, Context(test, train_set, where, where, where,
+                                                        p.base.seed), name, name, samples)
+        results[name] = {"family": family, "images_seen": images, "seconds": round(seconds, 1),
+                         "images_per_second": round(rates.get(name.split("_equal")[0],
+                                                              rates["dcgan"]), 1),
+                         **{k: scores[k] for k in ("frechet_distance", "kid", "precision",
+                                                   "recall", "memorization_ratio",
+                                                   "exact_copies", "ladder_position", "verdict")
+                            if k in scores}}
+        print(name, json.dumps(results[name]), flush=True)
+        results_path.write_text(json.dumps(results, indent=2) + "\n")
+    results["anchors"] = {k: round(v["frechet_distance"], 3)
+                          for k, v in base["anchors"]["ladder"].items()}
+    results["params"] = {"train_gan": params.train_gan.model_dump(),
+                         "train_fastgan": params.train_fastgan.model_dump(),
+                         "seconds": args.seconds}
+    results_path.write_text(json.dumps(results, indent=2) + "\n")
+    print(yaml.safe_dump({k: v for k, v in results.items() if k != "params"}))
+
+
+if __name__ == "__main__":
+    main()
