@@ -122,8 +122,8 @@ def main() -> None:
             nearest_train_images(out, p.render, Context(test, train_set, where, where, where,
                                                         p.base.seed), name, name, samples)
         results[name] = {"family": family, "images_seen": images, "seconds": round(seconds, 1),
-                         "images_per_second": round(rates.get(name.split("_equal")[0],
-                                                              rates["dcgan"]), 1),
+                         "images_per_second": round(rates.get(name.removesuffix("_equal_images"),
+                                                              rates.get("dcgan", 0)), 1),
                          **{k: scores[k] for k in ("frechet_distance", "kid", "precision",
                                                    "recall", "memorization_ratio",
                                                    "exact_copies", "ladder_position", "verdict")
