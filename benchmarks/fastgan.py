@@ -77,7 +77,7 @@ def main() -> None:
 
     import os
     os.chdir(args.project)
-    from latentlab.data.prepared import load_split
+    from latentlab.data.prepared import as_float, load_split
     from latentlab.evaluation import evaluate_family
     from latentlab.families import FAMILIES
     from latentlab.galleries import save_grid, to_uint8
@@ -87,7 +87,8 @@ def main() -> None:
 
     params = load_params("params.yaml")
     prepared, models = Path("data/prepared"), Path("models")
-    train_images = len(load_split(prepared, "train")[0])
+    train_set = as_float(load_split(prepared, "train")[0])  # for the nearest-train grids
+    train_images = len(train_set)
     base = {p: json.loads(Path(f"metrics/evaluate/{p}.json").read_text())
             for p in ("autoencoder", "anchors")}
     out = RESULTS / f"fastgan_{args.name}"
@@ -117,9 +118,7 @@ def main() -> None:
             generator = load_model(where / "models" / family / FAMILIES[family].network)
             samples = FAMILIES[family].module("sampling").samples(generator, 64, p.base.seed)
             save_grid(to_uint8(samples), out / f"{name}_samples.png", 8)
-            test = load_split(prepared, "test")[0]
-            train_set = load_split(prepared, "train")[0].astype("float32") / 255
-            nearest_train_images(out, p.render, Context(test, train_set, where, where, where,
+            nearest_train_images(out, p.render, Context(train_set, train_set, where, where, where,
                                                         p.base.seed), name, name, samples)
         results[name] = {"family": family, "images_seen": images, "seconds": round(seconds, 1),
                          "images_per_second": round(rates.get(name.removesuffix("_equal_images"),
