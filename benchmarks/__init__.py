@@ -2,20 +2,69 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import datetime
 import json
+import os
+import shlex
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
 
 
-def write_result(path: Path, result) -> None:
-    """Write a benchmark's figures as indented JSON, creating benchmarks/results/ if needed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+def command_line(doc: str) -> argparse.ArgumentParser:
+    """A benchmark's command line: the first paragraph of its docstring as the description, and
+    the options every benchmark has: ``--name`` (another run's results beside the first one's)
+    and ``--results`` (the folder they go to)."""
+    p = argparse.ArgumentParser(description=" ".join(doc.split("\n\n")[0].split()))
+    p.add_argument("--name", default="",
+                   help="names another run's results: <benchmark>[_<part>]_<NAME>.json")
+    p.add_argument("--results", type=Path, default=RESULTS, metavar="DIR",
+                   help="the folder for the results (default benchmarks/results)")
+    return p
+
+
+class Results(dict):
+    """A benchmark's figures, saved as ``<results>/<benchmark>[_<part>…][_<name>].json`` together
+    with how they were made (``run``: the command, the git revision, the date, the host's cores
+    and bfloat16 flags). With ``resume``, it starts from the figures a previous run of the same
+    file left, so that a benchmark of many long parts measures each part once."""
+
+    def __init__(self, args: argparse.Namespace, benchmark: str, *parts: str,
+                 resume: bool = False):
+        stem = "_".join([benchmark, *(str(p) for p in parts), *([args.name] if args.name else [])])
+        self.path = Path(args.results) / f"{stem}.json"
+        previous = json.loads(self.path.read_text()) if resume and self.path.is_file() else {}
+        previous.pop("run", None)
+        super().__init__(previous)
+
+    def save(self, **figures) -> Path:
+        """Add ``figures`` and write them all (after each part: an interrupted run keeps what it
+        measured)."""
+        self.update(figures)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps({"run": _run_record(), **self}, indent=2) + "\n")
+        return self.path
+
+
+def _run_record() -> dict:
+    from latentlab.precision import CPU_FLAGS, cpu_flags
+
+    revision = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
+                              capture_output=True, text=True).stdout.strip()
+    spec = sys.modules["__main__"].__spec__
+    module = spec.name.removesuffix(".__main__") if spec else sys.argv[0]
+    return {"command": shlex.join(["python", "-m", module, *sys.argv[1:]]),
+            "revision": revision or None,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "host": {"cpus": os.cpu_count(), "bf16_flags": sorted(cpu_flags() & set(CPU_FLAGS)),
+                     "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow")}}
 
 
 @contextlib.contextmanager

@@ -4,8 +4,9 @@
     uv run python -m benchmarks run gan_sizes [ARGS]  # one, with its own arguments (--help)
     uv run python -m benchmarks default               # the default set, what `make benchmark` runs
 
-Each benchmark is a module `benchmarks/<name>.py` with a ``main()`` that parses its own
-arguments and writes its figures to benchmarks/results/ (`benchmarks.write_result`). The default
+Each benchmark is a module `benchmarks/<name>.py` with a ``main()``: its command line is
+`benchmarks.command_line` (with the options all share: ``--name``, ``--results``), its figures a
+`benchmarks.Results`, saved to benchmarks/results/ with the command, revision and host. The default
 set runs on the default data of a fresh clone: each entry says which DVC outputs it needs, built
 first. The others need a dataset, a built project or a device of their own; their docstrings say
 how to run them.
@@ -52,7 +53,6 @@ REGISTRY: dict[str, Benchmark] = {b.name: b for b in (
     _on("judge_ladder", "--project", "."),
     _on("autoencoders"),
     _on("gan_throughput"),
-    _on("gan_modes"),
     _on("prefect_overhead", needs=()),
     _on("gan_sizes"),
     _on("gan64", needs=()),
@@ -62,7 +62,6 @@ REGISTRY: dict[str, Benchmark] = {b.name: b for b in (
     _on("label_consistency", needs=("pretrain",)),
     _on("gan_device", "--batch-sizes", "128", "--steps-per-dispatch", "2", "--dispatches", "3",
         needs=(), backend="jax"),
-    Benchmark("diffaugment", needs=("evaluate",)),
     Benchmark("diffusion", needs=("evaluate",)),
     Benchmark("diffusion64"),
     Benchmark("diffusion_device", backend="jax"),

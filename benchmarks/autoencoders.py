@@ -9,19 +9,15 @@ benchmarks/results/autoencoders.json.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import write_result
+from benchmarks import Results, command_line
 from latentlab.data.prepared import load_split
 from latentlab.params import load_params, parse_params
 from stages import pretrain
-
-RESULTS = Path(__file__).resolve().parent / "results" / "autoencoders.json"
 
 # name → (pretrain overrides, Géron's val MSE for the same code size, or None)
 # The chapter's autoencoders: no contrastive term, Géron's batch size.
@@ -51,12 +47,12 @@ VARIANTS = {
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--only", nargs="*", default=list(VARIANTS))
     args = parser.parse_args()
     base = load_params().model_dump()
-    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    results = Results(args, "autoencoders", resume=True)
     for name in args.only:
         overrides, geron = VARIANTS[name]
         train = len(load_split(pretrain.PREPARED, "train")[1])
@@ -76,7 +72,7 @@ def main() -> None:
             "seconds": round(time.perf_counter() - start, 1),
         }
         logging.info("%s: %s", name, results[name])
-        write_result(RESULTS, results)
+        results.save()
 
 
 if __name__ == "__main__":

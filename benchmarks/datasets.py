@@ -17,7 +17,6 @@ timed `dvc repro`. Written to benchmarks/results/datasets.json:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -29,12 +28,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks import write_result
+from benchmarks import Results, command_line
 from tests.support.data import make_rgba_sprites
 from tests.support.project import commit_all, copy_project, set_params
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "datasets.json"
 SHORT = {  # a CPU budget in images seen: the stages' own defaults otherwise
     "pretrain": {"images_seen": 50_000},
     "train_vae": {"images_seen": 100_000},
@@ -135,13 +133,13 @@ def summary(project: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--only", nargs="+",
                         default=["rgba_folder", "labeled_rgb64", "digits", "flowers102"])
     parser.add_argument("--work", type=Path, default=None, help="keep the projects here")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="latentlab-datasets-"))
-    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    results = Results(args, "datasets", resume=True)
     for name in args.only:
         project, extra = prepare(name, work)
         env = {**os.environ, **extra, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -154,7 +152,7 @@ def main() -> None:
         results[name] = {"exit_status": proc.returncode, "seconds": round(seconds, 1),
                          "project": str(project), **summary(project)}
         print(name, json.dumps(results[name]), flush=True)
-        write_result(RESULTS, results)
+        results.save()
 
 
 if __name__ == "__main__":

@@ -14,17 +14,14 @@ benchmarks/results/diffusion_<name>.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import write_result
+from benchmarks import Results, command_line
 from latentlab.families import FAMILIES
 from latentlab.params import DiffusionBlock, load_params, read_yaml
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def images_per_second(params, prepared: Path) -> float:
@@ -46,7 +43,7 @@ def images_per_second(params, prepared: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--seconds", type=float, default=300.0)
     parser.add_argument("--images", type=int, default=None,
                         help="train on this many images instead (a run beside another's)")
@@ -56,8 +53,8 @@ def main() -> None:
                         help="conditional: score the one model at each of these guidance scales")
     parser.add_argument("--samples", type=int, default=None,
                         help="score this many samples, without the steps curve (a quick run)")
-    parser.add_argument("--name", default=None, help="the results file's suffix")
     args = parser.parse_args()
+    results = Results(args, "diffusion", *([] if args.name else [f"{int(args.seconds)}s"]))
     from latentlab.evaluation import evaluate_family
     from stages import train
 
@@ -106,19 +103,18 @@ def main() -> None:
                 block.model_copy(update={"steps_curve": []}))
         grid = tmp / "samples/progress"
         frames = sorted(grid.glob("epoch_*.png"))
-        name = args.name or f"{int(args.seconds)}s"
         if frames:
-            (RESULTS / f"diffusion_{name}.png").write_bytes(frames[-1].read_bytes())
+            results.path.parent.mkdir(parents=True, exist_ok=True)
+            results.path.with_suffix(".png").write_bytes(frames[-1].read_bytes())
     others = {f: json.loads(Path(f"metrics/evaluate/{f}.json").read_text())
               for f in ("gan", "vae") if Path(f"metrics/evaluate/{f}.json").is_file()}
-    result = {"params": block.model_dump(), "images_per_second": rate and round(rate, 1),
+    results.save(**{"params": block.model_dump(), "images_per_second": rate and round(rate, 1),
               "training_seconds": round(seconds, 1), "scoring_seconds": round(scoring, 1),
               "diffusion": scores, "by_guidance": by_guidance, **others,
               "fd_ratio_to_gan": (round(scores["frechet_distance"]
                                         / others["gan"]["frechet_distance"], 3)
-                                  if "gan" in others else None)}
-    write_result(RESULTS / f"diffusion_{name}.json", result)
-    print(json.dumps({k: v for k, v in result.items() if k != "params"}, indent=1,
+                                  if "gan" in others else None)})
+    print(json.dumps({k: v for k, v in results.items() if k != "params"}, indent=1,
                      default=float)[:3000])
 
 

@@ -12,17 +12,15 @@ guidance scale in benchmarks/results/gan64/.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
-from benchmarks import write_result
+from benchmarks import Results, command_line
 from benchmarks.gan64 import GRIDS, judge, labeled_project
 from latentlab.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "diffusion64.json"
 
 
 def train(project: Path, block, epochs: int, images: int) -> float:
@@ -40,12 +38,11 @@ def train(project: Path, block, epochs: int, images: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--budget", type=float, default=1200.0, help="seconds of training")
     parser.add_argument("--guidance", type=float, nargs="+", default=[0.0, 1.0, 2.0])
     parser.add_argument("--per-class", type=int, default=1250)
     parser.add_argument("--work", type=Path, default=None, help="keep the project here")
-    parser.add_argument("--name", default="", help="a suffix of the results' names (another run)")
     args = parser.parse_args()
     suffix = f"_{args.name}" if args.name else ""
     project = labeled_project(args.work, args.per_class)
@@ -66,10 +63,11 @@ def main() -> None:
     seconds = first + (train(project, block, epochs, images) if epochs > 1 else 0.0)
     path = project / "models/diffusion/denoiser.keras"
     denoiser, card = keras.models.load_model(path), card_of(path)
-    result = {"budget_seconds": args.budget, "samples": n, "anchors": anchors,
+    result = Results(args, "diffusion64")
+    result.update({"budget_seconds": args.budget, "samples": n, "anchors": anchors,
               "train_diffusion": block.model_dump(), "epochs": epochs,
               "images_seen": epochs * images, "training_seconds": round(seconds, 1),
-              "denoiser_params": denoiser.count_params(), "by_guidance": {}}
+              "denoiser_params": denoiser.count_params(), "by_guidance": {}})
     for scale in args.guidance:
         start = time.perf_counter()
         samples = diffusion_samples(denoiser, n, seed, card, guidance=scale)
@@ -80,7 +78,7 @@ def main() -> None:
             "sampling_seconds": round(sampling, 1),
             **{k: round(v, 4) for k, v in scorer(samples).items()}}
         print(scale, json.dumps(result["by_guidance"][f"{scale:g}"]), flush=True)
-        write_result(RESULTS.with_stem(RESULTS.stem + suffix), result)
+        result.save()
 
 
 if __name__ == "__main__":

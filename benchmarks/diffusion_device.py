@@ -14,23 +14,19 @@ images/s and sampling image-steps/s (or the error, e.g. out of memory).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
-from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks import write_result  # noqa: E402
+from benchmarks import Results, command_line  # noqa: E402
 from latentlab.families.diffusion.training import DiffusionTrainer, settings  # noqa: E402
 from latentlab.models import diffusion as d  # noqa: E402
 from latentlab.params import Params  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def measure(size: int, channels: int, width: int, blocks: int, batch: int, steps: int,
@@ -65,7 +61,7 @@ def measure(size: int, channels: int, width: int, blocks: int, batch: int, steps
 def main() -> None:
     import jax
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--sizes", nargs="+", default=["28x1", "64x3"])
     parser.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--blocks", type=int, default=2)
@@ -75,6 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     platform = jax.devices()[0].platform
     rows = []
+    results = Results(args, "diffusion_device", platform)
     for text in args.sizes:
         size, channels = map(int, text.split("x"))
         for width in args.widths:
@@ -87,8 +84,7 @@ def main() -> None:
                     row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-                write_result(RESULTS / f"diffusion_device_{platform}.json",
-                             {"device": str(jax.devices()[0]), "rows": rows})
+                results.save(device=str(jax.devices()[0]), rows=rows)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ benchmarks/results/downsample_folder.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -25,11 +24,10 @@ import psutil
 import yaml
 from PIL import Image
 
-from benchmarks import write_result
+from benchmarks import Results, command_line
 from tests.support.data import make_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "downsample_folder.json"
 SIZE = 64
 log = logging.getLogger("benchmark")
 
@@ -113,7 +111,7 @@ def bench(count: int, work: Path) -> dict:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 8000])
     parser.add_argument("--workdir", type=Path, default=None, help="keep images here between runs")
     args = parser.parse_args()
@@ -121,12 +119,13 @@ def main() -> None:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         rows = {str(n): bench(n, work) for n in args.sizes}
-    result = {
+    result = Results(args, "downsample_folder")
+    result.update({
         "machine": f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
         "image_size": SIZE,
         "runs": rows,
-    }
-    write_result(RESULTS, result)
+    })
+    result.save()
     print(json.dumps(result, indent=2))
 
 

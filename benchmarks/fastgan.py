@@ -16,7 +16,6 @@ benchmarks/results/fastgan_NAME/<contender>_{samples,nearest}.png.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -24,8 +23,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+from benchmarks import Results, command_line
 
 
 def contenders(params) -> dict:
@@ -66,14 +64,15 @@ def rate(params, family: str, prepared: Path, train_images: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--project", type=Path, required=True)
-    parser.add_argument("--name", required=True, help="names the results: fastgan_NAME.json")
     parser.add_argument("--seconds", type=float, default=300.0, help="each contender's CPU time")
     parser.add_argument("--rates", default="", help="name=images/s,... measured before (skips "
                         "measuring them)")
     parser.add_argument("--only", nargs="*", default=None, help="these contenders only")
     args = parser.parse_args()
+    args.name = args.name or args.project.resolve().name
+    results = Results(args, "fastgan", resume=True)
 
     import os
     os.chdir(args.project)
@@ -91,10 +90,8 @@ def main() -> None:
     train_images = len(train_set)
     base = {p: json.loads(Path(f"metrics/evaluate/{p}.json").read_text())
             for p in ("autoencoder", "anchors")}
-    out = RESULTS / f"fastgan_{args.name}"
+    out = results.path.with_suffix("")
     out.mkdir(parents=True, exist_ok=True)
-    results_path = RESULTS / f"fastgan_{args.name}.json"
-    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     rates = {k: float(v) for k, v in (p.split("=") for p in args.rates.split(",") if p)}
     chosen = contenders(params)
     for name, (family, p) in chosen.items():
@@ -128,13 +125,13 @@ def main() -> None:
                                                    "exact_copies", "ladder_position", "verdict")
                             if k in scores}}
         print(name, json.dumps(results[name]), flush=True)
-        results_path.write_text(json.dumps(results, indent=2) + "\n")
+        results.save()
     results["anchors"] = {k: round(v["frechet_distance"], 3)
                           for k, v in base["anchors"]["ladder"].items()}
     results["params"] = {"train_gan": params.train_gan.model_dump(),
                          "train_fastgan": params.train_fastgan.model_dump(),
                          "seconds": args.seconds}
-    results_path.write_text(json.dumps(results, indent=2) + "\n")
+    results.save()
     print(yaml.safe_dump({k: v for k, v in results.items() if k != "params"}))
 
 

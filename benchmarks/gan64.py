@@ -17,7 +17,6 @@ Writes benchmarks/results/gan64[_NAME].json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -27,14 +26,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import write_result
+from benchmarks import Results, command_line
 from benchmarks.datasets import make_labeled_rgb64
 from latentlab.data.prepared import load_split
 from latentlab.families.gan.params import GanBlock
 from tests.support.project import commit_all, copy_project, dvc, dvc_env, set_params
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "gan64.json"
 GRIDS = ROOT / "benchmarks" / "results" / "gan64"
 VARIANTS = {
     "before": {"filters": [64, 128]},
@@ -100,16 +98,14 @@ def judge(project: Path, seed: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--budget", type=float, default=1200.0, help="seconds of GAN training")
     parser.add_argument("--variants", nargs="+", default=["before", "auto", "auto_conditional"],
                         choices=list(VARIANTS))
     parser.add_argument("--per-class", type=int, default=1250)
     parser.add_argument("--work", type=Path, default=None, help="keep the project here")
-    parser.add_argument("--name", default="", help="a suffix of the results' names (another run)")
     args = parser.parse_args()
     suffix = f"_{args.name}" if args.name else ""
-    results_path = RESULTS.with_stem(RESULTS.stem + suffix)
     project = labeled_project(args.work, args.per_class)
 
     import keras
@@ -119,7 +115,7 @@ def main() -> None:
 
     seed = 42
     scorer, n, anchors = judge(project, seed)
-    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    results = Results(args, "gan64", resume=True)
     results.update({"budget_seconds": args.budget, "samples": n, "anchors": anchors,
                     "evaluator": json.loads((project / "metrics/evaluator.json").read_text()),
                     "backend": os.environ.get("KERAS_BACKEND", "tensorflow")})
@@ -137,7 +133,7 @@ def main() -> None:
             "generator_params": generator.count_params(),
             **{k: round(v, 4) for k, v in scorer(samples).items()}}
         print(name, json.dumps(results["variants"][name]), flush=True)
-        write_result(results_path, results)
+        results.save()
 
 
 if __name__ == "__main__":

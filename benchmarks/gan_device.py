@@ -16,23 +16,19 @@ with the error when a configuration does not run, e.g. out of memory).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
-from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks import write_result  # noqa: E402
+from benchmarks import Results, command_line  # noqa: E402
 from latentlab.families.gan.model import build_gan  # noqa: E402
 from latentlab.families.gan.training import GanTrainer  # noqa: E402
 from latentlab.params import Params  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def throughput(size: int, channels: int, batch: int, precision: str, steps_per_dispatch: int,
@@ -74,7 +70,7 @@ def throughput(size: int, channels: int, batch: int, precision: str, steps_per_d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--sizes", nargs="+", default=["28x1", "64x3"], metavar="SIDExCHANNELS")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 256, 512, 1024])
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"],
@@ -101,10 +97,10 @@ def main() -> None:
                     row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
                 print(json.dumps(row), flush=True)
                 rows.append(row)
-    result = {"platform": platform, "device": str(jax.devices()[0].device_kind),
+    result = Results(args, "gan_device", platform)
+    result.save(**{"platform": platform, "device": str(jax.devices()[0].device_kind),
               "devices": jax.device_count(), "steps_per_dispatch": args.steps_per_dispatch,
-              "dispatches": args.dispatches, "rows": rows}
-    write_result(RESULTS / f"gan_device_{platform}.json", result)
+              "dispatches": args.dispatches, "rows": rows})
     print(json.dumps(result, indent=2))
 
 

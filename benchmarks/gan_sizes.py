@@ -10,18 +10,14 @@ Writes benchmarks/results/gan_sizes.json.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 
-from benchmarks import write_result
+from benchmarks import Results, command_line
 from benchmarks.gan_throughput import ours
 from latentlab.families.gan.model import build_gan
 from latentlab.params import parse_params
 from latentlab.seeding import seed_everything
 
-RESULTS = Path(__file__).resolve().parent / "results" / "gan_sizes.json"
 VARIANTS = {
     "fixed [64, 128], transpose (before)": {"filters": [64, 128]},
     "auto, transpose": {"filters": "auto"},
@@ -38,11 +34,11 @@ def throughput(block, shape, steps: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
-    results = {}
+    results = Results(args, "gan_sizes")
     for size in args.sizes:
         shape = (size, size, 3)
         for name, values in VARIANTS.items():
@@ -53,7 +49,7 @@ def main() -> None:
                    "images_per_second": round(throughput(block, shape, args.steps), 1)}
             results[f"{size}: {name}"] = row
             print(f"{size}×{size}×3  {name:38s} {row}", flush=True)
-    write_result(RESULTS, results)
+    results.save()
 
 
 if __name__ == "__main__":

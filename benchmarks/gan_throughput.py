@@ -9,7 +9,6 @@ Writes benchmarks/results/gan_throughput_<backend>.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -19,7 +18,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from benchmarks import write_result
+from benchmarks import Results, command_line
 from latentlab.data.prepared import load_split
 from latentlab.families.gan.model import build_gan
 from latentlab.families.gan.training import GanTrainer
@@ -27,7 +26,6 @@ from latentlab.params import Params
 from latentlab.seeding import seed_everything
 from latentlab.training.stage import to_signed_range
 
-RESULTS = Path(__file__).resolve().parent / "results"
 PREPARED = Path("data/prepared")
 
 
@@ -85,7 +83,7 @@ def ours(block, shape, images: np.ndarray, batch: int, steps: int) -> float:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128])
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=2)
@@ -109,9 +107,9 @@ def main() -> None:
             "speedup": round(best["textbook"] / best["latentlab"], 2),
         }
         logging.info("batch %d: %s", batch, rows[str(batch)])
-    result = {"backend": keras.backend.backend(), "cpus": os.cpu_count(), "steps": args.steps,
-              "architecture": "dcgan 28x28x1, filters [64, 128], latent 100", "batches": rows}
-    write_result(RESULTS / f"gan_throughput_{keras.backend.backend()}.json", result)
+    result = Results(args, "gan_throughput", keras.backend.backend())
+    result.save(**{"backend": keras.backend.backend(), "cpus": os.cpu_count(), "steps": args.steps,
+              "architecture": "dcgan 28x28x1, filters [64, 128], latent 100", "batches": rows})
     print(json.dumps(result, indent=2))
 
 

@@ -13,13 +13,11 @@ Writes benchmarks/results/judge_ladder_<dataset>.json.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
-from benchmarks import ROOT, write_result
+from benchmarks import ROOT, Results, command_line
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SCALE = ("frechet_distance", "kid")
 
 
@@ -76,7 +74,7 @@ def ladder_scores(project: Path, folder: Path | None, seed: int, samples: int) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_line(__doc__)
     parser.add_argument("--project", type=Path, default=ROOT)
     parser.add_argument("--images-seen", type=int, default=50_000)
     parser.add_argument("--samples", type=int, default=2000)
@@ -115,8 +113,8 @@ def main() -> None:
               f"Spearman vs supervised {space.get('spearman_vs_supervised', '–')}")
         for name, values in space["ladder"].items():
             print(f"  {name:14s} FD {values['frechet_distance']:10.4f}  KID {values['kid']:.4f}")
-    name = result["dataset"].replace(":", "_").replace("/", "_")
-    write_result(RESULTS / f"judge_ladder_{name}.json", result)
+    dataset = result["dataset"].replace(":", "_").replace("/", "_")
+    Results(args, "judge_ladder", dataset).save(**result)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ Writes benchmarks/results/label_consistency.json (one row per variant, model and
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -35,7 +34,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from benchmarks import write_result
+from benchmarks import Results, command_line
 from latentlab.data.prepared import as_float, load_split, read_meta
 from latentlab.data.splits import labeled_subset
 from latentlab.models.autoencoders import build_autoencoder
@@ -43,8 +42,6 @@ from latentlab.models.classifier import build_classifier, fresh_copy, without_pe
 from latentlab.params import load_params
 from latentlab.seeding import seed_everything
 from latentlab.training.semi_supervised import FixMatch, weak_view
-
-RESULTS = Path(__file__).resolve().parent / "results" / "label_consistency.json"
 
 BASE = {"steps": 640, "mu": 3, "lr": 1e-3, "threshold": 0.95, "weight": 1.0, "recon": 0.0,
         "freeze_steps": 0}
@@ -147,7 +144,7 @@ def train(kind: str, encoder_path: Path, head_units: int, n_classes: int, labels
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--only", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--labels-per-class", type=int, default=10)
@@ -177,7 +174,7 @@ def main() -> None:
                              "seconds": round(time.perf_counter() - start, 1)})
                 print(json.dumps(rows[-1]), flush=True)
     workdir.cleanup()
-    write_result(RESULTS, rows)
+    Results(args, "label_consistency").save(rows=rows)
 
 
 if __name__ == "__main__":

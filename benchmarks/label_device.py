@@ -14,11 +14,11 @@ There, with `.device` carried:
 
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .device/wheels/*.whl &&
     PYTHONPATH=/tmp/site:. KERAS_BACKEND=jax PYTHONUNBUFFERED=1 python3 -m benchmarks.label_device \
-        run --out $OUT --images-seen 10800000 --conv-filters 64 128 --batch-size 1024 --seeds 5
+        --results $OUT run --images-seen 10800000 --conv-filters 64 128 --batch-size 1024 --seeds 5
 
 Everything else is params.yaml's (`pretrain` and `finetune` blocks), and the code is the stages':
 `stages.pretrain.run` (its checkpoint resumes a run cut off by the time limit when `--work` is
-kept) and `label_efficiency.curve`. Writes label_device.json under ``--out``: the pretraining's
+kept) and `label_efficiency.curve`. Writes label_device.json under ``--results``: the pretraining's
 metrics and seconds, every (point, seed) row and the summary per point, with the seconds of each.
 Tried here on the CPU under jax, with tensorflow, mlflow, prefect and dvc made unimportable.
 """
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import ROOT, write_result
+from benchmarks import ROOT, Results, command_line
 
 SPLITS = ("train", "val", "test")
 MISSING_THERE = ("keras", "namex", "optree", "pydantic", "pydantic-core", "annotated-types",
@@ -91,8 +91,9 @@ def run(args: argparse.Namespace) -> None:
         "pretrain": params.pretrain.model_copy(update=pretrain_update),
         "finetune": params.finetune.model_copy(update={
             "labels_per_class": args.labels_per_class, "seeds": args.seeds})})
-    result = {"backend": keras.backend.backend(), "pretrain": params.pretrain.model_dump(),
-              "finetune": params.finetune.model_dump()}
+    result = Results(args, "label_device")
+    result.update(backend=keras.backend.backend(), pretrain=params.pretrain.model_dump(),
+                  finetune=params.finetune.model_dump())
     started = time.perf_counter()
     result["pretrain_metrics"] = pretrain.run(
         params, prepared, models_dir=work / "models", checkpoints=work / "checkpoints",
@@ -108,18 +109,17 @@ def run(args: argparse.Namespace) -> None:
     for name, entry in result["metrics"].items():
         print(name, {k: round(100 * v, 1) for k, v in entry.items() if k.endswith("_mean")},
               flush=True)
-    write_result(args.out / "label_device.json", result)
+    result.save()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     packing = commands.add_parser("pack", help="here: the prepared split for the device")
     packing.add_argument("--prepared", type=Path, default=ROOT / "data/prepared")
     packing.add_argument("--to", type=Path, default=ROOT / ".device")
     running = commands.add_parser("run", help="there: pretrain, then the curve")
     running.add_argument("--data", type=Path, default=ROOT / ".device")
-    running.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     running.add_argument("--work", type=Path, default=None,
                          help="models and checkpoints (default: a temporary folder)")
     running.add_argument("--images-seen", type=int, default=10_800_000)  # 200 passes

@@ -21,15 +21,12 @@ benchmarks/results/label_propagation.json.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks import ROOT, accuracy_summary, write_result
-
-RESULTS = ROOT / "benchmarks" / "results" / "label_propagation.json"
+from benchmarks import ROOT, Results, accuracy_summary, command_line
 
 
 def features(prepared: Path, encoder_path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -89,7 +86,7 @@ def main() -> None:
     from latentlab.training.graph import knn_graph
     from latentlab.training.label_efficiency import load_data, pixel_baselines, subsets
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--prepared", type=Path, default=ROOT / "data/prepared")
     parser.add_argument("--encoder", type=Path, default=ROOT / "models/pretrain/encoder.keras")
     parser.add_argument("--labels", type=int, nargs="+", default=[10, 50, 100],
@@ -132,8 +129,8 @@ def main() -> None:
         rows.append(row)
         print(row, flush=True)
     summary = accuracy_summary(rows, skip=lambda name: name.endswith(("_seconds", "_iterations")))
-    write_result(RESULTS, {"neighbours": args.neighbours, "alpha": args.alpha, "rows": rows,
-                           "summary": summary})
+    Results(args, "label_propagation").save(neighbours=args.neighbours, alpha=args.alpha,
+                                             rows=rows, summary=summary)
 
 
 if __name__ == "__main__":

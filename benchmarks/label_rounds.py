@@ -25,17 +25,13 @@ benchmarks/results/label_rounds.json.
 
 from __future__ import annotations
 
-import argparse
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from benchmarks import ROOT, accuracy_summary, write_result
-
-RESULTS = ROOT / "benchmarks" / "results" / "label_rounds.json"
+from benchmarks import ROOT, Results, accuracy_summary, command_line
 
 
 def shifted_and_flipped(x: np.ndarray, rng: np.random.Generator, shift: int = 3) -> np.ndarray:
@@ -61,7 +57,7 @@ def main() -> None:
         train_scratch,
     )
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--labels-per-class", type=int, nargs="+", default=[10, 100])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
@@ -70,7 +66,6 @@ def main() -> None:
     parser.add_argument("--with-scratch", action="store_true")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--encoder", type=Path, default=ROOT / "models/pretrain/encoder.keras")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     params = load_params()
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
@@ -140,9 +135,7 @@ def main() -> None:
         rows.append(row)
         print(row, flush=True)
     summary = accuracy_summary(rows, skip=lambda name: name == "seconds")
-    paths = {name: os.path.relpath(getattr(args, name), ROOT) for name in ("encoder", "out")}
-    write_result(args.out, {"args": {**vars(args), **paths},
-                            "finetune": block.model_dump(), "rows": rows, "summary": summary})
+    Results(args, "label_rounds").save(finetune=block.model_dump(), rows=rows, summary=summary)
 
 
 if __name__ == "__main__":

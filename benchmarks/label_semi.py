@@ -7,7 +7,7 @@ Run it in a built project (`dvc repro pretrain`); params.yaml's `finetune` block
 
     uv run python -m benchmarks.label_semi                               # 10 labels a class, 3 seeds
     uv run python -m benchmarks.label_semi --labels-per-class 10 100 --seeds 5 --semi-steps 2000
-    uv run python -m benchmarks.label_semi --encoder ENCODER --out benchmarks/results/X.json
+    uv run python -m benchmarks.label_semi --encoder ENCODER --name X
     uv run python -m benchmarks.label_semi --method poisson --labels-per-class 10 50 100 --seeds 5
 
 Writes benchmarks/results/label_semi.json (one row per point and seed, the summary per point).
@@ -15,22 +15,19 @@ Writes benchmarks/results/label_semi.json (one row per point and seed, the summa
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import write_result
+from benchmarks import Results, command_line
 from latentlab.params import load_params
 from latentlab.training import label_efficiency
 from latentlab.training.checkpoint import Checkpoint
 from latentlab.training.label_efficiency import curve, kinds, load_data, summarize
 
-RESULTS = Path(__file__).resolve().parent / "results" / "label_semi.json"
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--labels-per-class", type=int, nargs="+", default=[10])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--method", choices=["fixmatch", "poisson"], default="fixmatch")
@@ -39,7 +36,6 @@ def main() -> None:
     parser.add_argument("--semi-steps", type=int, default=None)
     parser.add_argument("--semi-ratio", type=int, default=None)
     parser.add_argument("--encoder", type=Path, default=Path("models/pretrain/encoder.keras"))
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     params = load_params()
     overrides = {"labels_per_class": args.labels_per_class, "seeds": args.seeds,
@@ -74,9 +70,9 @@ def main() -> None:
     models = len(rows)
     print("seconds per model:", {k: round(v / models, 1) for k, v in seconds.items()},
           f"all: {total:.0f} s")
-    write_result(args.out, {"finetune": block.model_dump(), "rows": rows, "metrics": metrics,
-                           "seconds_per_model": {k: v / models for k, v in seconds.items()},
-                           "seconds": total})
+    Results(args, "label_semi").save(
+        finetune=block.model_dump(), rows=rows, metrics=metrics,
+        seconds_per_model={k: v / models for k, v in seconds.items()}, seconds=total)
 
 
 if __name__ == "__main__":

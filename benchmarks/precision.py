@@ -3,11 +3,11 @@ by side: images/s, each figure from a process of its own, the two precisions alt
 see the machine in the same state.
 
     uv run python -m benchmarks.precision [--steps NAME ...] [--repeats 2] [--seconds 8]
-                                          [--out precision]
+                                          [--name NAME]
 
 The steps run on random images of the stage's shape (speed does not depend on the pixels) with
 the default params of the stage, at the batch size the stage uses. Writes
-benchmarks/results/<out>.json; ``ONEDNN_VERBOSE=1`` in the environment shows which oneDNN
+benchmarks/results/precision[_NAME].json; ``ONEDNN_VERBOSE=1`` in the environment shows which oneDNN
 kernel ran each op.
 """
 
@@ -18,13 +18,10 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-from benchmarks import ROOT, write_result
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks import ROOT, Results, command_line
 
 # name: (what it is, image shape)
 STEPS = {
@@ -170,11 +167,10 @@ def one(name: str, precision: str, seconds: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_line(__doc__)
     parser.add_argument("--steps", nargs="+", choices=list(STEPS), default=list(STEPS))
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--out", default="precision", help="the results file's name")
     parser.add_argument("--one", nargs=2, metavar=("STEP", "PRECISION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -199,9 +195,9 @@ def main() -> None:
         print(f"{name:16s} float32 {runs['float32']}  bfloat16 {runs['bfloat16']}  "
               f"ratio {ratios}", flush=True)
     found = hardware()
-    write_result(RESULTS / f"{args.out}.json", {
-        "cpu_bf16_flags": sorted(f for f in found.cpu_flags if "bf16" in f),
-        "repeats": args.repeats, "seconds": args.seconds, "rows": rows})
+    Results(args, "precision").save(
+        cpu_bf16_flags=sorted(f for f in found.cpu_flags if "bf16" in f),
+        repeats=args.repeats, seconds=args.seconds, rows=rows)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import ROOT, write_result
+from benchmarks import ROOT, Results, command_line
 
-RESULTS = Path(__file__).resolve().parent / "results"
 PREPARED = ROOT / "data/prepared"
 HEADLINES = ("ae_val_mse", "evaluator_accuracy", "gan_fd", "gan_precision", "gan_recall")
 
@@ -58,7 +57,7 @@ def one(seed: int, precision: str, fraction: float) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_line(__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--fraction", type=float, default=0.25,
                         help="of each default budget (pretrain, evaluator, train_gan)")
@@ -84,8 +83,7 @@ def main() -> None:
     for name, values in summary.items():
         print(f"{name:20s}", "  ".join(f"{p} {v['mean']:.4g} ± {v['std']:.2g}"
                                        for p, v in values.items()))
-    write_result(RESULTS / "precision_quality.json",
-                 {"fraction": args.fraction, "runs": runs, "summary": summary})
+    Results(args, "precision_quality").save(fraction=args.fraction, runs=runs, summary=summary)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Writes benchmarks/results/prefect_overhead.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -19,10 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import write_result
+from benchmarks import Results, command_line
 from tests.support.project import TINY_PIPELINE, copy_project, set_params
-
-RESULTS = Path(__file__).resolve().parent / "results" / "prefect_overhead.json"
 
 
 def timed(cmd: list[str], cwd: Path, env: dict) -> float:
@@ -32,7 +29,7 @@ def timed(cmd: list[str], cwd: Path, env: dict) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     times: dict[str, list[float]] = {"dvc_repro": [], "prefect_flow": []}
@@ -50,10 +47,11 @@ def main() -> None:
                 env.pop("PREFECT_API_URL", None)
                 times[kind].append(timed(cmd, project, env))
     best = {k: min(v) for k, v in times.items()}
-    result = {"seconds": times, "best": {k: round(v, 1) for k, v in best.items()},
+    result = Results(args, "prefect_overhead")
+    result.update({"seconds": times, "best": {k: round(v, 1) for k, v in best.items()},
               "overhead_seconds": round(best["prefect_flow"] - best["dvc_repro"], 1),
-              "ratio": round(best["prefect_flow"] / best["dvc_repro"], 2)}
-    write_result(RESULTS, result)
+              "ratio": round(best["prefect_flow"] / best["dvc_repro"], 2)})
+    result.save()
     print(json.dumps(result, indent=2))
 
 

@@ -18,7 +18,6 @@ Writes benchmarks/results/scale_out.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -28,11 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import write_result
+from benchmarks import Results, command_line
 from tests.support.project import TINY_PIPELINE, copy_project, set_params
 from tests.support.servers import MlflowServer, Postgres
 
-RESULTS = Path(__file__).resolve().parent / "results" / "scale_out.json"
 GRID = ["train_vae.images_seen=4317,5756", "evaluate.k=2,4"]  # 3 or 4 passes over digits
 
 
@@ -105,12 +103,12 @@ def sweeps(tmp: Path, workers: list[int], flow: list[str], result: dict) -> None
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--parts", nargs="+", default=["pipeline", "sweep"],
                         choices=["pipeline", "sweep"], help="the others keep their last figures")
     args = parser.parse_args()
-    result: dict = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    result = Results(args, "scale_out", resume=True)
     result.update({part: {} for part in args.parts})
     flow = [sys.executable, "-m", "pipelines.flow"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,7 +128,7 @@ def main() -> None:
         if "workers_1" in runs and "workers_2" in runs:
             runs["speedup_2_workers"] = round(runs["workers_1"]["seconds"]
                                               / runs["workers_2"]["seconds"], 2)
-    write_result(RESULTS, result)
+    result.save()
     print(json.dumps(result, indent=2))
 
 

@@ -18,9 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import ROOT, write_result
+from benchmarks import ROOT, Results, command_line
 
-RESULTS = Path(__file__).resolve().parent / "results"
 IMAGES = 20_000
 
 
@@ -75,7 +74,7 @@ def images_per_s(*procs: subprocess.Popen) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--workloads", nargs="+", default=["gan", "pretrain", "evaluator"])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -99,8 +98,8 @@ def main() -> None:
                          "side_by_side_vs_two_threads": round(sum(pair) / both, 2)})
             print(what, runs[-1], flush=True)
         rows[what] = runs
-    result = {"cpus": os.cpu_count(), "images": IMAGES, "images_per_s": rows}
-    write_result(RESULTS / "side_by_side.json", result)
+    result = Results(args, "side_by_side")
+    result.save(cpus=os.cpu_count(), images=IMAGES, images_per_s=rows)
     print(json.dumps(result, indent=2))
 
 

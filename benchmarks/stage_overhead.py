@@ -10,7 +10,6 @@ the medians and whether TensorFlow got imported, and writes benchmarks/results/s
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -18,9 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import ROOT, code_trees, write_result
+from benchmarks import Results, code_trees, command_line
 
-RESULTS = ROOT / "benchmarks" / "results" / "stage_overhead.json"
 SNIPPET = """
 import sys, tempfile
 import stages.pretrain
@@ -43,11 +41,11 @@ def once(code: Path, backend: str) -> tuple[float, bool]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--baseline", help="a git revision to compare with")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    results = {}
+    results = Results(args, "stage_overhead")
     with code_trees(args.baseline) as trees:
         for backend in ("jax", "tensorflow"):
             times: dict[str, list[float]] = {name: [] for name in trees}
@@ -64,7 +62,7 @@ def main() -> None:
                     "tensorflow_imported": imported[name],
                 }
                 print(f"{backend:10s} {name:22s} {results[f'{backend}: {name}']}", flush=True)
-    write_result(RESULTS, results)
+    results.save()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ the medians per stage and writes benchmarks/results/tracking_cost.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -21,9 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import ROOT, code_trees, write_result
+from benchmarks import ROOT, Results, code_trees, command_line
 
-RESULTS = ROOT / "benchmarks" / "results" / "tracking_cost.json"
 STAGES = ["download", "downsample", "pretrain", "finetune", "train_vae", "train_gan", "evaluator",
           "evaluate", "render"]
 SNIPPET = """
@@ -58,7 +56,7 @@ def once(code: Path, tracking_uri: str, experiment: str) -> dict[str, float]:
 def main() -> None:
     from tests.support.servers import MlflowServer
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--baseline", help="a git revision to compare with")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
@@ -77,7 +75,7 @@ def main() -> None:
     for name, values in medians.items():
         values["total"] = round(sum(values.values()), 2)
         print(f"{name}: " + ", ".join(f"{k} {v} s" for k, v in values.items()))
-    write_result(RESULTS, {"repeat": args.repeat, "median_seconds": medians})
+    Results(args, "tracking_cost").save(repeat=args.repeat, median_seconds=medians)
 
 
 if __name__ == "__main__":

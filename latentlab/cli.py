@@ -18,6 +18,7 @@ The same seed gives the same images.
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import os
 import shlex
@@ -222,11 +223,11 @@ def write_images(images: np.ndarray, args: argparse.Namespace, out: Path) -> lis
 PROFILES = Path("profiles")  # the project's own, where latentlab runs: not the installed package's
 
 
-def profile_flags(name: str, params_file: Path = Path("params.yaml")) -> list[str]:
-    """``-S key=value`` flags for `dvc exp run` from ``profiles/<name>.yaml``, checked against the
-    project's params first."""
-    import json
-
+def read_profile(name: str, params_file: Path = Path("params.yaml")
+                 ) -> tuple[dict, list[dict] | None]:
+    """``profiles/<name>.yaml`` as dotted overrides, and, for a sweep profile (a ``sweep:`` list
+    of points), each point's own overrides, which go on top of them (None for a profile of one
+    run). Every run it names is checked against the project's params first."""
     from latentlab.params import flatten_dotted, parse_params, read_yaml, set_dotted
 
     path = PROFILES / f"{name}.yaml"
@@ -236,9 +237,32 @@ def profile_flags(name: str, params_file: Path = Path("params.yaml")) -> list[st
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in PROFILES.glob("*.yaml"))) or "none"
         raise UserError(f"no profile {name!r}; the profiles are: {known}")
-    overrides = flatten_dotted(read_yaml(path.read_text(), str(path)) or {})
+    data = read_yaml(path.read_text(), str(path)) or {}
+    sweep = data.pop("sweep", None) if isinstance(data, dict) else None
+    overrides = flatten_dotted(data)
+    points = None
+    if sweep is not None:
+        if not (isinstance(sweep, list) and sweep and all(isinstance(p, dict) for p in sweep)):
+            raise UserError(f"{path}: sweep: write a list of points, each a mapping of params "
+                            "keys to values ({} for the profile's own params), e.g. "
+                            "[{}, {train_gan.replay: true}]")
+        points = [flatten_dotted(point) for point in sweep]
     project = read_yaml(params_file.read_text(), str(params_file)) if params_file.is_file() else {}
-    parse_params(set_dotted(project, overrides), origin=f"params.yaml with profile {name}")
+    for i, point in enumerate(points or [{}]):
+        where = f"params.yaml with profile {name}" + (f", point {i}" if points else "")
+        parse_params(set_dotted(copy.deepcopy(project), {**overrides, **point}), origin=where)
+    return overrides, points
+
+
+def profile_flags(name: str, params_file: Path = Path("params.yaml")) -> list[str]:
+    """``-S key=value`` flags for `dvc exp run` from ``profiles/<name>.yaml``, checked against the
+    project's params first."""
+    import json
+
+    overrides, points = read_profile(name, params_file)
+    if points is not None:
+        raise UserError(f"profile {name!r} is a sweep of {len(points)} runs, not one: run it "
+                        f"with `python -m pipelines.flow --profile {name}`")
     flags = []
     for dotted, value in overrides.items():
         text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))

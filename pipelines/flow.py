@@ -13,6 +13,7 @@ workspace, and returns the MLflow comparison.
     python -m pipelines.flow train@gan                         # a stage and those it needs
     python -m pipelines.flow --dask-address tcp://scheduler:8786   # an existing Dask cluster
     python -m pipelines.flow --sweep train_gan.replay=true,false train_gan.minibatch=none,stddev
+    python -m pipelines.flow --profile gan_modes               # a profile: one run, or its sweep
 """
 
 from __future__ import annotations
@@ -321,21 +322,25 @@ def run_point(index: int, overrides: dict[str, Any], project: str, point_id: str
 
 
 @flow(name="latentlab-sweep", log_prints=True, task_runner=task_runner())
-def sweep(grid: dict[str, list], project: str = ".") -> list[dict]:
-    """Each combination of ``grid`` as a DVC experiment, as many at once as the task runner has
-    workers; then the MLflow comparison table. MLflow gets one sweep run, with each point's
+def sweep(grid: dict[str, list] | None = None, project: str = ".",
+          points: list[dict[str, Any]] | None = None, name: str | None = None) -> list[dict]:
+    """Each combination of ``grid`` (or each of ``points``: the overrides of one run each) as a
+    DVC experiment, as many at once as the task runner has workers; then the MLflow comparison
+    table. MLflow gets one sweep run (named ``name``, or after the grid), with each point's
     pipeline run under it and the point's stage runs under that."""
     from latentlab.compare import compare
 
     root = Path(project).resolve()
-    runs = grid_runs(grid)
+    runs = points if points is not None else grid_runs(grid or {})
+    if not runs:
+        raise UserError("a sweep of no points: give a grid or a list of points")
     for overrides in runs:  # every point is checked before any runs
         with_overrides(root, overrides)
     sweep_id = f"prefect-{flow_run.get_id() or os.getpid()}"
     # the temporary workspaces are not the project: they log where the project logs
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
     with contextlib.chdir(root), _environ(MLFLOW_TRACKING_URI=tracking_uri):
-        grid_text = " ".join(f"{k}={','.join(map(str, v))}" for k, v in grid.items())
+        grid_text = name or " ".join(f"{k}={','.join(map(str, v))}" for k, v in grid.items())
         parent = open_parent(sweep_id, kind="sweep", name=f"sweep {grid_text}")
         point_runs = [open_parent(f"{sweep_id}-{i}", parent=parent) for i in range(len(runs))]
     futures = [run_point.submit(i, overrides, str(root), f"{sweep_id}-{i}", tracking_uri)
@@ -349,14 +354,19 @@ def sweep(grid: dict[str, list], project: str = ".") -> list[dict]:
     points = [future.result() for future in futures]
     with contextlib.chdir(root), _environ(MLFLOW_TRACKING_URI=tracking_uri):
         tables = compare(last=len(runs))
-    markdown = "\n\n".join(f"## {stage}\n\n{table.to_markdown(index=False)}"
-                           for stage, table in tables.items())
+    markdown = comparison_markdown(tables)
     create_markdown_artifact(markdown or "no runs", key="sweep-comparison")
     origin = min(p["start"] for p in points)
     print("\n".join(f"point {p['index']} {p['overrides']}: {p['start'] - origin:.1f} s to "
                     f"{p['end'] - origin:.1f} s" for p in points))
     return [{"stage": stage, **row} for stage, table in tables.items()
             for row in table.to_dict(orient="records")]
+
+
+def comparison_markdown(tables: dict) -> str:
+    """The MLflow comparison (one table per stage) as markdown."""
+    return "\n\n".join(f"## {stage}\n\n{table.to_markdown(index=False)}"
+                       for stage, table in tables.items())
 
 
 @contextlib.contextmanager
@@ -379,6 +389,9 @@ def main() -> None:
                         help="run these stages and those they depend on (default: every stage)")
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--sweep", nargs="+", metavar="KEY=V1,V2", help="a grid of overrides")
+    parser.add_argument("--profile", metavar="NAME",
+                        help="profiles/NAME.yaml under the overrides: one run, or its sweep's "
+                             "points as a sweep")
     parser.add_argument("--workers", type=int, default=None,
                         help="Dask workers of the local cluster (default 2, or $LATENTLAB_DASK_WORKERS)")
     parser.add_argument("--dask-address", default=None, metavar="tcp://HOST:PORT",
@@ -390,8 +403,25 @@ def main() -> None:
         parser.error("--workers must be at least 1")
     if args.sweep and args.targets:
         parser.error("a --sweep runs whole experiments; name no stages with it")
+    if args.sweep and args.profile:
+        parser.error("--sweep and --profile: give one (a sweep profile holds its own points)")
+    points = None
     try:  # bad overrides: the params message alone and exit status 2, before any flow starts
-        if args.sweep:
+        profile = {}
+        if args.profile:
+            from latentlab.cli import read_profile
+
+            profile, points = read_profile(args.profile)
+            if points is not None and args.targets:
+                raise UserError(f"profile {args.profile!r} is a sweep: it runs whole "
+                                "experiments; name no stages with it")
+        overrides = {**profile, **{k: parse_value(v, k) for k, v in
+                                   (key_value(item, "-S", "VALUE") for item in args.set)}}
+        if points is not None:  # each point's own keys over the profile's and the -S ones
+            points = [{**overrides, **point} for point in points]
+            for point in points:
+                with_overrides(Path("."), point)
+        elif args.sweep:
             grid = {}
             for key, values in (key_value(item, "--sweep", "V1,V2") for item in args.sweep):
                 if not values.strip():
@@ -401,8 +431,6 @@ def main() -> None:
             for overrides in grid_runs(grid):
                 with_overrides(Path("."), overrides)
         else:
-            overrides = {k: parse_value(v, k) for k, v in
-                         (key_value(item, "-S", "VALUE") for item in args.set)}
             with_overrides(Path("."), overrides)
             if args.targets:
                 needed_by(stage_graph(Path(".")), args.targets)
@@ -411,8 +439,15 @@ def main() -> None:
         sys.exit(EXIT_USER_ERROR)
     runner = task_runner(args.workers, args.dask_address)
     try:
-        if args.sweep:
-            sweep.with_options(task_runner=runner)(grid)
+        if points is not None or args.sweep:
+            import pandas as pd
+
+            rows = sweep.with_options(task_runner=runner)(
+                **({"points": points, "name": f"profile {args.profile}"} if points is not None
+                   else {"grid": grid}))
+            tables = {stage: table.drop(columns="stage").dropna(axis=1, how="all")
+                      for stage, table in pd.DataFrame(rows).groupby("stage", sort=False)}
+            print(comparison_markdown(tables) or "no runs")
         else:
             with workspace_lock(Path(".")):  # before Prefect starts: a second flow stops at once
                 result = pipeline.with_options(task_runner=runner)(overrides,

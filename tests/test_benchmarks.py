@@ -4,6 +4,8 @@ and the scripts use the project's public API only."""
 from __future__ import annotations
 
 import ast
+import json
+import os
 import subprocess
 import sys
 
@@ -18,6 +20,31 @@ def test_every_benchmark_script_is_registered_and_has_a_main():
         tree = ast.parse((ROOT / "benchmarks" / f"{name}.py").read_text())
         assert any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in tree.body), name
         assert REGISTRY[name].description, name
+
+
+def test_every_benchmark_parses_and_saves_through_the_shared_harness():
+    for name in REGISTRY:
+        source = (ROOT / "benchmarks" / f"{name}.py").read_text()
+        assert "command_line(__doc__)" in source and "Results(args, " in source, name
+        assert "ArgumentParser(" not in source and "json.dump(" not in source, name
+
+
+def test_results_name_their_file_record_their_run_and_resume(tmp_path, monkeypatch):
+    from benchmarks import Results, command_line
+
+    monkeypatch.setattr(sys, "argv", ["x.py", "--name", "again", "--results", str(tmp_path)])
+    args = command_line("Times a thing.\n\nMore.").parse_args()
+    results = Results(args, "thing", "cpu")
+    assert results.path == tmp_path / "thing_cpu_again.json" and results == {}
+    results["first"] = 1
+    results.save(second=[2])
+    written = json.loads(results.path.read_text())
+    assert written["first"] == 1 and written["second"] == [2]
+    assert written["run"]["command"] == "python -m pytest --name again --results " + str(tmp_path)
+    assert written["run"]["host"]["cpus"] == os.cpu_count()
+    assert written["run"]["revision"]
+    assert Results(args, "thing", "cpu", resume=True) == {"first": 1, "second": [2]}
+    assert Results(args, "thing", "cpu") == {}  # without resume: a fresh start
 
 
 def test_make_benchmark_runs_the_default_set_and_the_docs_say_so():

@@ -58,6 +58,12 @@ def test_bad_overrides_fail_before_any_stage(tmp_path):
     (["--sweep", "evaluate.k"], "--sweep evaluate.k: write KEY=V1,V2"),
     (["--sweep", "evaluate.k="], "--sweep evaluate.k=: an empty list of values; write evaluate.k=V1,V2"),
     (["train@gan", "render", "trainn_vae"], "no stage named trainn_vae in dvc.yaml; the stages are index, "),
+    (["--profile", "gan_mode"], "no profile 'gan_mode'; the profiles are: diffaugment, diffusion, "),
+    (["--profile", "gan_modes", "train@gan"], "profile 'gan_modes' is a sweep: it runs whole "
+                                              "experiments; name no stages with it"),
+    (["--profile", "gan_modes", "-S", "train_gan.loss=hinge"],
+     "params.yaml with overrides {'generators': ['gan'], 'train_gan.max_train_images': 20000, "
+     "'train_gan.images_seen': 60000, 'train_gan.loss': 'hinge'} is invalid:\n  train_gan.loss: "),
 ])
 def test_an_override_without_a_value_is_one_line_and_exit_2(tmp_path, args, message):
     project = copy_project(tmp_path)

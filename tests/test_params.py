@@ -160,15 +160,35 @@ def test_a_profile_prints_dvc_flags_that_parse_back_to_valid_params(tmp_path, mo
     assert params["downsample"]["image_size"] == 64 and params["train_gan"]["spectral_norm"] is True
     assert params["generators"] == ["vae", "gan", "diffusion"]  # a top-level list, as DVC reads it
 
+    sweeps = []
     for other in sorted((ROOT / "profiles").glob("*.yaml")):  # every profile is valid
-        flags = cli.profile_flags(other.stem)
-        pairs = (w.split("=", 1) for w in flags[1::2])
-        with_overrides(ROOT, {k: parse_value(v, k) for k, v in pairs})
+        overrides, points = cli.read_profile(other.stem)
+        if points is None:
+            flags = cli.profile_flags(other.stem)
+            pairs = (w.split("=", 1) for w in flags[1::2])
+            assert {k: parse_value(v, k) for k, v in pairs} == overrides
+        else:  # a sweep: the flow runs its points; `latentlab profile` says so
+            sweeps.append(other.stem)
+            with pytest.raises(UserError, match=f"profile '{other.stem}' is a sweep of "
+                               f"{len(points)} runs, not one: run it with `python -m "
+                               f"pipelines.flow --profile {other.stem}`"):
+                cli.profile_flags(other.stem)
+        for point in points or [{}]:
+            with_overrides(ROOT, {**overrides, **point})
+    assert sweeps == ["diffaugment", "gan_modes"]
 
     (tmp_path / "broken.yaml").write_text("train_gan:\n  upsample: bilinear\n")
     monkeypatch.setattr(cli, "PROFILES", tmp_path)
     with pytest.raises(UserError, match="train_gan.upsample: Input should be 'transpose' or 'resize'"):
         cli.profile_flags("broken")
+    (tmp_path / "points.yaml").write_text("sweep:\n  - {}\n  - train_gan.upsample: bilinear\n")
+    with pytest.raises(UserError, match=r"params.yaml with profile points, point 1 is invalid:\s+"
+                                        "train_gan.upsample: Input should be"):
+        cli.read_profile("points")
+    (tmp_path / "points.yaml").write_text("sweep: {train_gan.replay: true}\n")
+    with pytest.raises(UserError, match="sweep: write a list of points, each a mapping of params "
+                                        "keys to values"):
+        cli.read_profile("points")
 
 
 def test_profiles_are_read_from_the_project_latentlab_runs_in(tmp_path, monkeypatch):
