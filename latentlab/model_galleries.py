@@ -81,6 +81,19 @@ def nearest_train_images(out: Path, block: RenderBlock, context: Context, name: 
             f"{label}: each sample (left) and its nearest training images: copies would match")
 
 
+def generator_galleries(out: Path, block: RenderBlock, context: Context, family: str,
+                        label: str, samples, caption: str = "samples") -> list:
+    """A generator family's galleries: ``block.grid_size``² samples (``samples(generator, n,
+    seed)``), its progress GIF, and each sample beside its nearest training images."""
+    generator = load_model(context.models / family / "generator.keras")
+    g = block.grid_size
+    images = samples(generator, g * g, context.seed)
+    save_grid(to_uint8(images), out / f"{family}_samples.png", g)
+    return [(f"galleries/{family}_samples.png", f"{label}: {caption}"),
+            *progress_gif(out, context, family, f"{label}: one fixed noise batch, epoch by epoch"),
+            nearest_train_images(out, block, context, family, label, images)]
+
+
 def autoencoder_galleries(out: Path, block: RenderBlock, test: np.ndarray, labels: np.ndarray,
                           models: Path, noise_std: float, class_names, seed: int) -> list:
     encoder = load_model(models / "pretrain/encoder.keras")

@@ -21,7 +21,7 @@ import numpy as np
 
 from latentlab.errors import UserError
 from latentlab.training import shim
-from latentlab.training.budget import Budget
+from latentlab.training.budget import Budget, epoch_order
 from latentlab.training.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,18 @@ def check_finite(logs: dict[str, float], epoch: int, step: int, directory: Path,
             f"{logs[bad[0]]}; the last good checkpoint ({kept}) is kept in {directory}. "
             "Lower the learning rate, or try another loss (e.g. wgan_gp) or remedy"
         )
+
+
+def epoch_batches(seed: int, epoch: int, size: int, budget: Budget,
+                  batch_size: int) -> tuple[np.random.Generator, list[np.ndarray]]:
+    """An epoch of a custom loop: its generator (seeded by the run's seed and the epoch, so a
+    resumed run draws what an uninterrupted one does; the loop draws its noise from it next) and
+    its batches, each the sorted indices of ``batch_size`` images in a shuffled order of
+    ``size``, repeated where ``budget`` makes an epoch longer than the split."""
+    rng = np.random.default_rng([seed, epoch])
+    order = epoch_order(rng, size, budget.epoch_images)
+    return rng, [np.sort(order[step * batch_size:(step + 1) * batch_size])
+                 for step in range(budget.steps_per_epoch)]
 
 
 class EpochLogs:

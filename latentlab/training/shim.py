@@ -165,6 +165,12 @@ def jit(fn: Callable, updates_state: bool = True) -> Callable:
     return wrapper
 
 
+def warmed_decay(decay: float, step: int) -> np.float32:
+    """A moving average's decay at ``step`` with a warm-up, ``min(decay, (1 + step) / (10 +
+    step))``: the early weights, far from any good one, leave the average quickly."""
+    return np.float32(min(decay, (1 + step) / (10 + step)))
+
+
 def moving_average(net_state: dict, values: list, decay, non_trainable: list | None = None) -> dict:
     """``net_state`` with its trainable values moved towards ``values``: ``decay × own + (1 −
     decay) × values`` (the EMA weights a diffusion model samples with); ``non_trainable`` (a

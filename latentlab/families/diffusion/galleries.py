@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from latentlab.families.diffusion import model as diffusion
-from latentlab.galleries import line_plot, save_gif, save_grid, to_uint8
-from latentlab.model_galleries import Context, read_json
+from latentlab.galleries import line_plot, save_grid, to_uint8
+from latentlab.model_galleries import Context, progress_gif, read_json
 from latentlab.models.card import card_of
 from latentlab.params import RenderBlock
 from latentlab.precision import load_model
@@ -45,11 +45,8 @@ def galleries(out: Path, block: RenderBlock, context: Context) -> list:
         ("galleries/diffusion_steps.png",
          "Diffusion: the same noise, rows of " + ", ".join(map(str, counts)) + " DDIM steps"),
     ]
-    frames = sorted((context.reports / "diffusion/progress").glob("epoch_*.png"))
-    if frames:
-        save_gif(frames, out / "diffusion_progress.gif")
-        items.append(("galleries/diffusion_progress.gif",
-                      "Diffusion: the same noise, sampled after each epoch"))
+    items += progress_gif(out, context, "diffusion",
+                          "Diffusion: the same noise, sampled after each epoch")
     scores = read_json(context.metrics / "evaluate/diffusion.json")
     curve = sorted((int(k.split("_")[3]), v) for k, v in scores.items()
                    if k.startswith("frechet_distance_at_"))

@@ -29,7 +29,6 @@ from latentlab.training.stage import (
 log = logging.getLogger(__name__)
 
 
-
 def run(params: Params, prepared: Path, models_dir: Path, checkpoints: Path,
         metrics_path: Path, history_path: Path, samples_dir: Path) -> dict:
     block, seed = params.train_diffusion, params.base.seed

@@ -18,8 +18,16 @@ from keras import ops
 from latentlab.families.diffusion import model as d
 from latentlab.families.diffusion.params import DiffusionBlock
 from latentlab.training import shim
-from latentlab.training.budget import Budget, epoch_order
-from latentlab.training.loop import EpochLogs, Net, Progress, apply_gradients, call, initial_state
+from latentlab.training.budget import Budget
+from latentlab.training.loop import (
+    EpochLogs,
+    Net,
+    Progress,
+    apply_gradients,
+    call,
+    epoch_batches,
+    initial_state,
+)
 from latentlab.training.stage import to_signed_range
 
 CHECK_EVERY = 50  # steps between NaN checks
@@ -89,8 +97,7 @@ class DiffusionTrainer:
         batch = {"images": to_signed_range(images), "t": t,
                  "noise": rng.standard_normal(images.shape, dtype=np.float32),
                  "alpha": alpha.reshape(b, 1, 1, 1), "sigma": sigma.reshape(b, 1, 1, 1),
-                 # EMA warm-up: early weights are forgotten fast (decay (1 + n) / (10 + n))
-                 "decay": np.float32(min(block.ema, (1 + step) / (10 + step)))}
+                 "decay": shim.warmed_decay(block.ema, step)}
         if self.n_classes:
             dropped = rng.random(b) < block.label_dropout  # taught the "no class" too
             batch["labels"] = np.where(dropped, self.n_classes, labels).astype(np.int32)
@@ -101,11 +108,9 @@ class DiffusionTrainer:
         block, steps = self.block, budget.steps_per_epoch
 
         def run_epoch(epoch: int, state: dict, progress: Progress):
-            rng = np.random.default_rng([self.seed, epoch])
-            order = epoch_order(rng, len(images), budget.epoch_images)
+            rng, batches = epoch_batches(self.seed, epoch, len(images), budget, block.batch_size)
             logs = EpochLogs(epoch, directory, progress.epoch, CHECK_EVERY)
-            for step in range(steps):
-                index = np.sort(order[step * block.batch_size:(step + 1) * block.batch_size])
+            for step, index in enumerate(batches):
                 batch = self.host_batch(rng, images[index],
                                         labels[index] if self.n_classes else None,
                                         epoch * steps + step)

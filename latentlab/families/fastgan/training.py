@@ -21,8 +21,16 @@ from keras import ops
 from latentlab.families.fastgan.model import FastGan, reconstruction_sides
 from latentlab.families.fastgan.params import FastGanBlock
 from latentlab.training import diffaugment, shim
-from latentlab.training.budget import Budget, epoch_order
-from latentlab.training.loop import EpochLogs, Net, Progress, apply_gradients, call, initial_state
+from latentlab.training.budget import Budget
+from latentlab.training.loop import (
+    EpochLogs,
+    Net,
+    Progress,
+    apply_gradients,
+    call,
+    epoch_batches,
+    initial_state,
+)
 from latentlab.training.stage import to_signed_range
 
 CHECK_EVERY = 50  # steps between NaN checks (each check waits for the device)
@@ -130,8 +138,7 @@ class FastGanTrainer:
             "augment_fake": diffaugment.draw(rng, b, size, policy),
             "augment_g": diffaugment.draw(rng, b, size, policy),
             "quadrant": np.eye(4, dtype=np.float32)[rng.integers(0, 4, b)],
-            # a warm-up, as the diffusion model's: early weights leave the average quickly
-            "decay": np.float32(min(block.ema, (1 + step) / (10 + step))),
+            "decay": shim.warmed_decay(block.ema, step),
         }
 
     def epoch_runner(self, images: np.ndarray, labels: np.ndarray, budget: Budget,
@@ -139,11 +146,9 @@ class FastGanTrainer:
         block, steps = self.block, budget.steps_per_epoch
 
         def run_epoch(epoch: int, state: dict, progress: Progress):
-            rng = np.random.default_rng([self.seed, epoch])
-            order = epoch_order(rng, len(images), budget.epoch_images)
+            rng, batches = epoch_batches(self.seed, epoch, len(images), budget, block.batch_size)
             epoch_logs = EpochLogs(epoch, directory, progress.epoch, CHECK_EVERY)
-            for step in range(steps):
-                index = np.sort(order[step * block.batch_size:(step + 1) * block.batch_size])
+            for step, index in enumerate(batches):
                 batch = self.host_batch(rng, to_signed_range(images[index]),
                                         epoch * steps + step)
                 state, logs = self.step(state, shim.shard(batch, block.batch_size))

@@ -29,7 +29,6 @@ from latentlab.training.stage import (
 log = logging.getLogger(__name__)
 
 
-
 def fixed_inputs(latent: int, grid: int, n_classes: int, seed: int):
     """The noise (and, conditional, the labels: one class per row) behind every epoch's grid."""
     noise = np.random.default_rng(seed).standard_normal((grid * grid, latent)).astype(np.float32)

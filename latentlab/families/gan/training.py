@@ -20,13 +20,14 @@ from latentlab.families.gan.model import Gan
 from latentlab.families.gan.params import GanBlock
 from latentlab.families.gan.replay import ImagePool
 from latentlab.training import diffaugment, shim
-from latentlab.training.budget import Budget, epoch_order
+from latentlab.training.budget import Budget
 from latentlab.training.loop import (
     EpochLogs,
     Net,
     Progress,
     apply_gradients,
     call,
+    epoch_batches,
     initial_state,
 )
 from latentlab.training.stage import to_signed_range
@@ -203,16 +204,13 @@ class GanTrainer:
         """``run_epoch`` for `loop.run_epochs`: full batches in a seeded shuffled order, the
         split repeated within an epoch where ``budget`` says so."""
         block = self.block
-        steps = budget.steps_per_epoch
 
         def run_epoch(epoch: int, state: dict, progress: Progress):
-            rng = np.random.default_rng([self.seed, epoch])
-            order = epoch_order(rng, len(images), budget.epoch_images)
+            rng, batches = epoch_batches(self.seed, epoch, len(images), budget, block.batch_size)
             noise_std = block.instance_noise * (1.0 - epoch / budget.epochs)  # linear decay
             pool = ImagePool.restore(block.replay_pool_size, progress.extra) if block.replay else None
             epoch_logs = EpochLogs(epoch, directory, progress.epoch, CHECK_EVERY)
-            for step in range(steps):
-                index = np.sort(order[step * block.batch_size:(step + 1) * block.batch_size])
+            for step, index in enumerate(batches):
                 real = to_signed_range(images[index])
                 batch = self.host_batch(rng, real, labels[index] if self.gan.n_classes else None,
                                         noise_std)
@@ -224,7 +222,7 @@ class GanTrainer:
                 epoch_logs.add(logs, step + 1)
             if pool is not None:
                 progress.extra = pool.state()
-            return state, epoch_logs.means(steps)
+            return state, epoch_logs.means(len(batches))
 
         return run_epoch
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from latentlab.families.vae.sampling import samples
-from latentlab.galleries import save_gif, save_grid, to_uint8
-from latentlab.model_galleries import Context
+from latentlab.galleries import save_grid, to_uint8
+from latentlab.model_galleries import Context, progress_gif
 from latentlab.params import RenderBlock
 from latentlab.precision import load_model
 
@@ -34,13 +34,9 @@ def galleries(out: Path, block: RenderBlock, context: Context) -> list:
         z[d, :, d] = np.linspace(-block.traversal_range, block.traversal_range, steps)
     save_grid(to_uint8(decoder.predict(z.reshape(-1, latent), verbose=0)),
               out / "vae_traversal.png", steps)
-    frames = sorted((context.reports / "vae/progress").glob("epoch_*.png"))
-    if frames:
-        save_gif(frames, out / "vae_progress.gif")
     return [
         ("galleries/vae_prior.png", "VAE: samples from the prior N(0, I)"),
-        *([("galleries/vae_progress.gif",
-            "VAE: one fixed batch of prior codings, epoch by epoch")] if frames else []),
+        *progress_gif(out, context, "vae", "VAE: one fixed batch of prior codings, epoch by epoch"),
         *([("galleries/vae_interpolation.png",
             "VAE: interpolation between the codings of two test images")] if pairs else []),
         ("galleries/vae_traversal.png",

@@ -23,7 +23,6 @@ from latentlab.training.stage import copy_frames, save_frame, train_and_val, wri
 log = logging.getLogger(__name__)
 
 
-
 def run(params: Params, prepared: Path, models_dir: Path, checkpoints: Path,
         metrics_path: Path, history_path: Path, samples_dir: Path) -> dict:
     block, seed = params.train_vae, params.base.seed

@@ -18,7 +18,7 @@ from latentlab.data.prepared import as_float
 from latentlab.families.vae.model import Vae
 from latentlab.families.vae.params import VaeBlock
 from latentlab.training import shim
-from latentlab.training.budget import Budget, epoch_order
+from latentlab.training.budget import Budget
 from latentlab.training.fit import make_optimizer
 from latentlab.training.loop import (
     EpochLogs,
@@ -26,6 +26,7 @@ from latentlab.training.loop import (
     Progress,
     apply_gradients,
     call,
+    epoch_batches,
     initial_state,
 )
 
@@ -84,18 +85,15 @@ class VaeTrainer:
     def epoch_runner(self, images: np.ndarray, val: np.ndarray, budget: Budget,
                      directory: Path) -> Callable:
         block = self.block
-        steps = budget.steps_per_epoch
 
         def run_epoch(epoch: int, state: dict, progress: Progress):
-            rng = np.random.default_rng([self.seed, epoch])
-            order = epoch_order(rng, len(images), budget.epoch_images)
+            _, batches = epoch_batches(self.seed, epoch, len(images), budget, block.batch_size)
             epoch_logs = EpochLogs(epoch, directory, progress.epoch)
-            for step in range(steps):
-                index = np.sort(order[step * block.batch_size:(step + 1) * block.batch_size])
+            for step, index in enumerate(batches):
                 batch = shim.shard(as_float(images[index]), block.batch_size)
                 state, logs = self.train_step(state, batch)
                 epoch_logs.add(logs, step + 1)
-            logs = epoch_logs.means(steps)
+            logs = epoch_logs.means(len(batches))
             logs.update({f"val_{k}": v for k, v in self.evaluate(state, val).items()})
             return state, logs
 
