@@ -70,6 +70,7 @@ REGISTRY: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("label_propagation", needs=("pretrain",)),
     Benchmark("label_rounds", needs=("pretrain",)),
     Benchmark("label_semi", needs=("pretrain",)),
+    Benchmark("poisson_reference", needs=("pretrain",)),
     Benchmark("side_by_side", needs=("downsample",)),
     Benchmark("tracking_cost", needs=("downsample",)),
 )}
