@@ -40,7 +40,8 @@ def test_results_name_their_file_record_their_run_and_resume(tmp_path, monkeypat
     results.save(second=[2])
     written = json.loads(results.path.read_text())
     assert written["first"] == 1 and written["second"] == [2]
-    assert written["run"]["command"] == "python -m pytest --name again --results " + str(tmp_path)
+    assert written["run"]["command"].startswith("python ")  # how pytest was started varies
+    assert written["run"]["command"].endswith(" --name again --results " + str(tmp_path))
     assert written["run"]["host"]["cpus"] == os.cpu_count()
     assert written["run"]["revision"]
     assert Results(args, "thing", "cpu", resume=True) == {"first": 1, "second": [2]}
