@@ -59,8 +59,8 @@ def _run_record() -> dict:
     revision = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
                               capture_output=True, text=True).stdout.strip()
     spec = sys.modules["__main__"].__spec__
-    module = spec.name.removesuffix(".__main__") if spec else sys.argv[0]
-    return {"command": shlex.join(["python", "-m", module, *sys.argv[1:]]),
+    program = ["-m", spec.name.removesuffix(".__main__")] if spec else [sys.argv[0]]
+    return {"command": shlex.join(["python", *program, *sys.argv[1:]]),
             "revision": revision or None,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "host": {"cpus": os.cpu_count(), "bf16_flags": sorted(cpu_flags() & set(CPU_FLAGS)),
