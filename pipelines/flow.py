@@ -405,31 +405,32 @@ def main() -> None:
         parser.error("a --sweep runs whole experiments; name no stages with it")
     if args.sweep and args.profile:
         parser.error("--sweep and --profile: give one (a sweep profile holds its own points)")
-    points = None
+    points, name = None, ""  # a sweep's runs (their overrides), and its name in MLflow
     try:  # bad overrides: the params message alone and exit status 2, before any flow starts
         profile = {}
         if args.profile:
             from latentlab.cli import read_profile
 
             profile, points = read_profile(args.profile)
+            name = f"profile {args.profile}"
             if points is not None and args.targets:
                 raise UserError(f"profile {args.profile!r} is a sweep: it runs whole "
                                 "experiments; name no stages with it")
         overrides = {**profile, **{k: parse_value(v, k) for k, v in
                                    (key_value(item, "-S", "VALUE") for item in args.set)}}
-        if points is not None:  # each point's own keys over the profile's and the -S ones
-            points = [{**overrides, **point} for point in points]
-            for point in points:
-                with_overrides(Path("."), point)
-        elif args.sweep:
+        if args.sweep:
             grid = {}
             for key, values in (key_value(item, "--sweep", "V1,V2") for item in args.sweep):
                 if not values.strip():
                     raise UserError(f"--sweep {key}=: an empty list of values; "
                                     f"write {key}=V1,V2")
                 grid[key] = [parse_value(v, key) for v in values.split(",")]
-            for overrides in grid_runs(grid):
-                with_overrides(Path("."), overrides)
+            points = grid_runs(grid)
+            name = " ".join(f"{k}={','.join(map(str, v))}" for k, v in grid.items())
+        if points is not None:  # each point's own keys over the profile's and the -S ones
+            points = [{**overrides, **point} for point in points]
+            for point in points:
+                with_overrides(Path("."), point)
         else:
             with_overrides(Path("."), overrides)
             if args.targets:
@@ -439,12 +440,10 @@ def main() -> None:
         sys.exit(EXIT_USER_ERROR)
     runner = task_runner(args.workers, args.dask_address)
     try:
-        if points is not None or args.sweep:
+        if points is not None:
             import pandas as pd
 
-            rows = sweep.with_options(task_runner=runner)(
-                **({"points": points, "name": f"profile {args.profile}"} if points is not None
-                   else {"grid": grid}))
+            rows = sweep.with_options(task_runner=runner)(points=points, name=name)
             tables = {stage: table.drop(columns="stage").dropna(axis=1, how="all")
                       for stage, table in pd.DataFrame(rows).groupby("stage", sort=False)}
             print(comparison_markdown(tables) or "no runs")

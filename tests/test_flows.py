@@ -58,6 +58,9 @@ def test_bad_overrides_fail_before_any_stage(tmp_path):
     (["--sweep", "evaluate.k"], "--sweep evaluate.k: write KEY=V1,V2"),
     (["--sweep", "evaluate.k="], "--sweep evaluate.k=: an empty list of values; write evaluate.k=V1,V2"),
     (["train@gan", "render", "trainn_vae"], "no stage named trainn_vae in dvc.yaml; the stages are index, "),
+    (["--sweep", "train_gan.minibatch=none,stddev", "-S", "train_gan.loss=hinge"],  # -S in each
+     "params.yaml with overrides {'train_gan.loss': 'hinge', 'train_gan.minibatch': 'none'} is "
+     "invalid:\n  train_gan.loss: "),
     (["--profile", "gan_mode"], "no profile 'gan_mode'; the profiles are: diffaugment, diffusion, "),
     (["--profile", "gan_modes", "train@gan"], "profile 'gan_modes' is a sweep: it runs whole "
                                               "experiments; name no stages with it"),
