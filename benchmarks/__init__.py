@@ -56,8 +56,11 @@ class Results(dict):
 def _run_record() -> dict:
     from latentlab.precision import CPU_FLAGS, cpu_flags
 
-    revision = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
-                              capture_output=True, text=True).stdout.strip()
+    try:  # a device's copy of the tree may have no git, or no repository
+        revision = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
+                                  capture_output=True, text=True).stdout.strip()
+    except OSError:
+        revision = ""
     spec = sys.modules["__main__"].__spec__
     program = ["-m", spec.name.removesuffix(".__main__")] if spec else [sys.argv[0]]
     return {"command": shlex.join(["python", *program, *sys.argv[1:]]),
