@@ -4,8 +4,8 @@
 so that `dvc.lock` and the cache stay the source of truth. Tasks go to a Dask task runner as soon
 as the stages they depend on (DVC's own graph) are done, so independent branches (the
 autoencoder, the VAE, the GAN, the evaluator) run at the same time.
-`sweep` runs a grid of params overrides as DVC experiments, in parallel, each in its own temporary
-workspace, and returns the MLflow comparison.
+`sweep` runs a grid's combinations or a sweep profile's points (params overrides) as DVC
+experiments, in parallel, each in its own temporary workspace, and returns the MLflow comparison.
 
     python -m pipelines.flow                                   # ephemeral Prefect, whole pipeline
     python -m pipelines.flow -S train_gan.images_seen=300000    # with overrides
@@ -322,43 +322,40 @@ def run_point(index: int, overrides: dict[str, Any], project: str, point_id: str
 
 
 @flow(name="latentlab-sweep", log_prints=True, task_runner=task_runner())
-def sweep(grid: dict[str, list] | None = None, project: str = ".",
-          points: list[dict[str, Any]] | None = None, name: str | None = None) -> list[dict]:
-    """Each combination of ``grid`` (or each of ``points``: the overrides of one run each) as a
-    DVC experiment, as many at once as the task runner has workers; then the MLflow comparison
-    table. MLflow gets one sweep run (named ``name``, or after the grid), with each point's
-    pipeline run under it and the point's stage runs under that."""
+def sweep(points: list[dict[str, Any]], name: str, project: str = ".") -> list[dict]:
+    """Each of ``points`` (the overrides of one run each: a grid's combinations, or a sweep
+    profile's points) as a DVC experiment, as many at once as the task runner has workers; then
+    the MLflow comparison table. MLflow gets one sweep run, named ``sweep <name>``, with each
+    point's pipeline run under it and the point's stage runs under that."""
     from latentlab.compare import compare
 
     root = Path(project).resolve()
-    runs = points if points is not None else grid_runs(grid or {})
-    if not runs:
-        raise UserError("a sweep of no points: give a grid or a list of points")
-    for overrides in runs:  # every point is checked before any runs
+    if not points:
+        raise UserError("a sweep of no points: give at least one")
+    for overrides in points:  # every point is checked before any runs
         with_overrides(root, overrides)
     sweep_id = f"prefect-{flow_run.get_id() or os.getpid()}"
     # the temporary workspaces are not the project: they log where the project logs
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
     with contextlib.chdir(root), _environ(MLFLOW_TRACKING_URI=tracking_uri):
-        grid_text = name or " ".join(f"{k}={','.join(map(str, v))}" for k, v in grid.items())
-        parent = open_parent(sweep_id, kind="sweep", name=f"sweep {grid_text}")
-        point_runs = [open_parent(f"{sweep_id}-{i}", parent=parent) for i in range(len(runs))]
+        parent = open_parent(sweep_id, kind="sweep", name=f"sweep {name}")
+        point_runs = [open_parent(f"{sweep_id}-{i}", parent=parent) for i in range(len(points))]
     futures = [run_point.submit(i, overrides, str(root), f"{sweep_id}-{i}", tracking_uri)
-               for i, overrides in enumerate(runs)]
+               for i, overrides in enumerate(points)]
     wait(futures)  # every point finishes (or fails) before the first failure is raised
     failed = [future.state.is_failed() for future in futures]
     with contextlib.chdir(root), _environ(MLFLOW_TRACKING_URI=tracking_uri):
         for run_id, point_failed in zip(point_runs, failed):
             close_parent(run_id, point_failed)
         close_parent(parent, any(failed))
-    points = [future.result() for future in futures]
+    finished = [future.result() for future in futures]
     with contextlib.chdir(root), _environ(MLFLOW_TRACKING_URI=tracking_uri):
-        tables = compare(last=len(runs))
+        tables = compare(last=len(points))
     markdown = comparison_markdown(tables)
     create_markdown_artifact(markdown or "no runs", key="sweep-comparison")
-    origin = min(p["start"] for p in points)
+    origin = min(p["start"] for p in finished)
     print("\n".join(f"point {p['index']} {p['overrides']}: {p['start'] - origin:.1f} s to "
-                    f"{p['end'] - origin:.1f} s" for p in points))
+                    f"{p['end'] - origin:.1f} s" for p in finished))
     return [{"stage": stage, **row} for stage, table in tables.items()
             for row in table.to_dict(orient="records")]
 
