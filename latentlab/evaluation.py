@@ -65,11 +65,12 @@ class Judge:
             return (predicted, self.n_classes, self.reference), {}
         return (images[:n], self.train, self.real[:n]), {}
 
-    def __call__(self, images: np.ndarray) -> dict[str, float]:
-        return self.scores(images, self.block.metrics)
+    def __call__(self, images: np.ndarray, spread: bool = False) -> dict[str, float]:
+        return self.scores(images, self.block.metrics, spread)
 
-    def scores(self, images: np.ndarray, metrics) -> dict[str, float]:
-        """The named metrics of ``images`` (those of ``evaluate.metrics`` only)."""
+    def scores(self, images: np.ndarray, metrics, spread: bool = False) -> dict[str, float]:
+        """The named metrics of ``images`` (those of ``evaluate.metrics`` only); with ``spread``,
+        also how far the FD moves with the sample alone (`metrics.fd_spread`: ``fd_spread``)."""
         fake_features = self._features(images)
         result: dict[str, float] = {}
         for name in (n for n in self.block.metrics if n in metrics):
@@ -77,6 +78,8 @@ class Judge:
             if arguments is not None:
                 args, options = arguments
                 result.update(m.REGISTRY[name](*args, **options))
+        if spread and "frechet_distance" in result:
+            result["fd_spread"] = m.fd_spread(self.real_features, fake_features, seed=self.seed)
         return result
 
 
@@ -145,9 +148,10 @@ def evaluate_base(block: EvaluateBlock, prepared: Path, models: Path, evaluator:
     scale = [name for name in ("frechet_distance", "kid", "precision_recall")
              if name in block.metrics]
     results["anchors"] = {
-        "real_holdout": s.judge(rungs["real_holdout"]),
-        "pixel_gaussian": s.judge(rungs["pixel_noise"]),
-        "ladder": {name: s.judge.scores(images, scale) for name, images in rungs.items()},
+        "real_holdout": s.judge(rungs["real_holdout"], spread=True),
+        "pixel_gaussian": s.judge(rungs["pixel_noise"], spread=True),
+        "ladder": {name: s.judge.scores(images, scale, spread=True)
+                   for name, images in rungs.items()},
     }
     if s.classifier is not None:
         results["anchors"]["evaluator_test_accuracy"] = float(
@@ -172,7 +176,7 @@ def evaluate_family(family: Family, block: EvaluateBlock, prepared: Path, models
     block = family_block if family_block is not None else family.block()
     extra = extra(directory, network, card, s.real, s.judge, block) if extra else {}
     samples = family.module("sampling").samples(network, len(s.real), seed, card=card)
-    values = {**extra, **s.judge(samples)}
+    values = {**extra, **s.judge(samples, spread=True)}
     values.update(generation_verdict(family, values, base["anchors"], training(directory)))
     return rounded(values)
 
@@ -216,7 +220,9 @@ def generation_verdict(family: Family, values: dict, anchors: dict, run: dict) -
     """A verdict in words on a generator's score, read on the ladder of degraded real images
     scored in the same feature space (`anchors["ladder"]`): the rung nearest its score on a log
     scale says what it makes: pictures (real images, mildly noised or blurred), blobs and smears,
-    or noise. With the position it rests on (`ladder_position`, ↓: 0 = real, 1 = noise)."""
+    or noise. With the position it rests on (`ladder_position`, ↓: 0 = real, 1 = noise). Where
+    the judge puts pictures and blobs within a few sampling spreads of each other (a weak feature
+    space on a few hundred images), a score between them is not read: no verdict, not a wrong one."""
     metric = next((k for k in ("frechet_distance", "kid") if k in values), None)
     if metric is None:
         return {"verdict": "not judged: frechet_distance and kid are both off"}
@@ -240,6 +246,10 @@ def generation_verdict(family: Family, values: dict, anchors: dict, run: dict) -
     if score >= noise:
         verdict = (f"no better than per-pixel noise ({name} {score:.4g} against the noise's "
                    f"{noise:.4g}): it learned nothing; {_seen(run, key)}")
+    elif (unresolved := _unresolved(metric, anchors["ladder"], nearest, score,
+                                    values.get("fd_spread"))) is not None:
+        verdict = (f"not judged between pictures and blobs: {name} {score:.4g} lies {near}, "
+                   f"{unresolved}")
     elif nearest in ("real_holdout", *ladder.MILD):
         verdict = f"makes pictures: {name} {score:.4g} lies {near}"
     elif nearest in ladder.FAILURES:
@@ -253,6 +263,32 @@ def generation_verdict(family: Family, values: dict, anchors: dict, run: dict) -
         verdict += (f"; its samples cover few real images (recall {values['recall']:.2f}): "
                     f"{family.low_recall}")
     return {"ladder_position": ladder_position(score, rungs), "verdict": verdict}
+
+
+def _unresolved(metric: str, scored: dict[str, dict], nearest: str, score: float,
+                spread: float | None) -> str | None:
+    """Why a score nearest a picture or failure rung cannot be read, where the judge puts the
+    two kinds of rung within a few sampling spreads of each other (`ladder.resolution`), unless
+    the score itself lies that far beyond the pictures (its own ``spread`` over resamples, or
+    the rung's without it); None where it can be read (or the ladder has no spreads: KID, older
+    anchors)."""
+    spreads = {rung: scores.get("fd_spread") for rung, scores in scored.items()}
+    if (metric != "frechet_distance" or nearest == "pixel_noise"
+            or any(spreads[rung] is None for rung in (*ladder.MILD, *ladder.FAILURES))):
+        return None
+    fd = {rung: scores[metric] for rung, scores in scored.items()}
+    resolution = ladder.resolution(fd, spreads)
+    mild = max(ladder.MILD, key=fd.__getitem__)
+    beyond = (score - fd[mild]) / np.hypot(spreads[mild], spread or spreads[mild])
+    if resolution >= ladder.RESOLVES or (nearest in ladder.FAILURES and beyond >= ladder.RESOLVES):
+        return None
+    failure = min(ladder.FAILURES, key=fd.__getitem__)
+    return (f"but on these images the judge scores {failure} ({fd[failure]:.4g}) "
+            f"only {max(resolution, 0):.1f} sampling spreads from {ladder.WORDS[mild]} "
+            f"({fd[mild]:.4g}; each moves by ±{spreads[mild]:.2g} and ±{spreads[failure]:.2g} "
+            f"over resamples of the images), too close to tell pictures from blobs: look at "
+            f"the sample grid; more test and val images (a larger downsample.test_fraction and "
+            f"val_fraction) narrow the spread")
 
 
 # An autoencoder whose MSE is below this fraction of the mean image's rebuilds images.

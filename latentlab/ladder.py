@@ -112,6 +112,22 @@ def in_order(scores: dict[str, float]) -> bool:
     return mild < failures and real < min(failures, scores["pixel_noise"], scores["one_mode"])
 
 
+# A score between pictures and failures is read only where the ladder puts them this many
+# sampling spreads apart: a gap that a resample of the images closes about one time in forty.
+RESOLVES = 2.0
+
+
+def resolution(scores: dict[str, float], spreads: dict[str, float]) -> float:
+    """How many sampling spreads apart the judge puts pictures and failures: the gap from the
+    furthest mild rung to the nearest failure, over the spread of that difference (each rung's
+    own spread over resamples, `metrics.fd_spread`, added in quadrature)."""
+    mild = max(MILD, key=scores.__getitem__)
+    failure = min(FAILURES, key=scores.__getitem__)
+    spread = float(np.hypot(spreads[mild], spreads[failure]))
+    gap = scores[failure] - scores[mild]
+    return gap / spread if spread > 0 else float("inf") if gap > 0 else 0.0
+
+
 def spearman(a: list[float], b: list[float]) -> float:
     """Spearman's rank correlation of two equally long lists (no ties expected)."""
     ra, rb = (np.argsort(np.argsort(x)).astype(float) for x in (a, b))

@@ -8,6 +8,7 @@ tests/test_metrics.py before it is used on models.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -94,6 +95,18 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
         root = linalg.sqrtm((cov_r + eps) @ (cov_f + eps))
     fd = np.sum((mu_r - mu_f) ** 2) + np.trace(cov_r + cov_f - 2 * root.real)
     return {"frechet_distance": float(max(fd, 0.0))}
+
+
+def fd_spread(real: np.ndarray, fake: np.ndarray, rounds: int = 20, seed: int = 0) -> float:
+    """How far the Fréchet distance of two feature sets moves with the sample alone: its
+    standard deviation over ``rounds`` resamples of both sets with replacement (the bootstrap)."""
+    rng = np.random.default_rng(seed)
+    with warnings.catch_warnings():  # repeated rows make small sets' covariances singular
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        values = [frechet_distance(real[rng.integers(len(real), size=len(real))],
+                                   fake[rng.integers(len(fake), size=len(fake))])
+                  ["frechet_distance"] for _ in range(rounds)]
+    return float(np.std(values))
 
 
 @metric

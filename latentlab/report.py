@@ -15,8 +15,8 @@ from latentlab.io import write_text_atomic
 
 # Generation metrics shown as columns, in order, with what "better" means.
 GENERATION_COLUMNS = [
-    ("ladder_position", "ladder ↓"), ("frechet_distance", "FD ↓"), ("kid", "KID ↓"), ("precision", "precision ↑"),
-    ("recall", "recall ↑"), ("classes_covered", "classes ≥1%"),
+    ("ladder_position", "ladder ↓"), ("frechet_distance", "FD ↓"), ("fd_spread", "FD ±"),
+    ("kid", "KID ↓"), ("precision", "precision ↑"), ("recall", "recall ↑"), ("classes_covered", "classes ≥1%"),
     ("kl_to_reference", "KL(classes‖real) ↓"), ("memorization_ratio", "NN-to-train ratio"),
 ]
 
@@ -137,7 +137,8 @@ def tables(metrics: dict, data: dict | None = None) -> list[Table]:
             f"Generation vs the test split ({space})",
             ["model", *(t for _, t in GENERATION_COLUMNS)], gen_rows,
             f"Samples against real test images, both mapped to {space}: "
-            f"Fréchet distance and KID{kid_note} ↓; precision (samples on the real manifold) and "
+            f"Fréchet distance (FD ±: how far it moves over resamples of the images) and "
+            f"KID{kid_note} ↓; precision (samples on the real manifold) and "
             f"recall (real images covered) ↑; {classes}nearest-train-image distance of samples "
             "over that of test images (≪ 1: copies). Floor and ceiling: held-out real images and "
             "per-pixel Gaussian noise, judged alike."))
@@ -159,7 +160,7 @@ def tables(metrics: dict, data: dict | None = None) -> list[Table]:
 
 
 def _ladder(scores: dict) -> Table:
-    columns = [(k, title) for k, title in GENERATION_COLUMNS[1:5]
+    columns = [(k, title) for k, title in GENERATION_COLUMNS[1:6]
                if any(k in v for v in scores.values())]
     rows = [[name.replace("_", " "), *(fmt(scores[name].get(k, "–")) for k, _ in columns)]
             for name in ladder.NAMES if name in scores]
@@ -171,7 +172,9 @@ def _ladder(scores: dict) -> Table:
         "at 32 px and below): still pictures; one kind of image only; blobs (a blur four times "
         "stronger) and colour smears (blurred per-pixel noise): not pictures; per-pixel "
         "Gaussian noise. A generator's verdict names the rung nearest its FD (log scale); its "
-        "ladder position is its FD between held-out real images (0) and the noise (1), log scale.")
+        "ladder position is its FD between held-out real images (0) and the noise (1), log scale. "
+        "FD ± is how far an FD moves over resamples of the images (bootstrap): where blobs lie "
+        "within two of those of the mild rungs, no score between them is read as pictures.")
 
 
 def _html_table(table: Table) -> str:

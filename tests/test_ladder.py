@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from latentlab import ladder
 
@@ -65,3 +66,13 @@ def test_the_order_check_and_rank_correlation():
     assert not ladder.in_order({**good, "one_mode": 0.05})        # one kind nearer than real
     assert ladder.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == 1
     assert ladder.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == -1
+
+
+def test_resolution_counts_the_sampling_spreads_between_pictures_and_failures():
+    scores = dict(zip(ladder.NAMES, [0.1, 0.2, 0.5, 1.0, 2.0, 3.0, 5.0, 9.0]))
+    spreads = dict.fromkeys(ladder.NAMES, 0.5)
+    # The furthest mild rung (blurred, 1.0) to the nearest failure (blobs, 3.0): 2 / (0.5·√2).
+    assert ladder.resolution(scores, spreads) == pytest.approx(2 / np.hypot(0.5, 0.5))
+    assert ladder.resolution(scores, {**spreads, "blurred": 2.0}) < ladder.RESOLVES
+    assert ladder.resolution({**scores, "blobs": 0.9}, spreads) < 0      # blobs nearer
+    assert ladder.resolution(scores, dict.fromkeys(ladder.NAMES, 0.0)) == float("inf")

@@ -68,6 +68,19 @@ def test_frechet_distance_known_answers():
     assert metrics.frechet_distance(a, 3 * b)["frechet_distance"] == pytest.approx(32, rel=0.05)
 
 
+def test_fd_spread_is_the_sampling_spread_of_the_distance():
+    # Unit Gaussians a shift δ apart: FD ≈ ‖x̄ − ȳ + δ‖², whose spread over samples of n points is
+    # 2‖δ‖·√(2 / n) (the covariance term adds little): 0.4 at n = 400, half that at 4 × n.
+    rng = np.random.default_rng(0)
+    spreads = []
+    for n in (400, 1600):
+        a, b = rng.standard_normal((n, 8)), rng.standard_normal((n, 8)) + 1
+        spreads.append(metrics.fd_spread(a, b, rounds=50, seed=1))
+        assert spreads[-1] == metrics.fd_spread(a, b, rounds=50, seed=1)  # seeded
+        assert spreads[-1] == pytest.approx(2 * np.sqrt(8) * np.sqrt(2 / n), rel=0.3)
+    assert spreads[1] == pytest.approx(spreads[0] / 2, rel=0.35)
+
+
 def test_kid_is_unbiased_near_zero_for_one_distribution_and_grows_with_a_shift():
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((2000, 16)), rng.standard_normal((2000, 16))

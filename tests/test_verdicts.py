@@ -54,6 +54,8 @@ def test_an_untrained_generator_learned_nothing_and_a_trained_one_did(digits_pre
     # The judge ranks the ladder of degraded digits in order: a verdict can be read on it.
     fd = {name: scores["frechet_distance"] for name, scores in base["anchors"]["ladder"].items()}
     assert list(fd) == list(ladder.NAMES) and ladder.in_order(fd), fd
+    spreads = [scores["fd_spread"] for scores in base["anchors"]["ladder"].values()]
+    assert all(0 < s < f for s, f in zip(spreads, fd.values())), spreads
     untrained = judged()
     assert untrained["verdict"].startswith("no better than per-pixel noise")
     assert "it learned nothing" in untrained["verdict"]
@@ -63,7 +65,7 @@ def test_an_untrained_generator_learned_nothing_and_a_trained_one_did(digits_pre
                   tmp_path / "gan.json", tmp_path / "gan.csv", tmp_path / "gan_samples")
     trained = judged()
     assert not trained["verdict"].startswith("no better"), trained["verdict"]
-    assert trained["ladder_position"] < 1
+    assert trained["ladder_position"] < 1 and trained["fd_spread"] > 0
     saved = json.loads((models / "gan/training.json").read_text())
     # 50 × 1,439 images asked for, in epochs of 22 full batches of 64: 51 epochs of 1,408.
     assert saved == {"images_seen": 51 * 1408, "epochs": 51, "planned_images": 51 * 1408,
@@ -123,6 +125,27 @@ def test_the_verdict_reads_the_score_on_the_ladder_and_names_what_the_generator_
     unread = generation_verdict(gan, {"frechet_distance": 1.0}, muddled, run)
     assert unread["verdict"].startswith("not judged: the evaluator's features do not rank")
     assert unread["ladder_position"] is None
+
+    # Pictures and blobs a sampling spread apart (a weak judge on a few hundred images, as on 80
+    # sprites: blur 3.2, blobs 4.2, each ± 0.8): a score between them is not read, whichever it
+    # lies nearest; one far beyond the pictures still reads as blobs, and a resolved ladder reads.
+    spread = {"ladder": {k: {"frechet_distance": v, "fd_spread": 1.5} for k, v in LADDER.items()}}
+    for fd in (0.7, 1.9, 3.0):
+        close = generation_verdict(gan, {"frechet_distance": fd, "fd_spread": 0.3}, spread, run)
+        assert close["verdict"].startswith(f"not judged between pictures and blobs: FD {fd:g} "
+                                           "lies nearest"), close["verdict"]
+        assert "only 1.4 sampling spreads from real images blurred by a pixel (1; each moves by " \
+               "±1.5 and ±1.5" in close["verdict"]
+        assert close["ladder_position"] > 0
+    far = generation_verdict(gan, {"frechet_distance": 6.0, "fd_spread": 0.5}, spread, run)
+    assert far["verdict"].startswith("makes blobs and smears, not pictures: FD 6 lies nearest")
+    unsure = generation_verdict(gan, {"frechet_distance": 6.0, "fd_spread": 3.0}, spread, run)
+    assert unsure["verdict"].startswith("not judged between pictures and blobs")
+    tight = {"ladder": {k: {**v, "fd_spread": 0.5} for k, v in spread["ladder"].items()}}
+    assert generation_verdict(gan, {"frechet_distance": 0.7}, tight, run)["verdict"].startswith(
+        "makes pictures")
+    assert generation_verdict(gan, {"frechet_distance": 9.0}, spread, run)["verdict"].startswith(
+        "barely better than per-pixel noise")
 
     # Early stopping, not the budget, ended the fit: more budget is not the advice.
     stopped = {"images_seen": 50_240, "planned_images": 150_720, "epochs": 5,
