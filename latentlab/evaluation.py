@@ -283,8 +283,9 @@ def _unresolved(metric: str, scored: dict[str, dict], nearest: str, score: float
     if resolution >= ladder.RESOLVES or (nearest in ladder.FAILURES and beyond >= ladder.RESOLVES):
         return None
     failure = min(ladder.FAILURES, key=fd.__getitem__)
-    return (f"but on these images the judge scores {failure} ({fd[failure]:.4g}) "
-            f"only {max(resolution, 0):.1f} sampling spreads from {ladder.WORDS[mild]} "
+    return (f"but on these images the judge puts the nearest rung that is not pictures "
+            f"({failure}, {fd[failure]:.4g}) only {max(resolution, 0):.1f} sampling spreads "
+            f"from {ladder.WORDS[mild]} "
             f"({fd[mild]:.4g}; each moves by ±{spreads[mild]:.2g} and ±{spreads[failure]:.2g} "
             f"over resamples of the images), too close to tell pictures from blobs: look at "
             f"the sample grid; more test and val images (a larger downsample.test_fraction and "

@@ -27,21 +27,23 @@ class Rung:
 # Best to worst, roughly: held-out real images; copies of train images (as close as real ones:
 # memorization catches them); two mild degradations that leave pictures (which of the two is
 # further depends on the data and the feature space); one kind of image only (pictures without
-# variety); two failures that are not pictures (blobs: a blur four times stronger; smears: noise
-# shaped into colour fields); per-pixel noise.
+# variety); three failures that are not pictures (scrambled: real tiles in a wrong order, the
+# colours and textures of pictures without their shapes; blobs: a blur four times stronger;
+# smears: noise shaped into colour fields); per-pixel noise.
 RUNGS = (
     Rung("real_holdout", "held-out real images"),
     Rung("train_copies", "copies of train images"),
     Rung("noised", "real images with a little noise"),
     Rung("blurred", "real images blurred by a pixel"),
     Rung("one_mode", "real images of one kind only"),
+    Rung("scrambled", "real images cut into 4×4 tiles and shuffled"),
     Rung("blobs", "blobs (real images blurred until only colours and silhouettes are left)"),
     Rung("smears", "colour smears (per-pixel noise, blurred)"),
     Rung("pixel_noise", "per-pixel Gaussian noise"),
 )
 NAMES = tuple(r.name for r in RUNGS)
 MILD = ("noised", "blurred")       # still pictures
-FAILURES = ("blobs", "smears")     # not pictures
+FAILURES = ("scrambled", "blobs", "smears")     # not pictures
 WORDS = {r.name: r.words for r in RUNGS}
 
 
@@ -84,11 +86,30 @@ def rungs(val: np.ndarray, val_labels: np.ndarray | None, train: np.ndarray, n: 
         "noised": lambda: np.clip(real + rng.normal(0, 0.1, real.shape), 0, 1),
         "blurred": lambda: blur(real, scale),
         "one_mode": lambda: one_mode(val, val_labels, k, rng),
+        "scrambled": lambda: scrambled(real, TILES, np.random.default_rng([seed, 1])),
         "blobs": lambda: blur(real, 4 * scale),
         "smears": lambda: _smears(train, k, scale, rng),
         "pixel_noise": lambda: pixel_gaussian_samples(train, k, seed),
     }
     return {name: makers[name]().astype(np.float32) for name in NAMES}
+
+
+TILES = 4  # the scrambled rung's tiles per side: a quarter of the side each
+
+
+def scrambled(images: np.ndarray, tiles: int, rng: np.random.Generator) -> np.ndarray:
+    """Each image cut into ``tiles`` × ``tiles`` tiles put back in a random order of its own
+    (a side that ``tiles`` does not divide keeps its last rows and columns in place)."""
+    n, side = len(images), images.shape[1]
+    t = side // tiles
+    grid = images[:, :t * tiles, :t * tiles]
+    cut = grid.reshape(n, tiles, t, tiles, t, -1).swapaxes(2, 3).reshape(n, tiles * tiles, t, t, -1)
+    order = np.argsort(rng.random((n, tiles * tiles)), axis=1)
+    shuffled = np.take_along_axis(cut, order[:, :, None, None, None], axis=1)
+    out = images.copy()
+    out[:, :t * tiles, :t * tiles] = (shuffled.reshape(n, tiles, tiles, t, t, -1).swapaxes(2, 3)
+                                      .reshape(grid.shape))
+    return out
 
 
 def _smears(train: np.ndarray, n: int, scale: float, rng: np.random.Generator) -> np.ndarray:

@@ -169,7 +169,8 @@ def _ladder(scores: dict) -> Table:
         ["rung", *(title for _, title in columns)], rows,
         "Held-out real images; copies of train images (the NN-to-train ratio catches them); "
         "real images with Gaussian noise (σ 0.1) or blurred by a pixel (at 64 px; half a pixel "
-        "at 32 px and below): still pictures; one kind of image only; blobs (a blur four times "
+        "at 32 px and below): still pictures; one kind of image only; real images cut into "
+        "4×4 tiles and shuffled (colours and textures without shapes), blobs (a blur four times "
         "stronger) and colour smears (blurred per-pixel noise): not pictures; per-pixel "
         "Gaussian noise. A generator's verdict names the rung nearest its FD (log scale); its "
         "ladder position is its FD between held-out real images (0) and the noise (1), log scale. "

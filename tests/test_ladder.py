@@ -50,17 +50,23 @@ def test_each_rung_loses_what_it_says():
     # The smears have the noise's per-pixel spread but little of its fine detail.
     assert edges(rungs["smears"]) < edges(rungs["pixel_noise"]) / 3
     assert np.abs(rungs["noised"] - real).mean() > 0.03  # σ 0.1, clipped at white
+    # Scrambled: the same tiles of each real image (7 px at 28 px), most in other places.
+    tiles = {name: [{im[a:a + 7, b:b + 7].tobytes() for a in range(0, 28, 7) for b in range(0, 28, 7)}
+                    for im in rungs[name]] for name in ("real_holdout", "scrambled")}
+    assert tiles["scrambled"] == tiles["real_holdout"]
+    assert (rungs["scrambled"] != real).any(axis=(1, 2, 3)).mean() > 0.5
     # Without labels, one mode is the neighbourhood of one image: fewer distinct images.
     assert len({im.tobytes() for im in rungs["one_mode"]}) <= len(val) // 10
 
 
 def test_the_order_check_and_rank_correlation():
-    good = dict(zip(ladder.NAMES, [0.1, 0.2, 0.5, 1.0, 2.0, 3.0, 5.0, 9.0]))
+    good = dict(zip(ladder.NAMES, [0.1, 0.2, 0.5, 1.0, 2.0, 2.5, 3.0, 5.0, 9.0]))
     assert ladder.in_order(good)
     # Mild against mild, failure against failure or noise, one kind against the rest: any order.
     assert ladder.in_order({**good, "noised": 1.0, "blurred": 0.5, "blobs": 20.0, "one_mode": 0.8})
     assert not ladder.in_order({**good, "blurred": 4.0})          # a blur further than blobs
     assert not ladder.in_order({**good, "smears": 0.9})           # smears nearer than a blur
+    assert not ladder.in_order({**good, "scrambled": 0.9})        # shuffled tiles nearer too
     assert ladder.in_order({**good, "blurred": 0.05})              # a blur as near as real images
     assert not ladder.in_order({**good, "blobs": 0.05})           # blobs nearer than real images
     assert not ladder.in_order({**good, "one_mode": 0.05})        # one kind nearer than real
@@ -69,7 +75,7 @@ def test_the_order_check_and_rank_correlation():
 
 
 def test_resolution_counts_the_sampling_spreads_between_pictures_and_failures():
-    scores = dict(zip(ladder.NAMES, [0.1, 0.2, 0.5, 1.0, 2.0, 3.0, 5.0, 9.0]))
+    scores = dict(zip(ladder.NAMES, [0.1, 0.2, 0.5, 1.0, 2.0, 4.0, 3.0, 5.0, 9.0]))
     spreads = dict.fromkeys(ladder.NAMES, 0.5)
     # The furthest mild rung (blurred, 1.0) to the nearest failure (blobs, 3.0): 2 / (0.5·√2).
     assert ladder.resolution(scores, spreads) == pytest.approx(2 / np.hypot(0.5, 0.5))

@@ -92,7 +92,7 @@ def test_an_untrained_generator_learned_nothing_and_a_trained_one_did(digits_pre
 
 
 LADDER = {"real_holdout": 0.5, "train_copies": 0.6, "noised": 0.8, "blurred": 1.0,
-          "one_mode": 3.0, "blobs": 4.0, "smears": 6.0, "pixel_noise": 10.0}
+          "one_mode": 3.0, "scrambled": 5.0, "blobs": 4.0, "smears": 6.0, "pixel_noise": 10.0}
 
 
 def test_the_verdict_reads_the_score_on_the_ladder_and_names_what_the_generator_saw():
@@ -134,8 +134,8 @@ def test_the_verdict_reads_the_score_on_the_ladder_and_names_what_the_generator_
         close = generation_verdict(gan, {"frechet_distance": fd, "fd_spread": 0.3}, spread, run)
         assert close["verdict"].startswith(f"not judged between pictures and blobs: FD {fd:g} "
                                            "lies nearest"), close["verdict"]
-        assert "only 1.4 sampling spreads from real images blurred by a pixel (1; each moves by " \
-               "±1.5 and ±1.5" in close["verdict"]
+        assert "nearest rung that is not pictures (blobs, 4) only 1.4 sampling spreads from " \
+               "real images blurred by a pixel (1; each moves by ±1.5 and ±1.5" in close["verdict"]
         assert close["ladder_position"] > 0
     far = generation_verdict(gan, {"frechet_distance": 6.0, "fd_spread": 0.5}, spread, run)
     assert far["verdict"].startswith("makes blobs and smears, not pictures: FD 6 lies nearest")
