@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from latentlab.data.prepared import UNLABELED, as_float, load_split
-from latentlab.families import FAMILIES
 from latentlab.galleries import heatmap, line_plot, save_gif, save_grid, scatter_map, to_uint8
 from latentlab.metrics import pairwise_distances
 from latentlab.params import RenderBlock
@@ -129,10 +128,12 @@ def autoencoder_galleries(out: Path, block: RenderBlock, test: np.ndarray, label
     ]
 
 
-def curve_galleries(out: Path, plots: Path) -> list:
+def curve_galleries(out: Path, plots: Path, families: list) -> list:
+    """Loss curves of pretrain and of ``families`` (the run's generators: a history an earlier
+    run of another family left in plots/ is not this run's), and the label-efficiency curve."""
     items = []
     curves = [("pretrain", "Autoencoder", ("loss", "val_loss")),
-              *((f.name, f.label, f.history) for f in FAMILIES.values())]
+              *((f.name, f.label, f.history) for f in families)]
     for name, title, columns in curves:
         history = _read_csv(plots / f"{name}_history.csv")
         if history:

@@ -102,8 +102,9 @@ def tables(metrics: dict, data: dict | None = None) -> list[Table]:
         out.append(Table(
             "Verdicts", ["model", "verdict"], verdicts,
             "Each model against a known scale: generators on the ladder of degraded real images "
-            "below (nearest a mild noise or blur: pictures; nearest blobs or smears: not), the "
-            "autoencoder against rebuilding every image as the mean image."))
+            "below (nearest a mild noise or blur: pictures; nearest scrambled tiles, blobs or "
+            "smears: not; where the judge puts those within two sampling spreads of each other, "
+            "not judged), the autoencoder against rebuilding every image as the mean image."))
     ae = {k: v for k, v in {**metrics.get("pretrain", {}),
                             **metrics.get("evaluate/autoencoder", {})}.items() if k != "verdict"}
     if ae:

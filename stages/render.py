@@ -47,7 +47,7 @@ def run(params: Params, prepared: Path = PREPARED, models: Path = MODELS, metric
         context = mg.Context(test, train, models, reports, metrics, seed)
         for family in selected(params.generators):
             galleries += family.module("galleries").galleries(out, block, context)
-        galleries += mg.curve_galleries(out, plots)
+        galleries += mg.curve_galleries(out, plots, selected(params.generators))
     params_text = Path("params.yaml").read_text() if Path("params.yaml").is_file() else ""
     left_out = set(FAMILIES) - set(params.generators)  # metrics an earlier run may have left
     found = {k: v for k, v in read_metrics(metrics).items()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from latentlab.families import selected
 from latentlab.families.vae.galleries import galleries as vae_galleries
 from latentlab.families.vae.model import build_vae
-from latentlab.model_galleries import Context
+from latentlab.model_galleries import Context, curve_galleries
 from tests.support.data import make_params
 
 
@@ -62,3 +63,14 @@ def matplotlib_colour(value):
     from matplotlib.colors import to_rgba
 
     return to_rgba(value)
+
+
+def test_loss_curves_are_the_runs_own_families_not_a_history_an_earlier_run_left(tmp_path):
+    plots, out = tmp_path / "plots", tmp_path / "galleries"
+    plots.mkdir(), out.mkdir()
+    (plots / "pretrain_history.csv").write_text("epoch,loss,val_loss\n1,0.5,0.6\n2,0.4,0.5\n")
+    for name in ("vae", "gan"):  # the GAN's is a default run's, left behind
+        (plots / f"{name}_history.csv").write_text("epoch,loss,d_loss,g_loss\n1,1,1,1\n2,1,1,1\n")
+    items = curve_galleries(out, plots, selected(["vae", "fastgan"]))
+    assert [path for path, _ in items] == ["galleries/loss_pretrain.png", "galleries/loss_vae.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["loss_pretrain.png", "loss_vae.png"]
