@@ -1,15 +1,16 @@
 """The few-shot family (FastGAN) against the DCGAN, at equal CPU time and at equal images seen,
-on a built project's small colour set (its data/prepared, models/evaluator and the anchors in
-metrics/evaluate, from `dvc repro` with the small64 profile).
+on a built project's small colour set (its data/prepared, models/pretrain and models/evaluator,
+from `dvc repro` with the small64 profile).
 
     uv run python -m benchmarks.fastgan --project /data/sprites_run --name sprites --seconds 300
 
 Each contender's throughput is measured first, alone, on this machine (images/s of a second and
 third epoch after a first that compiles): run that part with nothing else running. The
-trainings then get ``seconds × rate`` images each (run by run deterministic, so a busy machine
-only makes them slower, never different): the project's DCGAN (``train_gan``), the same with
-DiffAugment, FastGAN (``train_fastgan``), and the DCGAN at FastGAN's image count (equal images).
-Each is scored in the project's judge against its anchors, as `score@` does, and its sample grid
+trainings then get ``seconds × rate`` images each, in epochs of one pass over the split (run by
+run deterministic, so a busy machine only makes them slower, never different): the project's
+DCGAN (``train_gan``), the same with DiffAugment, FastGAN (``train_fastgan``), and the DCGAN at
+FastGAN's image count (equal images).
+Each is scored in the project's judge against the ladder, as `score@` does, and its sample grid
 and nearest-train-image grid are saved. Writes benchmarks/results/fastgan_NAME.json and
 benchmarks/results/fastgan_NAME/<contender>_{samples,nearest}.png.
 """
@@ -77,7 +78,7 @@ def main() -> None:
     import os
     os.chdir(args.project)
     from latentlab.data.prepared import as_float, load_split
-    from latentlab.evaluation import evaluate_family
+    from latentlab.evaluation import evaluate_base, evaluate_family
     from latentlab.families import FAMILIES
     from latentlab.galleries import save_grid, to_uint8
     from latentlab.model_galleries import Context, nearest_train_images
@@ -88,8 +89,9 @@ def main() -> None:
     prepared, models = Path("data/prepared"), Path("models")
     train_set = as_float(load_split(prepared, "train")[0])  # for the nearest-train grids
     train_images = len(train_set)
-    base = {p: json.loads(Path(f"metrics/evaluate/{p}.json").read_text())
-            for p in ("autoencoder", "anchors")}
+    # The anchors as this revision's `evaluate` makes them (with their spreads), not as the
+    # project's last `dvc repro` left them.
+    base = evaluate_base(params.evaluate, prepared, models, models / "evaluator", params.base.seed)
     out = results.path.with_suffix("")
     out.mkdir(parents=True, exist_ok=True)
     rates = {k: float(v) for k, v in (p.split("=") for p in args.rates.split(",") if p)}
@@ -108,7 +110,10 @@ def main() -> None:
         images = max(batch, int(images) // batch * batch)
         with tempfile.TemporaryDirectory() as tmp:
             where = Path(tmp)
-            seconds = train(with_images(p, family, images), family, prepared, where)
+            # Epochs of one pass over the split: a budget rounds to whole epochs, and the
+            # project's min_epoch_images (10,000 by default) would move it by up to 5,000 images.
+            seconds = train(with_images(p, family, images, 1), family, prepared, where)
+            trained = json.loads((where / "models" / family / "training.json").read_text())
             (where / "models/pretrain").symlink_to((models / "pretrain").resolve())
             scores = evaluate_family(FAMILIES[family], p.evaluate, prepared, where / "models",
                                      models / "evaluator", p.base.seed, base)
@@ -117,16 +122,17 @@ def main() -> None:
             save_grid(to_uint8(samples), out / f"{name}_samples.png", 8)
             nearest_train_images(out, p.render, Context(train_set, train_set, where, where, where,
                                                         p.base.seed), name, name, samples)
-        results[name] = {"family": family, "images_seen": images, "seconds": round(seconds, 1),
+        results[name] = {"family": family, "images_asked": images,
+                         "images_seen": trained["images_seen"], "seconds": round(seconds, 1),
                          "images_per_second": round(rates.get(name.removesuffix("_equal_images"),
                                                               rates.get("dcgan", 0)), 1),
-                         **{k: scores[k] for k in ("frechet_distance", "kid", "precision",
-                                                   "recall", "memorization_ratio",
+                         **{k: scores[k] for k in ("frechet_distance", "fd_spread", "kid",
+                                                   "precision", "recall", "memorization_ratio",
                                                    "exact_copies", "ladder_position", "verdict")
                             if k in scores}}
         print(name, json.dumps(results[name]), flush=True)
         results.save()
-    results["anchors"] = {k: round(v["frechet_distance"], 3)
+    results["anchors"] = {k: [round(v["frechet_distance"], 3), round(v["fd_spread"], 3)]
                           for k, v in base["anchors"]["ladder"].items()}
     results["params"] = {"train_gan": params.train_gan.model_dump(),
                          "train_fastgan": params.train_fastgan.model_dump(),
