@@ -228,6 +228,9 @@ def generation_verdict(family: Family, values: dict, anchors: dict, run: dict) -
         return {"verdict": "not judged: frechet_distance and kid are both off"}
     name = {"frechet_distance": "FD", "kid": "KID"}[metric]
     rungs = {rung: scores[metric] for rung, scores in anchors["ladder"].items()}
+    # How far each rung's score moves over resamples: FD's only (none in older anchors).
+    spreads = {rung: scores.get("fd_spread") for rung, scores in anchors["ladder"].items()
+               if metric == "frechet_distance"}
     score, noise, floor = values[metric], rungs["pixel_noise"], rungs["real_holdout"]
     key = family.budget_key
     if not noise > floor or not floor > 0:  # no variety in the test images
@@ -246,7 +249,7 @@ def generation_verdict(family: Family, values: dict, anchors: dict, run: dict) -
     if score >= noise:
         verdict = (f"no better than per-pixel noise ({name} {score:.4g} against the noise's "
                    f"{noise:.4g}): it learned nothing; {_seen(run, key)}")
-    elif (unresolved := _unresolved(metric, anchors["ladder"], nearest, score,
+    elif (unresolved := _unresolved(rungs, spreads, nearest, score,
                                     values.get("fd_spread"))) is not None:
         verdict = (f"not judged between pictures and blobs: {name} {score:.4g} lies {near}, "
                    f"{unresolved}")
@@ -255,7 +258,7 @@ def generation_verdict(family: Family, values: dict, anchors: dict, run: dict) -
     elif nearest in ladder.FAILURES:
         verdict = (f"makes blobs and smears, not pictures: {name} {score:.4g} lies {near}, "
                    f"further than real images with a little noise or blur "
-                   f"({max(rungs[n] for n in ladder.MILD):.4g}); {_seen(run, key)}")
+                   f"({rungs[ladder.furthest_mild(rungs)]:.4g}); {_seen(run, key)}")
     else:
         verdict = (f"barely better than per-pixel noise: {name} {score:.4g} lies {near}; "
                    f"{_seen(run, key)}")
@@ -265,28 +268,25 @@ def generation_verdict(family: Family, values: dict, anchors: dict, run: dict) -
     return {"ladder_position": ladder_position(score, rungs), "verdict": verdict}
 
 
-def _unresolved(metric: str, scored: dict[str, dict], nearest: str, score: float,
-                spread: float | None) -> str | None:
+def _unresolved(rungs: dict[str, float], spreads: dict[str, float | None], nearest: str,
+                score: float, spread: float | None) -> str | None:
     """Why a score nearest a picture or failure rung cannot be read, where the judge puts the
     two kinds of rung within a few sampling spreads of each other (`ladder.resolution`), unless
     the score itself lies that far beyond the pictures (its own ``spread`` over resamples, or
-    the rung's without it); None where it can be read (or the ladder has no spreads: KID, older
-    anchors)."""
-    spreads = {rung: scores.get("fd_spread") for rung, scores in scored.items()}
-    if (metric != "frechet_distance" or nearest == "pixel_noise"
-            or any(spreads[rung] is None for rung in (*ladder.MILD, *ladder.FAILURES))):
+    the rung's without it); None where it can be read (or the rungs have no ``spreads``: KID,
+    older anchors)."""
+    if nearest == "pixel_noise" or any(spreads.get(rung) is None
+                                       for rung in (*ladder.MILD, *ladder.FAILURES)):
         return None
-    fd = {rung: scores[metric] for rung, scores in scored.items()}
-    resolution = ladder.resolution(fd, spreads)
-    mild = max(ladder.MILD, key=fd.__getitem__)
-    beyond = (score - fd[mild]) / np.hypot(spreads[mild], spread or spreads[mild])
+    resolution = ladder.resolution(rungs, spreads)
+    mild, failure = ladder.furthest_mild(rungs), ladder.nearest_failure(rungs)
+    beyond = (score - rungs[mild]) / np.hypot(spreads[mild], spread or spreads[mild])
     if resolution >= ladder.RESOLVES or (nearest in ladder.FAILURES and beyond >= ladder.RESOLVES):
         return None
-    failure = min(ladder.FAILURES, key=fd.__getitem__)
     return (f"but on these images the judge puts the nearest rung that is not pictures "
-            f"({failure}, {fd[failure]:.4g}) only {max(resolution, 0):.1f} sampling spreads "
+            f"({failure}, {rungs[failure]:.4g}) only {max(resolution, 0):.1f} sampling spreads "
             f"from {ladder.WORDS[mild]} "
-            f"({fd[mild]:.4g}; each moves by ±{spreads[mild]:.2g} and ±{spreads[failure]:.2g} "
+            f"({rungs[mild]:.4g}; each moves by ±{spreads[mild]:.2g} and ±{spreads[failure]:.2g} "
             f"over resamples of the images), too close to tell pictures from blobs: look at "
             f"the sample grid; more test and val images (a larger downsample.test_fraction and "
             f"val_fraction) narrow the spread")

@@ -122,13 +122,23 @@ def _smears(train: np.ndarray, n: int, scale: float, rng: np.random.Generator) -
     return np.clip(mean + (smooth - smooth.mean(0)) / spread * train.std(0), 0, 1)
 
 
+def furthest_mild(scores: dict[str, float]) -> str:
+    """The mild rung (still pictures) that ``scores`` (↓ better) put furthest away."""
+    return max(MILD, key=scores.__getitem__)
+
+
+def nearest_failure(scores: dict[str, float]) -> str:
+    """The failure rung (not pictures) that ``scores`` (↓ better) put nearest."""
+    return min(FAILURES, key=scores.__getitem__)
+
+
 def in_order(scores: dict[str, float]) -> bool:
     """Whether ``scores`` (↓ better) rank the ladder as a judge must: each mild degradation nearer
     than each failure, and held-out real images nearer than the failures, one kind only and the
     noise. Held-out real against mild rungs, mild against mild, failure against failure or noise:
     either order (on a few dozen test images a blur of a pixel can score as close as real ones)."""
-    mild = max(scores[name] for name in MILD)
-    failures = min(scores[name] for name in FAILURES)
+    mild = scores[furthest_mild(scores)]
+    failures = scores[nearest_failure(scores)]
     real = scores["real_holdout"]
     return mild < failures and real < min(failures, scores["pixel_noise"], scores["one_mode"])
 
@@ -142,8 +152,7 @@ def resolution(scores: dict[str, float], spreads: dict[str, float]) -> float:
     """How many sampling spreads apart the judge puts pictures and failures: the gap from the
     furthest mild rung to the nearest failure, over the spread of that difference (each rung's
     own spread over resamples, `metrics.fd_spread`, added in quadrature)."""
-    mild = max(MILD, key=scores.__getitem__)
-    failure = min(FAILURES, key=scores.__getitem__)
+    mild, failure = furthest_mild(scores), nearest_failure(scores)
     spread = float(np.hypot(spreads[mild], spreads[failure]))
     gap = scores[failure] - scores[mild]
     return gap / spread if spread > 0 else float("inf") if gap > 0 else 0.0
