@@ -51,17 +51,16 @@ def run(params: Params, prepared: Path = PREPARED, encoder_path: Path = ENCODER,
         write_csv(runs_path, [], run_columns(block))
         write_csv(curve_path, [], curve_columns(block))
         return write_metrics(metrics_path, {"available": False, "reason": reason})
-    data = load_data(prepared)
-    subsets(block, data.train_y, seed)  # impossible label counts fail here, before any training
+    subsets(block, load_data(prepared).train_y, seed)  # impossible label counts fail here, first
     if not encoder_path.is_file():
         raise UserError(f"{encoder_path}: no pretrained encoder; run `dvc repro pretrain` first")
     key = "-".join([params.block_hash("base", "finetune"), fingerprint(prepared),
                     digest(encoder_path)])
-    rows, kept_model = curve(block, data, encoder_path, Checkpoint(checkpoints, key), seed)
-    metrics, points = summarize(rows, block)
     with staged_dir(models_dir) as staging:
-        kept_model.save(staging / "classifier.keras")
+        rows = curve(block, prepared, encoder_path, Checkpoint(checkpoints, key), seed,
+                     staging / "classifier.keras")
         save_resolved(params, ["base", "finetune"], staging / "params.resolved.yaml")
+    metrics, points = summarize(rows, block)
     write_csv(runs_path, rows, run_columns(block))
     write_csv(curve_path, points, curve_columns(block))
     write_metrics(metrics_path, metrics)

@@ -25,12 +25,18 @@ if os.environ.get("LATENTLAB_BLOCK_TENSORFLOW") == "1":
 import pytest  # noqa: E402
 
 from latentlab.stage_runner import use_jax_compile_cache  # noqa: E402
+from latentlab.training.label_efficiency import one_thread  # noqa: E402
 from tests.support.data import make_params, make_rgba_sprites  # noqa: E402
 from tests.support.jobs import Shared, alive, locked, while_session  # noqa: E402
 from tests.support.project import ROOT, copy_project, dvc_env, tiny_project  # noqa: E402
 from tests.support.servers import FileServer, MlflowServer  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# The fine-tune's classifiers compute on one thread in whichever process trains them (the
+# stage's own or a worker of its pool); so does a test process, so that a stage run in it gives
+# the numbers of the stage's processes.
+one_thread()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -52,6 +58,7 @@ def _hermetic_environment(tmp_path_factory, request):
     os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     os.environ["LATENTLAB_TRACKING"] = "0"
+    os.environ["LATENTLAB_PROCESSES"] = "1"  # the test workers have the cores already
     yield
     os.environ.clear()
     os.environ.update(saved)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 
 import keras
 import numpy as np
@@ -12,16 +13,19 @@ import pytest
 
 from latentlab.data.prepared import as_float, load_split
 from latentlab.errors import UserError
+from latentlab.training.checkpoint import Checkpoint
 from latentlab.training.label_efficiency import (
     BASELINES,
     KINDS,
     SEMI_KINDS,
+    curve,
     load_data,
     pixel_baselines,
     poisson_semi,
     subsets,
     train_pretrained,
     train_semi,
+    workers,
 )
 from stages import finetune, pretrain
 from tests.support.data import make_params, passes
@@ -138,6 +142,36 @@ def test_finetune_resumes_without_retraining_finished_points(trained, digits_pre
     trained_now = [r for r in caplog.messages if "labels, seed" in r]
     assert len(trained_now) == 1  # only the missing point was trained
     assert second == first
+
+
+def test_the_curve_gives_the_same_rows_and_classifier_on_one_process_and_on_two(
+        trained, digits_prepared, tmp_path):
+    root, params, _ = trained
+    block = params.finetune.model_copy(update={"labels_per_class": [2], "head_epochs": 2,
+                                               "finetune_epochs": 2})
+    runs = []
+    for processes in (1, 2):
+        keep = tmp_path / f"classifier-{processes}.keras"
+        rows = curve(block, digits_prepared, root / "models/pretrain/encoder.keras",
+                     Checkpoint(tmp_path / f"ck-{processes}", "key"), params.base.seed, keep,
+                     processes)
+        runs.append((rows, keras.models.load_model(keep).get_weights()))
+    (rows, weights), (rows_two, weights_two) = runs
+    assert len(rows) == 2 and rows == rows_two
+    assert len(weights) == len(weights_two)
+    for one, two in zip(weights, weights_two):
+        np.testing.assert_array_equal(one, two)
+
+
+def test_the_curves_processes_one_per_core_or_as_many_as_set(monkeypatch):
+    monkeypatch.delenv("LATENTLAB_PROCESSES")
+    assert workers(1) == 1 and workers(100) == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("LATENTLAB_PROCESSES", "3")
+    assert workers(2) == 2 and workers(100) == 3
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("LATENTLAB_PROCESSES", bad)
+        with pytest.raises(UserError, match=f"LATENTLAB_PROCESSES='{bad}': give a whole number"):
+            workers(4)
 
 
 def test_pixel_baselines_score_exactly_the_stages_labeled_subsets(trained, digits_prepared):

@@ -17,21 +17,28 @@ Beside them, what needs no network at all, on the same subsets: the baselines ev
 has to beat, a logistic regression and a k-nearest-neighbours classifier (4 neighbours weighted by
 distance, the pair Géron's chapter 3 found best on MNIST) on the raw pixels.
 
-Each finished point is recorded in a checkpoint, so an interrupted run resumes where it was.
+Each classifier (a pretrained or a scratch one, and what is scored from it) is seeded on its own
+and trained on one thread, in a pool of processes (`workers`): the same numbers in whichever
+process it runs. Each finished point is recorded in a checkpoint, so an interrupted run resumes
+where it was.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
+from joblib import Parallel, delayed
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from latentlab.data.prepared import UNLABELED, as_float, is_labeled, load_split, read_meta
 from latentlab.data.splits import labeled_subset
@@ -52,6 +59,7 @@ log = logging.getLogger(__name__)
 KINDS = ("pretrained", "scratch", "probe", "pixel_logreg", "pixel_knn")
 SEMI_KINDS = ("semi_pretrained", "semi_scratch")
 BASELINES = ("pixel_logreg", "pixel_knn")
+PROCESSES = "LATENTLAB_PROCESSES"  # how many processes the curve may train in at once
 
 
 @dataclass
@@ -204,51 +212,121 @@ def pixel_baselines(x: np.ndarray, y: np.ndarray, data: Data, seed: int) -> dict
             for name, clf in models.items()}
 
 
-def curve(block: FinetuneBlock, data: Data, encoder_path: Path, checkpoint: Checkpoint,
-          seed: int) -> tuple[list[dict], keras.Model]:
-    """Train and score every point; returns one row per (point, seed), sorted, and the pretrained
-    classifier of the point with the most labels (first seed), the one a stage keeps."""
+def workers(points: int) -> int:
+    """How many processes train the curve's points at once: one per CPU core this process may
+    use, or ``LATENTLAB_PROCESSES`` if set (at most one per point), on TensorFlow's CPU, each
+    computing on one thread; one on jax or a GPU. A fine-tune's small steps keep 1.2 of 2 cores
+    busy on two threads and run as fast on one (benchmarks/README.md, "Precision")."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return 1
+    setting = os.environ.get(PROCESSES, "").strip()
+    if not setting:
+        return max(1, min(points, len(os.sched_getaffinity(0))))
+    if not setting.isdigit() or int(setting) < 1:
+        raise UserError(f"{PROCESSES}={setting!r}: give a whole number of processes, 1 or more "
+                        f"(or unset it: one per CPU core)")
+    return max(1, min(points, int(setting)))
+
+
+def one_thread() -> None:
+    """Compute on one thread in this process (TensorFlow's op pools, BLAS and OpenMP): a point
+    then gives the same numbers in whichever process and beside however many others it runs.
+    TensorFlow's pools can be set before its first op only; in a process that has run one (a
+    test), they stay as they are."""
+    threadpool_limits(1)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(1)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:
+            pass
+
+
+@functools.cache
+def _inputs(prepared: Path, encoder_path: Path,
+            key: str) -> tuple[Data, keras.Model, np.ndarray]:
+    """The data, the pretrained encoder and its codings of the test images, once per process
+    and ``key`` (the checkpoint's: it names the data and the encoder)."""
+    data = load_data(prepared)
+    encoder = load_model(encoder_path)
+    return data, encoder, encoder.predict(data.test_x, batch_size=1024, verbose=0)
+
+
+def train_and_score(block: FinetuneBlock, prepared: Path, encoder_path: Path, key: str,
+                    policy: str, k: int, s: int, index: np.ndarray, seed: int, model: str,
+                    score: bool, keep: Path | None) -> tuple[int, int, dict]:
+    """One half of a point's row (``k`` labels per class, seed index ``s``, the subset
+    ``index``): the test accuracies of the ``model`` ("pretrained" or "scratch") classifier and
+    its semi-supervised one, and with the pretrained one the probe's and the pixel baselines'
+    (``score``); the pretrained classifier is saved to ``keep`` if given. Seeded by ``seed``
+    alone, so it runs in any process, in any order."""
+    one_thread()
+    keras.config.set_dtype_policy(policy)
+    data, pretrained_encoder, test_codings = _inputs(prepared, encoder_path, key)
+    x, y = as_float(data.train_x[index]), data.train_y[index]
+    seed_everything(seed)
+    train = train_pretrained if model == "pretrained" else train_scratch
+    classifier = train(encoder_path, block, data.n_classes, x, y)
+    if keep is not None:
+        classifier.save(keep)
+    if not score:
+        return k, s, {}
+    row = {model: accuracy(classifier, data.test_x, data.test_y)}
+    if block.semi_supervised != "none":
+        row[f"semi_{model}"] = semi_accuracy(classifier, block, data, index, seed)
+    if model == "pretrained":
+        row["probe"] = probe(pretrained_encoder, x, y, test_codings, data.test_y, seed)
+        row.update(pixel_baselines(x, y, data, seed))
+    return k, s, row
+
+
+def curve(block: FinetuneBlock, prepared: Path, encoder_path: Path, checkpoint: Checkpoint,
+          seed: int, keep: Path, processes: int | None = None) -> list[dict]:
+    """Train and score every point, ``processes`` at a time (default `workers`); returns one
+    row per (point, seed), sorted, and saves to ``keep`` the pretrained classifier of the point
+    with the most labels (first seed), the one a stage keeps. Each finished point is saved to
+    ``checkpoint`` as it comes in."""
+    data = load_data(prepared)
     plan = subsets(block, data.train_y, seed)  # raises on impossible label counts, before training
     rows = (checkpoint.load() or {"rows": []})["rows"]
     done = {(r["labels_per_class"], r["seed"]) for r in rows}
-
-    pretrained_encoder = load_model(encoder_path)
-    test_codings = pretrained_encoder.predict(data.test_x, batch_size=1024, verbose=0)
     keeper = max(plan, key=lambda ks: (ks[0] == 0, ks[0], -ks[1]))  # most labels, first seed
-    kept_model = None
     for row in rows:  # points a checkpoint holds from before the baselines were part of a row
         if any(name not in row for name in BASELINES):
             k, s = row["labels_per_class"], row["seed"]
             index = plan[(k, s)]
             row.update(pixel_baselines(as_float(data.train_x[index]), data.train_y[index], data,
                                        seed + s))
-    for (k, s), index in plan.items():
-        if (k, s) in done and (k, s) != keeper:
+    jobs = [(k, s, index, seed + s, model, (k, s) not in done,
+             keep if (k, s, model) == (*keeper, "pretrained") else None)
+            for (k, s), index in plan.items() for model in ("pretrained", "scratch")
+            if (k, s) not in done or (k, s, model) == (*keeper, "pretrained")]
+    processes = processes or workers(len(jobs))
+    if processes > 1:
+        log.info("%d classifiers on %d processes, one thread each", len(jobs), processes)
+    policy = keras.config.dtype_policy().name
+    halves = {}
+    for k, s, values in Parallel(n_jobs=processes, return_as="generator_unordered")(
+            delayed(train_and_score)(block, prepared, encoder_path, checkpoint.key, policy, *job)
+            for job in jobs):
+        if not values:
             continue
-        x, y = as_float(data.train_x[index]), data.train_y[index]
-        seed_everything(seed + s)
-        pretrained = train_pretrained(encoder_path, block, data.n_classes, x, y)
-        if (k, s) == keeper:
-            kept_model = pretrained
-        if (k, s) in done:
+        if (k, s) not in halves:
+            halves[(k, s)] = {"labels_per_class": k, "seed": s, "labels": len(plan[(k, s)]),
+                              **values}
             continue
-        seed_everything(seed + s)
-        scratch = train_scratch(encoder_path, block, data.n_classes, x, y)
-        semi = {kind: semi_accuracy(start, block, data, index, seed + s)
-                for kind, start in zip(kinds(block)[len(KINDS):], (pretrained, scratch))}
-        row = {
-            "labels_per_class": k, "seed": s, "labels": len(index),
-            "pretrained": accuracy(pretrained, data.test_x, data.test_y),
-            "scratch": accuracy(scratch, data.test_x, data.test_y),
-            "probe": probe(pretrained_encoder, x, y, test_codings, data.test_y, seed + s),
-            **pixel_baselines(x, y, data, seed + s),
-            **semi,
-        }
-        log.info("%5d labels, seed %d: %s", len(index), s,
+        row = {**halves.pop((k, s)), **values}
+        log.info("%5d labels, seed %d: %s", row["labels"], s,
                  "  ".join(f"{kind} {row[kind]:.3f}" for kind in kinds(block)))
         rows.append(row)
         checkpoint.save({"rows": rows})
-    return sorted(rows, key=lambda r: (r["labels"], r["seed"])), kept_model
+    return sorted(rows, key=lambda r: (r["labels"], r["seed"]))
 
 
 def summarize(rows: list[dict], block: FinetuneBlock) -> tuple[dict, list[dict]]:
