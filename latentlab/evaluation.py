@@ -47,6 +47,8 @@ class Judge:
         self.real_features = self._features(real)
         self.n_classes = classifier.output_shape[-1] if classifier is not None else 0
         self.reference = np.bincount(real_labels, minlength=self.n_classes) if classifier else None
+        self._radii: dict = {}  # the real features' neighbour radii, once for every score
+        self._to_train: dict = {}  # the real images' nearest train images, likewise
 
     def _features(self, images: np.ndarray) -> np.ndarray:
         return self.features.predict(images, batch_size=500, verbose=0).reshape(len(images), -1)
@@ -56,14 +58,14 @@ class Judge:
         if INPUTS[name] == "features":
             options = {"kid": {"subsets": b.kid_subsets, "subset_size": b.kid_subset_size,
                                "seed": self.seed},
-                       "precision_recall": {"k": b.k}}.get(name, {})
+                       "precision_recall": {"k": b.k, "cache": self._radii}}.get(name, {})
             return (self.real_features, fake_features), options
         if INPUTS[name] == "classes":
             if self.classifier is None:
                 return None  # no labels, no classes to cover
             predicted = self.classifier.predict(images, batch_size=500, verbose=0).argmax(1)
             return (predicted, self.n_classes, self.reference), {}
-        return (images[:n], self.train, self.real[:n]), {}
+        return (images[:n], self.train, self.real[:n]), {"cache": self._to_train}
 
     def __call__(self, images: np.ndarray, spread: bool = False) -> dict[str, float]:
         return self.scores(images, self.block.metrics, spread)

@@ -116,6 +116,25 @@ def test_precision_recall_known_answers():
     assert partial["precision"] > 0.9 and 0.3 < partial["recall"] < 0.7
 
 
+def test_a_judges_caches_give_the_same_numbers_as_a_fresh_computation(digits):
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((600, 8))
+    radii = {}
+    for fake in (rng.standard_normal((600, 8)), real[:300] + 0.5, rng.standard_normal((2, 8))):
+        assert metrics.precision_recall(real, fake, cache=radii) == metrics.precision_recall(
+            real, fake)
+    assert sorted(radii) == [1, 3]  # one radius per k (capped to 1 by two fakes), computed once
+    x = digits[0]
+    train, test, to_train = x[:1000], x[1000:1300], {}
+    for samples in (train[:100], x[1300:1400]):
+        assert metrics.memorization(samples, train, test, cache=to_train) == (
+            metrics.memorization(samples, train, test))
+    assert list(to_train) == ["test_to_train"]
+    a, b = rng.standard_normal((700, 16)), rng.standard_normal((500, 16))
+    np.testing.assert_allclose(metrics.pairwise_distances(a, b, chunk=64),  # BLAS may round
+                               metrics.pairwise_distances(a, b, chunk=4096), rtol=1e-14)
+
+
 def test_mode_coverage_collapsed_and_uniform(digits):
     labels = digits[1]
     collapsed = metrics.mode_coverage(np.full(1000, 3), 10)
