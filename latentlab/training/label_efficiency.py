@@ -225,7 +225,9 @@ def workers(points: int) -> int:
         return 1
     setting = os.environ.get(PROCESSES, "").strip()
     if not setting:
-        return max(1, min(points, len(os.sched_getaffinity(0))))
+        cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                 else os.cpu_count() or 1)  # the cores this process may use (Linux), or all
+        return max(1, min(points, cores))
     if not setting.isdigit() or int(setting) < 1:
         raise UserError(f"{PROCESSES}={setting!r}: give a whole number of processes, 1 or more "
                         f"(or unset it: one per CPU core)")
