@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from latentlab.data.prepared import fingerprint
+from latentlab.data.prepared import fingerprint, load_split
 from latentlab.errors import UserError
 from latentlab.io import digest, staged_dir, write_csv, write_json
 from latentlab.params import Params, save_resolved
@@ -19,7 +19,6 @@ from latentlab.training.label_efficiency import (
     curve,
     curve_columns,
     kinds,
-    load_data,
     not_applicable,
     run_columns,
     subsets,
@@ -51,7 +50,7 @@ def run(params: Params, prepared: Path = PREPARED, encoder_path: Path = ENCODER,
         write_csv(runs_path, [], run_columns(block))
         write_csv(curve_path, [], curve_columns(block))
         return write_metrics(metrics_path, {"available": False, "reason": reason})
-    subsets(block, load_data(prepared).train_y, seed)  # impossible label counts fail here, first
+    subsets(block, load_split(prepared, "train")[1], seed)  # impossible label counts: first
     if not encoder_path.is_file():
         raise UserError(f"{encoder_path}: no pretrained encoder; run `dvc repro pretrain` first")
     key = "-".join([params.block_hash("base", "finetune"), fingerprint(prepared),
