@@ -79,7 +79,8 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
             log.info(budget.describe("evaluator (contrastive)"))
             model = ContrastiveJudge(tuple(x.shape[1:]))
             model.compile(keras.optimizers.Adam(1e-3))
-            model.fit(**fit_inputs(x, budget, seed), epochs=budget.epochs, verbose=2)
+            model.fit(**fit_inputs(x, budget, seed, targets=False), epochs=budget.epochs,
+                      verbose=2)
             features = model.features
             held_out = as_float(xv if len(xv) else xt)
             metrics["view_retrieval"] = view_retrieval(model, held_out, seed)

@@ -57,14 +57,17 @@ def run(params: Params, prepared: Path = PREPARED, models_dir: Path = MODELS,
         train_layerwise(ae, block, as_float(train), xv, checkpoints, key, budget, params.base.seed)
     model = ae.model
     augment = augmenter(block.augment, block.augment_shift)
-    if block.contrastive_weight or augment is not None:
+    # The training autoencoder computes its loss from the images alone: no targets to feed.
+    targets = not (block.contrastive_weight or augment is not None)
+    if not targets:
         model = TrainingAutoencoder(ae, block.contrastive_weight, block.temperature, augment)
         model.compile(optimizer=make_optimizer(block.optimizer, block.learning_rate))
     else:
         compile_mse(model, block)
-    history = fit_resumable(model, **fit_inputs(train, budget, params.base.seed),
+    history = fit_resumable(model, **fit_inputs(train, budget, params.base.seed, targets=targets),
                             directory=checkpoints / "full", key=key, epochs=budget.epochs,
-                            validation_data=(xv, xv), patience=block.patience)
+                            validation_data=(xv, xv) if targets else (xv,),
+                            patience=block.patience)
 
     reconstructions = ae.model.predict(xv, batch_size=512, verbose=0)
     codings = ae.encoder.predict(xv, batch_size=512, verbose=0)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from latentlab.training.budget import RepeatedImages, epoch_order, plan
+from latentlab.training.budget import RepeatedImages, epoch_order, fit_inputs, plan
 from latentlab.training.checkpoint import Checkpoint
 from stages import download, downsample, pretrain, train
 from tests.support.data import make_image_folder, make_params
@@ -43,6 +43,36 @@ def test_repeated_images_are_seeded_by_epoch():
     assert not all(np.array_equal(a, data[i][0]) for i, a in enumerate(first))
     data.set_epoch(0)
     assert all(np.array_equal(a, data[i][0]) for i, a in enumerate(first)), "same epoch, same batches"
+
+
+@pytest.mark.parametrize("train_images", [512, 96], ids=["one pass an epoch", "repeated"])
+def test_a_model_that_reads_no_targets_trains_the_same_without_them(train_images):
+    """The contrastive autoencoder's loss reads the images alone: fed no targets (not a copy of
+    the images as Keras' y), it trains to the same weights, on whole arrays and repeated splits."""
+    import keras
+
+    from latentlab.models.autoencoders import TrainingAutoencoder, build_autoencoder
+
+    images = np.random.default_rng(0).integers(0, 256, (train_images, 8, 8, 1), dtype=np.uint8)
+    block = make_params(pretrain={"codings": 4, "conv_filters": [4], "batch_size": 32,
+                                  "images_seen": 1024, "min_epoch_images": 512}).pretrain
+    budget = plan(train_images, 32, 1024, 512, drop_remainder=False)
+    assert budget.repeated == (train_images < 512)
+    weights = {}
+    for targets in (True, False):
+        inputs = fit_inputs(images, budget, seed=3, targets=targets)
+        if budget.repeated:
+            assert len(inputs["x"][0]) == (2 if targets else 1)
+        else:
+            assert (inputs["y"] is None) != targets
+        keras.utils.set_random_seed(3)
+        model = TrainingAutoencoder(build_autoencoder(block, (8, 8, 1)), 0.05, 0.2)
+        model.compile(optimizer="adam")
+        model.fit(**inputs, epochs=budget.epochs, verbose=0)
+        weights[targets] = model.get_weights()
+    assert len(weights[True]) == len(weights[False])
+    for a, b in zip(weights[True], weights[False]):
+        np.testing.assert_array_equal(a, b)
 
 
 def _prepared_folder(root, count: int):

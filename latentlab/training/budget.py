@@ -89,12 +89,14 @@ def epoch_order(rng: np.random.Generator, train_size: int, count: int) -> np.nda
 class RepeatedImages(keras.utils.PyDataset):
     """A Keras fit's input for an epoch that repeats a small split: each epoch's batches come from
     shuffled passes seeded by (seed, epoch), so a resumed fit sees what an uninterrupted one does.
-    Yields (x, x) for an autoencoder, (x, labels) when labels are given; images are converted to
-    float per batch, never the repeated split at once."""
+    Yields (x, x) for an autoencoder, (x, labels) when labels are given, (x,) without
+    ``targets``; images are converted to float per batch, never the repeated split at once."""
 
-    def __init__(self, images: np.ndarray, budget: Budget, seed: int, labels=None):
+    def __init__(self, images: np.ndarray, budget: Budget, seed: int, labels=None,
+                 targets: bool = True):
         super().__init__()
         self.images, self.labels, self.budget, self.seed = images, labels, budget, seed
+        self.targets = targets
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
@@ -109,6 +111,8 @@ class RepeatedImages(keras.utils.PyDataset):
         chosen = np.sort(self.order[index * b:(index + 1) * b])
         x = self.images[chosen]
         x = as_float(x) if x.dtype == np.uint8 else np.asarray(x, dtype=np.float32)
+        if not self.targets:
+            return (x,)
         return x, (x if self.labels is None else self.labels[chosen])
 
 
@@ -129,13 +133,19 @@ def plan_block(block, train_size: int, drop_remainder: bool = True) -> Budget:
                 drop_remainder)
 
 
-def fit_inputs(images: np.ndarray, budget: Budget, seed: int, labels=None) -> dict:
+def fit_inputs(images: np.ndarray, budget: Budget, seed: int, labels=None,
+               targets: bool = True) -> dict:
     """Keras ``fit`` arguments that train one epoch of ``budget`` per epoch: the arrays themselves
-    when an epoch is one pass, else a `RepeatedImages` and the callback that seeds its epochs."""
+    when an epoch is one pass, else a `RepeatedImages` and the callback that seeds its epochs.
+
+    The targets are ``labels``, else the images themselves (an autoencoder's); ``targets=False``
+    for a model whose loss reads no targets (it computes its own from the images): then none are
+    passed, since Keras would copy and shuffle a second array as large as the images for nothing
+    (a quarter of a contrastive pretrain epoch's time on Fashion-MNIST)."""
     if not budget.repeated:
         x = as_float(images)
-        return {"x": x, "y": x if labels is None else labels, "batch_size": budget.batch_size,
-                "callbacks": []}
-    dataset = RepeatedImages(images, budget, seed, labels)
+        y = labels if labels is not None else x if targets else None
+        return {"x": x, "y": y, "batch_size": budget.batch_size, "callbacks": []}
+    dataset = RepeatedImages(images, budget, seed, labels, targets)
     return {"x": dataset, "y": None, "batch_size": None, "shuffle": False,
             "callbacks": [EpochSetter(dataset)]}
