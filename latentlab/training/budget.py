@@ -141,7 +141,7 @@ def fit_inputs(images: np.ndarray, budget: Budget, seed: int, labels=None,
     The targets are ``labels``, else the images themselves (an autoencoder's); ``targets=False``
     for a model whose loss reads no targets (it computes its own from the images): then none are
     passed, since Keras would copy and shuffle a second array as large as the images for nothing
-    (a quarter of a contrastive pretrain epoch's time on Fashion-MNIST)."""
+    (a fifth of the contrastive pretrain's time on Fashion-MNIST)."""
     if not budget.repeated:
         x = as_float(images)
         y = labels if labels is not None else x if targets else None
