@@ -7,7 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from latentlab.training.budget import RepeatedImages, epoch_order, fit_inputs, plan
+from latentlab.training.budget import (
+    RepeatedImages,
+    epoch_order,
+    fit_inputs,
+    plan,
+    plan_block,
+)
 from latentlab.training.checkpoint import Checkpoint
 from stages import download, downsample, pretrain, train
 from tests.support.data import make_image_folder, make_params
@@ -56,7 +62,7 @@ def test_a_model_that_reads_no_targets_trains_the_same_without_them(train_images
     images = np.random.default_rng(0).integers(0, 256, (train_images, 8, 8, 1), dtype=np.uint8)
     block = make_params(pretrain={"codings": 4, "conv_filters": [4], "batch_size": 32,
                                   "images_seen": 1024, "min_epoch_images": 512}).pretrain
-    budget = plan(train_images, 32, 1024, 512, drop_remainder=False)
+    budget = plan_block(block, train_images, drop_remainder=False)
     assert budget.repeated == (train_images < 512)
     weights = {}
     for targets in (True, False):
