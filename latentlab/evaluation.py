@@ -73,9 +73,11 @@ class Judge:
     def scores(self, images: np.ndarray, metrics, spread: bool = False) -> dict[str, float]:
         """The named metrics of ``images`` (those of ``evaluate.metrics`` only); with ``spread``,
         also how far the FD moves with the sample alone (`metrics.fd_spread`: ``fd_spread``)."""
-        fake_features = self._features(images)
+        names = [n for n in self.block.metrics if n in metrics]
+        fake_features = (self._features(images)
+                         if any(INPUTS[n] == "features" for n in names) else None)
         result: dict[str, float] = {}
-        for name in (n for n in self.block.metrics if n in metrics):
+        for name in names:
             arguments = self._arguments(name, images, fake_features)
             if arguments is not None:
                 args, options = arguments
@@ -149,12 +151,15 @@ def evaluate_base(block: EvaluateBlock, prepared: Path, models: Path, evaluator:
     rungs = ladder.rungs(s.val, s.val_labels, s.train, n, seed)
     scale = [name for name in ("frechet_distance", "kid", "precision_recall")
              if name in block.metrics]
-    results["anchors"] = {
-        "real_holdout": s.judge(rungs["real_holdout"], spread=True),
-        "pixel_gaussian": s.judge(rungs["pixel_noise"], spread=True),
-        "ladder": {name: s.judge.scores(images, scale, spread=True)
-                   for name, images in rungs.items()},
-    }
+    scored = {name: s.judge.scores(images, scale, spread=True) for name, images in rungs.items()}
+
+    def anchor(rung: str) -> dict[str, float]:
+        """Every metric of a rung: the ladder's, and those the ladder does not read."""
+        values = {**scored[rung], **s.judge.scores(rungs[rung], set(block.metrics) - set(scale))}
+        return dict(sorted(values.items(), key=lambda item: item[0] == "fd_spread"))
+
+    results["anchors"] = {"real_holdout": anchor("real_holdout"),
+                          "pixel_gaussian": anchor("pixel_noise"), "ladder": scored}
     if s.classifier is not None:
         results["anchors"]["evaluator_test_accuracy"] = float(
             (s.classifier.predict(real, verbose=0).argmax(1) == s.real_labels).mean())

@@ -129,28 +129,36 @@ def kid(real: np.ndarray, fake: np.ndarray, subsets: int = 10, subset_size: int 
     return {"kid": float(np.mean(values)), "kid_std": float(np.std(values)), "kid_subset_size": m}
 
 
-def pairwise_distances(a: np.ndarray, b: np.ndarray, chunk: int = 256) -> np.ndarray:
-    """Euclidean distances, (len(a), len(b)), computed in row chunks (small enough that each
-    chunk's temporaries stay in the CPU's caches: 3.7× faster than chunks of 2,048 rows at
-    5,000 × 5,000; the chunk changes a distance by a unit in the last place at most)."""
+def _squared_blocks(a: np.ndarray, b: np.ndarray, chunk: int = 256):
+    """Squared Euclidean distances from the rows of ``a`` to those of ``b``, ``chunk`` rows of
+    ``a`` at a time: (start, block) pairs, each block (≤ chunk, len(b)). Small chunks keep each
+    block's temporaries in the CPU's caches (3.7× faster than 2,048 rows at 5,000 × 5,000), and
+    the callers reduce each block as it comes, so no len(a) × len(b) matrix is ever held."""
     b = b.astype(np.float64)
     b2 = (b**2).sum(1)
-    out = np.empty((len(a), len(b)))
     for start in range(0, len(a), chunk):
         x = a[start:start + chunk].astype(np.float64)
-        sq = (x**2).sum(1)[:, None] + b2[None, :] - 2 * x @ b.T
-        out[start:start + chunk] = np.sqrt(np.maximum(sq, 0))
+        yield start, np.maximum((x**2).sum(1)[:, None] + b2[None, :] - 2 * x @ b.T, 0)
+
+
+def pairwise_distances(a: np.ndarray, b: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """Euclidean distances, (len(a), len(b)), computed in row chunks (the chunk changes a
+    distance by a unit in the last place at most)."""
+    out = np.empty((len(a), len(b)))
+    for start, sq in _squared_blocks(a, b, chunk):
+        out[start:start + len(sq)] = np.sqrt(sq)
     return out
 
 
-def _nearest(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """Distance from each row of ``a`` to its nearest row of ``b``, without the full matrix."""
-    return np.concatenate([pairwise_distances(a[s:s + chunk], b).min(1) for s in range(0, len(a), chunk)])
+def _nearest(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance from each row of ``a`` to its nearest row of ``b``."""
+    return np.sqrt(np.concatenate([sq.min(1) for _, sq in _squared_blocks(a, b)]))
 
 
 def _knn_radii(x: np.ndarray, k: int) -> np.ndarray:
-    distances = pairwise_distances(x, x)
-    return np.partition(distances, k, axis=1)[:, k]  # column 0 is the point itself
+    """Each row's distance to its ``k``-th nearest other row (column 0 is the point itself)."""
+    return np.concatenate([np.partition(np.sqrt(sq), k, axis=1)[:, k]
+                           for _, sq in _squared_blocks(x, x)])
 
 
 @metric
@@ -172,10 +180,13 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3,
     if usable not in cache:
         cache[usable] = _knn_radii(real, usable)
     real_radii, fake_radii = cache[usable], _knn_radii(fake, usable)
-    cross = pairwise_distances(fake, real)  # (fake, real)
-    precision = (cross <= real_radii[None, :]).any(axis=1).mean()
-    recall = (cross.T <= fake_radii[None, :]).any(axis=1).mean()
-    return {"precision": float(precision), "recall": float(recall)}
+    inside = np.zeros(len(fake), dtype=bool)   # each fake within a real point's ball
+    covered = np.zeros(len(real), dtype=bool)  # each real point within a fake's ball
+    for start, sq in _squared_blocks(fake, real):  # (fake rows, real)
+        cross = np.sqrt(sq)
+        inside[start:start + len(cross)] = (cross <= real_radii[None, :]).any(axis=1)
+        covered |= (cross <= fake_radii[start:start + len(cross), None]).any(axis=0)
+    return {"precision": float(inside.mean()), "recall": float(covered.mean())}
 
 
 @metric

@@ -135,6 +135,25 @@ def test_a_judges_caches_give_the_same_numbers_as_a_fresh_computation(digits):
                                metrics.pairwise_distances(a, b, chunk=4096), rtol=1e-14)
 
 
+
+def test_neighbour_metrics_reduced_block_by_block_equal_the_whole_distance_matrix():
+    """Precision, recall and nearest distances reduce each block of rows as it comes; over
+    sets larger than a block they read as from the whole matrix."""
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(3)
+    real, fake = rng.standard_normal((700, 6)), rng.standard_normal((600, 6)) + 0.8
+    k = 3
+    real_radii = np.sort(cdist(real, real), axis=1)[:, k]
+    fake_radii = np.sort(cdist(fake, fake), axis=1)[:, k]
+    cross = cdist(fake, real)
+    expected = {"precision": (cross <= real_radii[None, :]).any(1).mean(),
+                "recall": (cross.T <= fake_radii[None, :]).any(1).mean()}
+    got = metrics.precision_recall(real, fake, k=k)
+    assert 0.1 < got["precision"] < 0.95 and 0.1 < got["recall"] < 0.95  # neither saturated
+    assert got == pytest.approx(expected, abs=1 / 600)  # a point on a ball's rim at most
+    np.testing.assert_allclose(metrics._nearest(fake, real), cross.min(1), rtol=1e-9)
+
 def test_mode_coverage_collapsed_and_uniform(digits):
     labels = digits[1]
     collapsed = metrics.mode_coverage(np.full(1000, 3), 10)
