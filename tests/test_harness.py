@@ -71,3 +71,19 @@ def test_a_job_that_ends_well_or_fails_reports_so(tmp_path):
                             dict(os.environ))
     with pytest.raises(pytest.fail.Exception, match=r"(?s)failed \(exit status 3\).*oops"):
         shared.finished("bad")
+
+
+@pytest.mark.timeout(120)
+def test_a_niced_job_is_niced_against_the_tests_whatever_its_session(tmp_path):
+    """A job runs in a session of its own; where the kernel schedules sessions as groups
+    (autogroup), the group is niced too, else the job would take as much CPU as the tests."""
+    shared = Shared(tmp_path)
+    code = "import os; print(os.nice(0)); print(open('/proc/self/autogroup').read())"
+    shared.job("niced").start(os.getpid(), [sys.executable, "-c", code], shared.root,
+                              dict(os.environ), nice=7)
+    log = shared.finished("niced")
+    lines = log.split("\n")
+    assert lines[0] == str(os.nice(0) + 7), log
+    if Path("/proc/self/autogroup").is_file():
+        assert lines[1].endswith(" nice 7") and lines[1].split()[0] != (
+            Path("/proc/self/autogroup").read_text().split()[0]), log
