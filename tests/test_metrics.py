@@ -135,7 +135,6 @@ def test_a_judges_caches_give_the_same_numbers_as_a_fresh_computation(digits):
                                metrics.pairwise_distances(a, b, chunk=4096), rtol=1e-14)
 
 
-
 def test_neighbour_metrics_reduced_block_by_block_equal_the_whole_distance_matrix():
     """Precision, recall and nearest distances reduce each block of rows as it comes; over
     sets larger than a block they read as from the whole matrix."""
@@ -153,6 +152,7 @@ def test_neighbour_metrics_reduced_block_by_block_equal_the_whole_distance_matri
     assert 0.1 < got["precision"] < 0.95 and 0.1 < got["recall"] < 0.95  # neither saturated
     assert got == pytest.approx(expected, abs=1 / 600)  # a point on a ball's rim at most
     np.testing.assert_allclose(metrics._nearest(fake, real), cross.min(1), rtol=1e-9)
+
 
 def test_mode_coverage_collapsed_and_uniform(digits):
     labels = digits[1]
