@@ -85,5 +85,6 @@ def test_a_niced_job_is_niced_against_the_tests_whatever_its_session(tmp_path):
     lines = log.split("\n")
     assert lines[0] == str(os.nice(0) + 7), log
     if Path("/proc/self/autogroup").is_file():
-        assert lines[1].endswith(" nice 7") and lines[1].split()[0] != (
-            Path("/proc/self/autogroup").read_text().split()[0]), log
+        # The tests' own process reads nothing there when it sits in the root group.
+        ours = Path("/proc/self/autogroup").read_text().split() or ["(root group)"]
+        assert lines[1].endswith(" nice 7") and lines[1].split()[0] != ours[0], log
