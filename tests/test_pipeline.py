@@ -14,6 +14,7 @@ import yaml
 from PIL import Image
 
 from latentlab import cli, ladder
+from latentlab.families import FAMILIES
 from tests.support.data import make_image_folder
 from tests.support.project import STAGES, dvc, ran, set_params
 
@@ -33,6 +34,13 @@ def test_the_first_repro_ran_every_stage_and_a_second_runs_none(built, built_cop
     assert (project / "models/pretrain/encoder.keras").is_file()
     metrics = dvc(project, "metrics", "show", "--json").stdout
     assert "val_mse" in metrics and "pretrained_mean" in metrics
+    # Every plot loads but the loss curves of the families left out of `generators` (nothing
+    # trained them); none comes from the test suite's own files.
+    plots = json.loads(dvc(project, "plots", "show", "--json").stdout)
+    generators = yaml.safe_load((project / "params.yaml").read_text())["generators"]
+    assert {e["name"] for e in plots.get("errors", [])} <= {
+        f"{name}_history" for name in FAMILIES if name not in generators}, plots.get("errors")
+    assert "toy_history" not in plots["data"]
 
     second = dvc(built_copy, "repro")  # the shared build stays read-only
     assert ran(second) == {"index"}, second.stdout  # it lists data.local_dir on every repro
