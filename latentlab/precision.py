@@ -124,8 +124,9 @@ def configure(setting: str, found: Hardware | None = None,
 
     choice = choose(setting, found if found is not None else hardware(), float32_because)
     keras.config.set_dtype_policy(choice.policy)
-    (log.warning if "emulated" in choice.reason else log.info)(
-        "precision: %s (%s)", choice.precision, choice.reason)
+    # Only a bfloat16 asked for on hardware that emulates it is a warning; auto's float32 is not.
+    emulated = choice.precision == "bfloat16" and "emulated" in choice.reason
+    (log.warning if emulated else log.info)("precision: %s (%s)", choice.precision, choice.reason)
     _chosen = choice
     return choice
 

@@ -63,8 +63,16 @@ def test_configure_sets_the_policy_and_logs_why(caplog):
     assert keras.config.dtype_policy().name == "mixed_bfloat16" == choice.policy
     assert precision.current() == "bfloat16" and precision.chosen() == choice
     assert "precision: bfloat16 (auto: the CPU has amx_bf16" in caplog.text
+    caplog.clear()
     precision.configure("auto", Hardware(frozenset({"avx2"})))
     assert keras.config.dtype_policy().name == "float32" and precision.current() == "float32"
+    # auto's float32 on a CPU without bfloat16 is the right choice, not a warning ...
+    assert [r.levelname for r in caplog.records] == ["INFO"], caplog.text
+    caplog.clear()
+    precision.configure("bfloat16", Hardware(frozenset({"avx2"})))
+    # ... bfloat16 asked for where it is emulated is.
+    assert [r.levelname for r in caplog.records] == ["WARNING"], caplog.text
+    assert "emulated here and slower" in caplog.text
 
 
 def _networks():
