@@ -28,6 +28,7 @@ CPUINFO = Path("/proc/cpuinfo")
 class Choice:
     precision: str  # "bfloat16" | "float32"
     reason: str
+    emulated: bool = False  # bfloat16 asked for on hardware without it: slower than float32
 
     @property
     def policy(self) -> str:
@@ -104,7 +105,7 @@ def choose(setting: str, found: Hardware, float32_because: str | None = None) ->
         if native:
             return Choice("bfloat16", f"base.precision is bfloat16 ({where})")
         return Choice("bfloat16", f"base.precision is bfloat16, though {where}: bfloat16 is "
-                                  "emulated here and slower than float32")
+                                  "emulated here and slower than float32", emulated=True)
     if native and float32_because and found.gpu is None:
         return Choice("float32", f"auto: {where}, but {float32_because}")
     if native:
@@ -124,9 +125,8 @@ def configure(setting: str, found: Hardware | None = None,
 
     choice = choose(setting, found if found is not None else hardware(), float32_because)
     keras.config.set_dtype_policy(choice.policy)
-    # Only a bfloat16 asked for on hardware that emulates it is a warning; auto's float32 is not.
-    emulated = choice.precision == "bfloat16" and "emulated" in choice.reason
-    (log.warning if emulated else log.info)("precision: %s (%s)", choice.precision, choice.reason)
+    (log.warning if choice.emulated else log.info)(
+        "precision: %s (%s)", choice.precision, choice.reason)
     _chosen = choice
     return choice
 
