@@ -21,7 +21,8 @@ from pathlib import Path
 
 from benchmarks import Results, command_line
 from latentlab.families import FAMILIES
-from latentlab.params import DiffusionBlock, load_params, read_yaml
+from latentlab.families.diffusion.params import DiffusionBlock
+from latentlab.params import load_params, read_yaml
 
 
 def images_per_second(params, prepared: Path) -> float:

@@ -24,8 +24,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import Results, command_line  # noqa: E402
+from latentlab.families.diffusion import model as d  # noqa: E402
 from latentlab.families.diffusion.training import DiffusionTrainer, settings  # noqa: E402
-from latentlab.models import diffusion as d  # noqa: E402
 from latentlab.params import Params  # noqa: E402
 
 
