@@ -87,6 +87,77 @@ def code_trees(baseline: str | None) -> Iterator[dict[str, Path]]:
                        check=False, capture_output=True)
 
 
+# The GPU machine's image (CPython 3.12, x86-64): its Python distributions, as its pip list gave
+# them. It has jax but not tensorflow.
+ON_DEVICE = frozenset("""
+    absl-py accelerate aiofiles aiohappyeyeballs aiohttp aiosignal annotated-doc anyio attrs
+    botorch build certifi charset-normalizer chex click cloudpickle cmake colorama contourpy
+    coverage cuda-bindings cuda-core cuda-pathfinder cuda-toolkit cupy-cuda13x cycler cython
+    diffrax e3nn einops equinox etils execnet filelock flatbuffers flax fonttools formulaic
+    frozenlist fsspec gpytorch grpcio h11 h5py hf-xet httpcore httpx huggingface-hub humanize
+    hypothesis idna imageio iniconfig interface-meta jax jax-cuda13-pjrt jax-cuda13-plugin
+    jaxlib jaxtyping jinja2 joblib kiwisolver lazy-loader lightning lightning-utilities
+    linear-operator lineax llvmlite lxml markdown markdown-it-py markupsafe matplotlib mdurl
+    meson ml-dtypes mpi4py mpmath msgpack multidict multipledispatch mypy-extensions nanobind
+    narwhals networkx ninja numba numba-cuda numpy numpyro nvidia-cublas nvidia-cuda-cupti
+    nvidia-cuda-nvrtc nvidia-cuda-runtime nvidia-cudnn-cu13 nvidia-cufft nvidia-cufile
+    nvidia-curand nvidia-cusolver nvidia-cusparse nvidia-cusparselt-cu13 nvidia-ml-py
+    nvidia-nccl-cu13 nvidia-nvjitlink nvidia-nvshmem-cu13 nvidia-nvtx onnx onnx-ir onnxruntime
+    onnxscript opencv-python-headless optax opt-einsum opt-einsum-fx optimistix orbax-checkpoint
+    packaging pandas pathspec patsy peft pillow pip pluggy portalocker prometheus-client
+    propcache protobuf psutil pyarrow pybind11 py-cpuinfo pygments pyparsing pyproject-hooks
+    pyre-extensions pytest pytest-benchmark pytest-cov pytest-mock pytest-timeout pytest-xdist
+    python-dateutil pytorch-lightning pyyaml regex requests rich sacrebleu safetensors
+    scikit-build-core scikit-image scikit-learn scipy seaborn sentencepiece
+    sentence-transformers setuptools shellingham simplejson six sortedcontainers statsmodels
+    sympy tabulate tensorboard tensorboard-data-server tensorstore threadpoolctl tifffile
+    tiktoken timm tokenizers toolz torch torchaudio torchdiffeq torch-geometric torchmetrics
+    torchvision tqdm transformers treescope triton typer typing-extensions typing-inspect
+    urllib3 uvloop wadler-lindig werkzeug wheel wrapt xarray xxhash yarl zipp
+""".split())
+# What the stages' code imports on jax that the image lacks: carried there as wheels.
+MISSING_ON_DEVICE = ("keras", "namex", "optree", "pydantic", "pydantic-core", "annotated-types",
+                     "typing-inspection", "ruamel.yaml")
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
+             "manylinux2014_x86_64", "manylinux1_x86_64")
+SPLITS = ("train", "val", "test")
+
+
+def pack_for_device(prepared: Path, to: Path) -> None:
+    """A GPU machine has neither the project's data, the network nor some packages: write the
+    prepared split as one compressed archive with its card, and the wheels it lacks, to ``to``
+    (a folder to carry there)."""
+    import shutil
+    from importlib.metadata import version
+
+    import numpy as np
+
+    to.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["python3", "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                    "--python-version", "3.12", "--implementation", "cp",
+                    *(f"--platform={p}" for p in PLATFORMS), "-d", str(to / "wheels"),
+                    *(f"{name}=={version(name)}" for name in MISSING_ON_DEVICE)], check=True)
+    arrays = {f"{split}_{kind}": np.load(prepared / f"{split}_{kind}.npy")
+              for split in SPLITS for kind in ("images", "labels")}
+    np.savez_compressed(to / "prepared.npz", **arrays)
+    shutil.copy(prepared / "meta.json", to / "meta.json")
+    size = sum(f.stat().st_size for f in to.rglob("*") if f.is_file())
+    print(f"{to}: {size / 2**20:.1f} MiB to carry")
+
+
+def unpack_on_device(packed: Path, prepared: Path) -> None:
+    """The prepared split `pack_for_device` wrote, as `data/prepared` holds it."""
+    import shutil
+
+    import numpy as np
+
+    prepared.mkdir(parents=True, exist_ok=True)
+    with np.load(packed / "prepared.npz") as arrays:
+        for name in arrays.files:
+            np.save(prepared / f"{name}.npy", arrays[name])
+    shutil.copy(packed / "meta.json", prepared / "meta.json")
+
+
 def accuracy_summary(rows: list[dict], skip=lambda name: False) -> dict[str, dict[str, str]]:
     """Per label count, each accuracy of the (point, seed) rows as "mean ± std" in percent, and
     printed; ``skip`` names the row entries that are not accuracies (beside the row's keys)."""

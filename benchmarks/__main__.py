@@ -66,6 +66,7 @@ REGISTRY: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("diffusion64"),
     Benchmark("diffusion_device", backend="jax"),
     Benchmark("fastgan"),
+    Benchmark("fastgan_device"),  # `run` there under jax; `pack` and `judge` here
     Benchmark("label_device", backend="jax"),
     Benchmark("label_propagation", needs=("pretrain",)),
     Benchmark("label_rounds", needs=("pretrain",)),

@@ -64,6 +64,45 @@ def rate(params, family: str, prepared: Path, train_images: int) -> float:
     return 2 * (train_images // batch * batch) / (times[2] - times[1])
 
 
+PREPARED, MODELS = Path("data/prepared"), Path("models")  # in the project (the working folder)
+SCORES = ("frechet_distance", "fd_spread", "kid", "precision", "recall", "memorization_ratio",
+          "exact_copies", "ladder_position", "verdict")
+
+
+def anchors(params) -> dict:
+    """The judge's ladder as this revision's `evaluate` makes it (with its spreads), not as the
+    project's last `dvc repro` left it."""
+    from latentlab.evaluation import evaluate_base
+
+    return evaluate_base(params.evaluate, PREPARED, MODELS, MODELS / "evaluator",
+                         params.base.seed)
+
+
+def judge(name: str, family: str, params, models: Path, base: dict, out: Path) -> dict:
+    """Score the generator in ``models/<family>`` in the project's judge against ``base``'s
+    ladder, as `score@` does, and save its sample grid and nearest-train-image grid under
+    ``out`` as ``<name>_samples.png`` and ``<name>_nearest.png``."""
+    from latentlab.data.prepared import as_float, load_split
+    from latentlab.evaluation import evaluate_family
+    from latentlab.families import FAMILIES
+    from latentlab.galleries import save_grid, to_uint8
+    from latentlab.model_galleries import Context, nearest_train_images
+    from latentlab.precision import load_model
+
+    if not (models / "pretrain").exists():
+        (models / "pretrain").symlink_to((MODELS / "pretrain").resolve())
+    scores = evaluate_family(FAMILIES[family], params.evaluate, PREPARED, models,
+                             MODELS / "evaluator", params.base.seed, base)
+    generator = load_model(models / family / FAMILIES[family].network)
+    samples = FAMILIES[family].module("sampling").samples(generator, 64, params.base.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    save_grid(to_uint8(samples), out / f"{name}_samples.png", 8)
+    train_set = as_float(load_split(PREPARED, "train")[0])
+    nearest_train_images(out, params.render, Context(train_set, train_set, models, models, models,
+                                                     params.base.seed), name, name, samples)
+    return {k: scores[k] for k in SCORES if k in scores}
+
+
 def main() -> None:
     parser = command_line(__doc__)
     parser.add_argument("--project", type=Path, required=True)
@@ -77,21 +116,13 @@ def main() -> None:
 
     import os
     os.chdir(args.project)
-    from latentlab.data.prepared import as_float, load_split
-    from latentlab.evaluation import evaluate_base, evaluate_family
-    from latentlab.families import FAMILIES
-    from latentlab.galleries import save_grid, to_uint8
-    from latentlab.model_galleries import Context, nearest_train_images
+    from latentlab.data.prepared import load_split
     from latentlab.params import load_params
-    from latentlab.precision import load_model
 
     params = load_params("params.yaml")
-    prepared, models = Path("data/prepared"), Path("models")
-    train_set = as_float(load_split(prepared, "train")[0])  # for the nearest-train grids
-    train_images = len(train_set)
-    # The anchors as this revision's `evaluate` makes them (with their spreads), not as the
-    # project's last `dvc repro` left them.
-    base = evaluate_base(params.evaluate, prepared, models, models / "evaluator", params.base.seed)
+    prepared = PREPARED
+    train_images = len(load_split(prepared, "train")[0])
+    base = anchors(params)
     out = results.path.with_suffix("")
     out.mkdir(parents=True, exist_ok=True)
     rates = {k: float(v) for k, v in (p.split("=") for p in args.rates.split(",") if p)}
@@ -114,22 +145,12 @@ def main() -> None:
             # project's min_epoch_images (10,000 by default) would move it by up to 5,000 images.
             seconds = train(with_images(p, family, images, 1), family, prepared, where)
             trained = json.loads((where / "models" / family / "training.json").read_text())
-            (where / "models/pretrain").symlink_to((models / "pretrain").resolve())
-            scores = evaluate_family(FAMILIES[family], p.evaluate, prepared, where / "models",
-                                     models / "evaluator", p.base.seed, base)
-            generator = load_model(where / "models" / family / FAMILIES[family].network)
-            samples = FAMILIES[family].module("sampling").samples(generator, 64, p.base.seed)
-            save_grid(to_uint8(samples), out / f"{name}_samples.png", 8)
-            nearest_train_images(out, p.render, Context(train_set, train_set, where, where, where,
-                                                        p.base.seed), name, name, samples)
+            scores = judge(name, family, p, where / "models", base, out)
         results[name] = {"family": family, "images_asked": images,
                          "images_seen": trained["images_seen"], "seconds": round(seconds, 1),
                          "images_per_second": round(rates.get(name.removesuffix("_equal_images"),
                                                               rates.get("dcgan", 0)), 1),
-                         **{k: scores[k] for k in ("frechet_distance", "fd_spread", "kid",
-                                                   "precision", "recall", "memorization_ratio",
-                                                   "exact_copies", "ladder_position", "verdict")
-                            if k in scores}}
+                         **scores}
         print(name, json.dumps(results[name]), flush=True)
         results.save()
     results["anchors"] = {k: [round(v["frechet_distance"], 3), round(v["fd_spread"], 3)]

@@ -5,8 +5,8 @@ stage's own curve (Poisson learning included) on its encoder.
 A GPU machine has jax but neither tensorflow, the project's data, some of its packages nor the
 network. So, here, in a built project (`dvc repro downsample`), pack the prepared split
 (compressed: 30 MiB for Fashion-MNIST) and the wheels of the packages that machine lacks (keras,
-pydantic and their needs, at this environment's versions, for CPython 3.12 on x86-64) into the
-ignored folder `.device/`:
+pydantic, ruamel.yaml and their needs, at this environment's versions, for CPython 3.12 on
+x86-64) into the ignored folder `.device/`:
 
     uv run python -m benchmarks.label_device pack
 
@@ -27,47 +27,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-from benchmarks import ROOT, Results, command_line
-
-SPLITS = ("train", "val", "test")
-MISSING_THERE = ("keras", "namex", "optree", "pydantic", "pydantic-core", "annotated-types",
-                 "typing-inspection")  # what `run` imports that the GPU machine's image lacks
-PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
-             "manylinux2014_x86_64", "manylinux1_x86_64")
-
-
-def pack(prepared: Path, to: Path) -> None:
-    """The prepared split as one compressed archive and its card, and the wheels, for the
-    device."""
-    from importlib.metadata import version
-
-    to.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["python3", "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                    "--python-version", "3.12", "--implementation", "cp",
-                    *(f"--platform={p}" for p in PLATFORMS), "-d", str(to / "wheels"),
-                    *(f"{name}=={version(name)}" for name in MISSING_THERE)], check=True)
-    arrays = {f"{split}_{kind}": np.load(prepared / f"{split}_{kind}.npy")
-              for split in SPLITS for kind in ("images", "labels")}
-    np.savez_compressed(to / "prepared.npz", **arrays)
-    shutil.copy(prepared / "meta.json", to / "meta.json")
-    size = sum(f.stat().st_size for f in to.rglob("*") if f.is_file())
-    print(f"{to}: {size / 2**20:.1f} MiB to carry")
-
-
-def unpack(packed: Path, prepared: Path) -> None:
-    prepared.mkdir(parents=True, exist_ok=True)
-    with np.load(packed / "prepared.npz") as arrays:
-        for name in arrays.files:
-            np.save(prepared / f"{name}.npy", arrays[name])
-    shutil.copy(packed / "meta.json", prepared / "meta.json")
+from benchmarks import ROOT, Results, command_line, pack_for_device, unpack_on_device
 
 
 def run(args: argparse.Namespace) -> None:
@@ -80,7 +44,7 @@ def run(args: argparse.Namespace) -> None:
 
     work = args.work or Path(tempfile.mkdtemp())
     prepared = work / "prepared"
-    unpack(args.data, prepared)
+    unpack_on_device(args.data, prepared)
     params = load_params(ROOT / "params.yaml")
     pretrain_update = {"images_seen": args.images_seen, "batch_size": args.batch_size}
     if args.conv_filters:
@@ -130,7 +94,7 @@ def main() -> None:
     running.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args()
     if args.command == "pack":
-        pack(args.prepared, args.to)
+        pack_for_device(args.prepared, args.to)
     else:
         run(args)
 
