@@ -120,8 +120,7 @@ def main() -> None:
     from latentlab.params import load_params
 
     params = load_params("params.yaml")
-    prepared = PREPARED
-    train_images = len(load_split(prepared, "train")[0])
+    train_images = len(load_split(PREPARED, "train")[0])
     base = anchors(params)
     out = results.path.with_suffix("")
     out.mkdir(parents=True, exist_ok=True)
@@ -129,7 +128,7 @@ def main() -> None:
     chosen = contenders(params)
     for name, (family, p) in chosen.items():
         if name not in rates and (args.only is None or name in args.only):
-            rates[name] = rate(p, family, prepared, train_images)
+            rates[name] = rate(p, family, PREPARED, train_images)
             print(f"{name}: {rates[name]:.1f} images/s", flush=True)
     runs = [(name, family, p, rates.get(name, 0) * args.seconds)
             for name, (family, p) in chosen.items()]
@@ -143,7 +142,7 @@ def main() -> None:
             where = Path(tmp)
             # Epochs of one pass over the split: a budget rounds to whole epochs, and the
             # project's min_epoch_images (10,000 by default) would move it by up to 5,000 images.
-            seconds = train(with_images(p, family, images, 1), family, prepared, where)
+            seconds = train(with_images(p, family, images, 1), family, PREPARED, where)
             trained = json.loads((where / "models" / family / "training.json").read_text())
             scores = judge(name, family, p, where / "models", base, out)
         results[name] = {"family": family, "images_asked": images,

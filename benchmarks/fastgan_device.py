@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> None:
         train(with_images(p, family, images, 1), family, prepared, where)
         trained = json.loads((where / "models" / family / "training.json").read_text())
         entry.update(images_asked=images, images_seen=trained["images_seen"],
-                     precision=trained.get("precision"),
+                     trained_in=trained.get("precision"),  # float32 or bfloat16
                      seconds=round(time.perf_counter() - started, 1))
         with tarfile.open(out / f"{name}.tar", "w") as archive:
             archive.add(where / "models" / family, arcname=family)
