@@ -10,6 +10,7 @@ import pytest
 from latentlab.families.fastgan.model import build_fastgan, build_generator, g_widths
 from latentlab.families.fastgan.params import FastGanBlock
 from latentlab.families.fastgan.training import FastGanTrainer
+from latentlab.models.layers import SNConv2D
 from latentlab.training import diffaugment, shim
 from stages import train
 from tests.support.data import make_params
@@ -87,7 +88,34 @@ def test_the_reconstruction_decoders_train_d_and_never_push_on_the_fakes():
     assert np.abs(grads[0]).sum() > 0
 
 
-def test_a_resumed_run_is_the_uninterrupted_one(tmp_path):
+def test_spectral_norm_reaches_every_conv_and_its_vectors_train_and_save(tmp_path):
+    trainer = _trainer(BLOCK.model_copy(update={"spectral_norm": True}))
+    nets = {"generator": trainer.gan.generator, "discriminator": trainer.gan.discriminator,
+            "decoders": trainer.gan.decoders}
+    for net in nets.values():
+        convs = [layer for layer in net.layers if isinstance(layer, keras.layers.Conv2D)]
+        assert convs and all(isinstance(layer, SNConv2D) for layer in convs)
+    state = trainer.initial_state()
+    before = {name: [np.array(v) for v in state[name]["non_trainable"]] for name in nets}
+    new, _ = trainer.step(state, _batch(trainer))
+    for name, net in nets.items():  # each player's power-iteration vectors follow its kernels
+        vectors = [i for i, v in enumerate(net.non_trainable_variables) if "sn_u" in v.path]
+        assert vectors
+        for i in vectors:
+            assert not np.array_equal(before[name][i], np.array(new[name]["non_trainable"][i]))
+    generator = nets["generator"]
+    for kind in ("trainable", "non_trainable"):
+        for variable, value in zip(getattr(generator, f"{kind}_variables"),
+                                   new["generator"][kind]):
+            variable.assign(value)
+    noise = np.random.default_rng(3).standard_normal((4, BLOCK.latent)).astype(np.float32)
+    generator.save(tmp_path / "g.keras")
+    loaded = keras.models.load_model(tmp_path / "g.keras")
+    np.testing.assert_array_equal(np.array(generator(noise)), np.array(loaded(noise)))
+
+
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_a_resumed_run_is_the_uninterrupted_one(tmp_path, spectral_norm):
     prepared = tmp_path / "prepared"  # 40 train and 8 val colour images, unlabeled
     prepared.mkdir()
     rng = np.random.default_rng(0)
@@ -97,7 +125,8 @@ def test_a_resumed_run_is_the_uninterrupted_one(tmp_path):
 
     def run(where, images):
         params = make_params(base={"precision": "float32"}, train_fastgan={
-            **BLOCK.model_dump(), "images_seen": images, "min_epoch_images": 1})
+            **BLOCK.model_dump(), "images_seen": images, "min_epoch_images": 1,
+            "spectral_norm": spectral_norm})
         return train.run(params, "fastgan", prepared, where / "m", where / "ck", where / "m.json",
                          where / "h.csv", where / "s")
 

@@ -12,8 +12,11 @@ high-fidelity few-shot image synthesis"), sized for 16 to 128 px.
   real image at low resolution and one quadrant of it: D must keep what an image holds, not only
   what separates real from fake.
 
-Keras layers and latentlab's registered `GatedLinearUnit`: a saved generator loads wherever
-latentlab is imported.
+``spectral_norm`` divides every conv kernel of G, D and the decoders by its largest singular value
+(Miyato et al. 2018), as the paper does; BatchNorm stays.
+
+Keras layers and latentlab's registered `GatedLinearUnit` and `SNConv2D`: a saved generator loads
+wherever latentlab is imported.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 import keras
 
 from latentlab.families.fastgan.params import FastGanBlock
-from latentlab.models.layers import GatedLinearUnit, float32_output
+from latentlab.models.layers import GatedLinearUnit, SNConv2D, float32_output
 
 RECONSTRUCTED = 32  # the side the decoders rebuild at most (the paper: 128, from 1024)
 
@@ -47,21 +50,25 @@ def base_side(size: int) -> int:
     return side
 
 
-def _glu(x, filters: int, kernel: int, name: str):
+def conv_layer(block: FastGanBlock):
+    """The conv layer of every network: spectrally normalised or not."""
+    return SNConv2D if block.spectral_norm else keras.layers.Conv2D
+
+
+def _glu(x, conv, filters: int, kernel: int, name: str):
     """Conv to twice ``filters`` → BatchNorm → gated linear unit: half the channels gate the
     other half."""
-    x = keras.layers.Conv2D(2 * filters, kernel, padding="same", use_bias=False,
-                            name=f"{name}_conv")(x)
+    x = conv(2 * filters, kernel, padding="same", use_bias=False, name=f"{name}_conv")(x)
     x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
     return GatedLinearUnit(name=name)(x)
 
 
-def _up(x, filters: int, name: str):
+def _up(x, conv, filters: int, name: str):
     x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up")(x)
-    return _glu(x, filters, 3, name)
+    return _glu(x, conv, filters, 3, name)
 
 
-def _excite(small, big, name: str):
+def _excite(small, big, conv, name: str):
     """Skip-layer excitation: ``small`` pooled to 4×4 (or taken whole), a conv to one weight per
     channel of ``big`` (swish, then sigmoid), which scales those channels."""
     side = small.shape[1]
@@ -69,9 +76,9 @@ def _excite(small, big, name: str):
         small = keras.layers.AveragePooling2D(side // 4, name=f"{name}_pool")(small)
         side = 4
     channels = big.shape[-1]
-    w = keras.layers.Conv2D(channels, side, padding="valid", name=f"{name}_conv")(small)
+    w = conv(channels, side, padding="valid", name=f"{name}_conv")(small)
     w = keras.layers.Activation("swish", name=f"{name}_swish")(w)
-    w = keras.layers.Conv2D(channels, 1, activation="sigmoid", name=f"{name}_gate")(w)
+    w = conv(channels, 1, activation="sigmoid", name=f"{name}_gate")(w)
     return keras.layers.Multiply(name=name)([big, w])  # (b, 1, 1, C) over every pixel
 
 
@@ -86,6 +93,7 @@ def g_widths(size: int, width: int) -> list[int]:
 
 def build_generator(block: FastGanBlock, image_shape: tuple[int, int, int]) -> keras.Model:
     size, _, channels = image_shape
+    conv = conv_layer(block)
     widths = g_widths(size, block.width)
     side = base_side(size)
     noise = keras.Input((block.latent,), name="noise")
@@ -96,68 +104,67 @@ def build_generator(block: FastGanBlock, image_shape: tuple[int, int, int]) -> k
     features = [x]
     gap = min(3, len(widths) - 1)  # SLE: the paper's 4 → 64 and 8 → 128 at 64: 4 → 32, 8 → 64
     for i, filters in enumerate(widths[1:], start=1):
-        x = _up(x, filters, f"up_{i}")
+        x = _up(x, conv, filters, f"up_{i}")
         if gap and i - gap in (0, 1) and i - gap < len(features):
-            x = _excite(features[i - gap], x, f"sle_{i}")
+            x = _excite(features[i - gap], x, conv, f"sle_{i}")
         features.append(x)
-    x = keras.layers.Conv2D(channels, 3, padding="same", activation="tanh", name="to_rgb")(x)
+    x = conv(channels, 3, padding="same", activation="tanh", name="to_rgb")(x)
     return keras.Model(noise, float32_output(x), name="generator")
 
 
-def _down(x, filters: int, name: str):
+def _down(x, conv, filters: int, name: str):
     """The mean of a strided conv path and an average-pooled shortcut (the paper's DownBlockComp)."""
-    main = keras.layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=False,
-                               name=f"{name}_conv")(x)
+    main = conv(filters, 4, strides=2, padding="same", use_bias=False, name=f"{name}_conv")(x)
     main = keras.layers.BatchNormalization(name=f"{name}_bn")(main)
     main = keras.layers.LeakyReLU(0.2)(main)
-    main = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
-                               name=f"{name}_conv2")(main)
+    main = conv(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(main)
     main = keras.layers.BatchNormalization(name=f"{name}_bn2")(main)
     main = keras.layers.LeakyReLU(0.2)(main)
     direct = keras.layers.AveragePooling2D(2, name=f"{name}_pool")(x)
-    direct = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_direct")(direct)
+    direct = conv(filters, 1, use_bias=False, name=f"{name}_direct")(direct)
     direct = keras.layers.BatchNormalization(name=f"{name}_direct_bn")(direct)
     direct = keras.layers.LeakyReLU(0.2)(direct)
     return keras.layers.Average(name=name)([main, direct])
 
 
-def _decoder(x, steps: int, channels: int, width: int, name: str):
+def _decoder(x, conv, steps: int, channels: int, width: int, name: str):
     for i in range(steps):
-        x = _up(x, max(width // 2 ** i, 8), f"{name}_up_{i}")
-    x = keras.layers.Conv2D(channels, 3, padding="same", activation="tanh", name=f"{name}_rgb")(x)
+        x = _up(x, conv, max(width // 2 ** i, 8), f"{name}_up_{i}")
+    x = conv(channels, 3, padding="same", activation="tanh", name=f"{name}_rgb")(x)
     return float32_output(x, name=f"{name}_out")
 
 
 def build_fastgan(block: FastGanBlock, image_shape: tuple[int, int, int]) -> FastGan:
     size, _, channels = image_shape
     generator = build_generator(block, image_shape)
+    conv = conv_layer(block)
 
     image = keras.Input(image_shape, name="image")
     stride = 2 if size > 16 else 1  # a small image keeps its side for one more level
-    x = keras.layers.Conv2D(block.d_width, 4, strides=stride, padding="same", name="first")(image)
+    x = conv(block.d_width, 4, strides=stride, padding="same", name="first")(image)
     x = keras.layers.LeakyReLU(0.2)(x)
     mid, level = x, 0
     while x.shape[1] > 8 or level == 0:
         mid = x
         level += 1
-        x = _down(x, block.d_width * min(2 ** level, 8), f"down_{level}")
+        x = _down(x, conv, block.d_width * min(2 ** level, 8), f"down_{level}")
     small = x
-    h = keras.layers.Conv2D(small.shape[-1], 1, use_bias=False, name="head")(small)
+    h = conv(small.shape[-1], 1, use_bias=False, name="head")(small)
     h = keras.layers.BatchNormalization(name="head_bn")(h)
     h = keras.layers.LeakyReLU(0.2)(h)
-    logits = keras.layers.Conv2D(1, min(4, small.shape[1]), padding="valid", name="logits")(h)
+    logits = conv(1, min(4, small.shape[1]), padding="valid", name="logits")(h)
     discriminator = keras.Model(image, [float32_output(logits, "logits_out"), small, mid],
                                 name="discriminator")
 
     small_in = keras.Input(small.shape[1:], name="small")
     part_in = keras.Input((mid.shape[1] // 2, mid.shape[2] // 2, mid.shape[3]), name="part")
     whole, part = reconstruction_sides(size)
+    whole_steps = int(math.log2(whole // small.shape[1]))
+    part_steps = int(math.log2(part // part_in.shape[1]))
     decoders = keras.Model(
         [small_in, part_in],
-        [_decoder(small_in, int(math.log2(whole // small.shape[1])), channels, block.d_width,
-                  "whole"),
-         _decoder(part_in, int(math.log2(part // part_in.shape[1])), channels, block.d_width,
-                  "part")],
+        [_decoder(small_in, conv, whole_steps, channels, block.d_width, "whole"),
+         _decoder(part_in, conv, part_steps, channels, block.d_width, "part")],
         name="decoders")
     return FastGan(generator, discriminator, decoders)
 

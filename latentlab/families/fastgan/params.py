@@ -18,6 +18,7 @@ class FastGanBlock(Block):
     d_width: Units = 32         # D's first layer; doubling per halving (to <= 8×)
     # DiffAugment on real and fake alike, for D and for G's step through D (FastGAN's policy)
     diffaugment: list[Literal["color", "translation", "cutout"]] = ["color", "translation"]
+    spectral_norm: bool = False  # every conv of G, D and the decoders (the paper's)
     reconstruction_weight: Annotated[float, Field(ge=0.0)] = 1.0  # D's self-supervised decoders
     ema: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.999  # decay of the G weights that sample
     images_seen: ImagesSeen = 162_000
