@@ -21,8 +21,7 @@ from pathlib import Path
 
 from benchmarks import Results, command_line
 from latentlab.families import FAMILIES
-from latentlab.families.diffusion.params import DiffusionBlock
-from latentlab.params import load_params, read_yaml
+from latentlab.params import load_params, with_settings
 
 
 def images_per_second(params, prepared: Path) -> float:
@@ -60,12 +59,8 @@ def main() -> None:
     from stages import train
 
     params = load_params()
-    overrides = {}
-    for item in args.overrides:
-        key, _, text = item.partition("=")
-        overrides[key] = read_yaml(text, f"-S {item}")
-    block = DiffusionBlock.model_validate({**params.train_diffusion.model_dump(), **overrides})
-    params = params.model_copy(update={"train_diffusion": block})
+    params = with_settings(params, args.overrides, "-S", block="train_diffusion")
+    block = params.train_diffusion
     if args.samples:
         quick = {"samples": args.samples,
                  "kid_subset_size": min(params.evaluate.kid_subset_size, args.samples)}

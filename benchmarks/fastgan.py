@@ -4,6 +4,9 @@ from `dvc repro` with the small64 profile).
 
     uv run python -m benchmarks.fastgan --project /data/sprites_run --name sprites --seconds 300
 
+``--set KEY=VALUE`` changes a param for every contender
+(``--set train_fastgan.spectral_norm=true``).
+
 Each contender's throughput is measured first, alone, on this machine (images/s of a second and
 third epoch after a first that compiles): run that part with nothing else running. The
 trainings then get ``seconds × rate`` images each, in epochs of one pass over the split (run by
@@ -78,6 +81,12 @@ def anchors(params) -> dict:
                          params.base.seed)
 
 
+def ladder(base: dict) -> dict:
+    """The ladder's rungs, as results keep them: name → [FD, its sampling spread]."""
+    return {k: [round(v["frechet_distance"], 3), round(v["fd_spread"], 3)]
+            for k, v in base["anchors"]["ladder"].items()}
+
+
 def judge(name: str, family: str, params, models: Path, base: dict, out: Path) -> dict:
     """Score the generator in ``models/<family>`` in the project's judge against ``base``'s
     ladder, as `score@` does, and save its sample grid and nearest-train-image grid under
@@ -110,6 +119,7 @@ def main() -> None:
     parser.add_argument("--rates", default="", help="name=images/s,... measured before (skips "
                         "measuring them)")
     parser.add_argument("--only", nargs="*", default=None, help="these contenders only")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     args.name = args.name or args.project.resolve().name
     results = Results(args, "fastgan", resume=True)
@@ -117,9 +127,9 @@ def main() -> None:
     import os
     os.chdir(args.project)
     from latentlab.data.prepared import load_split
-    from latentlab.params import load_params
+    from latentlab.params import load_params, with_settings
 
-    params = load_params("params.yaml")
+    params = with_settings(load_params("params.yaml"), args.set)
     train_images = len(load_split(PREPARED, "train")[0])
     base = anchors(params)
     out = results.path.with_suffix("")
@@ -152,11 +162,10 @@ def main() -> None:
                          **scores}
         print(name, json.dumps(results[name]), flush=True)
         results.save()
-    results["anchors"] = {k: [round(v["frechet_distance"], 3), round(v["fd_spread"], 3)]
-                          for k, v in base["anchors"]["ladder"].items()}
+    results["anchors"] = ladder(base)
     results["params"] = {"train_gan": params.train_gan.model_dump(),
                          "train_fastgan": params.train_fastgan.model_dump(),
-                         "seconds": args.seconds}
+                         "seconds": args.seconds, "settings": args.set}
     results.save()
     print(yaml.safe_dump({k: v for k, v in results.items() if k != "params"}))
 

@@ -42,23 +42,12 @@ import time
 from pathlib import Path
 
 from benchmarks import ROOT, Results, command_line, pack_for_device, unpack_on_device
-from benchmarks.fastgan import anchors, contenders, judge, rate, train, with_images
+from benchmarks.fastgan import anchors, contenders, judge, ladder, rate, train, with_images
 
 
 def pack(project: Path, to: Path) -> None:
     pack_for_device(project / "data/prepared", to)
     shutil.copy(project / "params.yaml", to / "params.yaml")
-
-
-def with_settings(params, settings: list[str]):
-    """``params`` with each ``KEY=VALUE`` of ``settings`` set (VALUE read as YAML), validated."""
-    from latentlab.params import parse_params, read_yaml, set_dotted
-
-    overrides = {}
-    for setting in settings:
-        key, _, value = setting.partition("=")
-        overrides[key] = read_yaml(value, f"--set {setting}")
-    return parse_params(set_dotted(params.model_dump(mode="json"), overrides), "--set")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -67,7 +56,7 @@ def run(args: argparse.Namespace) -> None:
     import keras
 
     from latentlab.data.prepared import load_split
-    from latentlab.params import load_params
+    from latentlab.params import load_params, with_settings
     from latentlab.stage_runner import use_jax_compile_cache
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
@@ -123,7 +112,7 @@ def judge_returned(args: argparse.Namespace) -> None:
     returned = json.loads(next(args.returned.glob("fastgan_device*.json")).read_text())
     tars = {p.stem: p for p in args.returned.rglob("*.tar")}
     os.chdir(args.project)
-    from latentlab.params import load_params
+    from latentlab.params import load_params, with_settings
 
     params = with_settings(load_params("params.yaml"), returned.get("settings", []))
     results = Results(args, "fastgan_device", resume=True)
@@ -143,8 +132,7 @@ def judge_returned(args: argparse.Namespace) -> None:
             entry.update(judge(name, family, p, models, base, out))
         print(name, json.dumps(entry), flush=True)
         results.save()
-    results["anchors"] = {k: [round(v["frechet_distance"], 3), round(v["fd_spread"], 3)]
-                          for k, v in base["anchors"]["ladder"].items()}
+    results["anchors"] = ladder(base)
     results.save()
 
 

@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from benchmarks import ROOT, Results, accuracy_summary, command_line
 
@@ -47,7 +46,7 @@ def main() -> None:
     import keras
 
     from latentlab.data.prepared import as_float
-    from latentlab.params import load_params
+    from latentlab.params import load_params, with_settings
     from latentlab.seeding import seed_everything
     from latentlab.training.graph import codings_and_probabilities, poisson_regression
     from latentlab.training.label_efficiency import (
@@ -67,9 +66,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--encoder", type=Path, default=ROOT / "models/pretrain/encoder.keras")
     args = parser.parse_args()
-    params = load_params()
-    overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
-    block = params.finetune.model_copy(update={**overrides, "seeds": args.seeds,
+    params = with_settings(load_params(), args.set, block="finetune")
+    block = params.finetune.model_copy(update={"seeds": args.seeds,
                                                "labels_per_class": args.labels_per_class})
     data = load_data(ROOT / "data/prepared")
     n_classes = data.n_classes

@@ -410,6 +410,30 @@ def set_dotted(params, overrides: dict):
     return params
 
 
+def key_value(item: str, flag: str, value: str = "VALUE") -> tuple[str, str]:
+    """``KEY=VALUE`` of one command-line override, split; a clear error without ``=``."""
+    key, equals, text = item.partition("=")
+    if not equals or not key.strip():
+        raise UserError(f"{flag} {item}: write KEY={value}, e.g. {flag} train_gan.replay=true")
+    return key.strip(), text
+
+
+def parse_value(text: str, key: str) -> object:
+    """One `-S key=value` value, as DVC parses it (YAML 1.2)."""
+    return read_yaml(text, f"-S {key}={text}")
+
+
+def with_settings(params: Params, items: list[str], flag: str = "--set",
+                  block: str = "") -> Params:
+    """``params`` with each command-line ``KEY=VALUE`` of ``items`` set as `dvc exp run -S`
+    sets it (``block.`` before each key, if given), validated: a bad one fails here."""
+    prefix = f"{block}." if block else ""
+    overrides = {f"{prefix}{key}": parse_value(text, key)
+                 for key, text in (key_value(item, flag) for item in items)}
+    return parse_params(set_dotted(params.model_dump(mode="json"), overrides),
+                        origin=f"params with {flag} {' '.join(items)}")
+
+
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
     """Read and validate ``params.yaml``."""
     path = Path(path)

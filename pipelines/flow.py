@@ -52,7 +52,13 @@ from prefect.tasks import exponential_backoff  # noqa: E402
 from prefect_dask import DaskTaskRunner  # noqa: E402
 
 from latentlab.errors import UserError  # noqa: E402
-from latentlab.params import parse_params, read_yaml, set_dotted  # noqa: E402
+from latentlab.params import (  # noqa: E402
+    key_value,
+    parse_params,
+    parse_value,
+    read_yaml,
+    set_dotted,
+)
 from latentlab.stage_runner import EXIT_USER_ERROR  # noqa: E402
 from latentlab.tracking import close_parent, open_parent  # noqa: E402
 
@@ -216,19 +222,6 @@ def apply_overrides(project: Path, overrides: dict[str, Any]) -> None:
     params = set_dotted(document.load(path.read_text()), overrides)
     with open(path, "w") as f:
         document.dump(params, f)
-
-
-def key_value(item: str, flag: str, value: str) -> tuple[str, str]:
-    """``KEY=VALUE`` of one command-line override, split; a clear error without ``=``."""
-    key, equals, text = item.partition("=")
-    if not equals or not key.strip():
-        raise UserError(f"{flag} {item}: write KEY={value}, e.g. {flag} train_gan.replay=true")
-    return key.strip(), text
-
-
-def parse_value(text: str, key: str) -> Any:
-    """One `-S key=value` value, as DVC parses it (YAML 1.2)."""
-    return read_yaml(text, f"-S {key}={text}")
 
 
 @flow(name="latentlab-pipeline", log_prints=True, task_runner=task_runner())

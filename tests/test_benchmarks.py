@@ -105,9 +105,9 @@ only_packages({*sys.argv[1].split(","), "latentlab", "stages", "benchmarks", "te
 import json
 from pathlib import Path
 from benchmarks import diffusion_device, gan_device, label_device  # noqa: F401
+from benchmarks import fastgan_device  # noqa: F401
 from benchmarks.fastgan import train, with_images
-from benchmarks.fastgan_device import with_settings
-from latentlab.params import load_params
+from latentlab.params import load_params, with_settings
 import latentlab.training.label_efficiency, stages.pretrain  # noqa: E401, F401
 params = with_settings(load_params("params.yaml"), [
     "train_fastgan.width=4", "train_fastgan.d_width=8", "train_fastgan.batch_size=8",

@@ -12,7 +12,7 @@ import yaml
 
 from latentlab.data.splits import labeled_subset
 from latentlab.errors import UserError
-from latentlab.params import Params, load_params, parse_params
+from latentlab.params import Params, load_params, parse_params, parse_value, with_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,7 +106,7 @@ def test_a_block_written_twice_is_an_error_not_a_merge(tmp_path):
 
 
 def test_flow_overrides_are_parsed_and_written_as_dvc_does(tmp_path):
-    from pipelines.flow import apply_overrides, parse_value
+    from pipelines.flow import apply_overrides
 
     assert parse_value("1e-05", "train_vae.learning_rate") == 1e-05
     assert parse_value("true", "train_gan.replay") is True
@@ -115,6 +115,21 @@ def test_flow_overrides_are_parsed_and_written_as_dvc_does(tmp_path):
     text = (tmp_path / "params.yaml").read_text()
     assert "# Géron's notebook" in text  # comments kept, as `dvc exp run -S` keeps them
     assert load_params(tmp_path / "params.yaml").train_vae.learning_rate == 1e-05
+
+
+def test_command_line_settings_are_set_as_dvc_sets_them_and_validated():
+    params = load_params(ROOT / "params.yaml")
+    changed = with_settings(params, ["train_fastgan.spectral_norm=true",
+                                     "train_vae.learning_rate=1e-05"])
+    assert changed.train_fastgan.spectral_norm is True
+    assert changed.train_vae.learning_rate == 1e-05  # YAML 1.2: a float, not a string
+    assert changed.train_gan == params.train_gan
+    assert with_settings(params, ["augment=shift_flip"], block="finetune").finetune.augment == (
+        "shift_flip")
+    with pytest.raises(UserError, match=r"--set train_gan.replay: write KEY=VALUE"):
+        with_settings(params, ["train_gan.replay"])
+    with pytest.raises(UserError, match=r"-S .*train_fastgan.spectral_norm.*"):
+        with_settings(params, ["train_fastgan.spectral_norm=[1]"], "-S")
 
 
 def test_more_labels_per_class_than_exist_is_rejected():
@@ -146,7 +161,7 @@ def test_a_profile_prints_dvc_flags_that_parse_back_to_valid_params(tmp_path, mo
     import shlex
 
     from latentlab import cli
-    from pipelines.flow import parse_value, with_overrides
+    from pipelines.flow import with_overrides
 
     monkeypatch.chdir(ROOT)
     line = subprocess.run([str(Path(sys.executable).parent / "latentlab"), "profile", "flowers64"],
