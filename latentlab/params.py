@@ -418,9 +418,16 @@ def key_value(item: str, flag: str, value: str = "VALUE") -> tuple[str, str]:
     return key.strip(), text
 
 
-def parse_value(text: str, key: str) -> object:
+def parse_value(text: str, key: str, flag: str = "-S") -> object:
     """One `-S key=value` value, as DVC parses it (YAML 1.2)."""
-    return read_yaml(text, f"-S {key}={text}")
+    return read_yaml(text, f"{flag} {key}={text}")
+
+
+def settings(items: list[str], flag: str) -> dict:
+    """Command-line ``KEY=VALUE`` items as {dotted key: value}, each value read as DVC reads
+    `-S` (YAML 1.2)."""
+    return {key: parse_value(text, key, flag)
+            for key, text in (key_value(item, flag) for item in items)}
 
 
 def with_settings(params: Params, items: list[str], flag: str = "--set",
@@ -428,8 +435,7 @@ def with_settings(params: Params, items: list[str], flag: str = "--set",
     """``params`` with each command-line ``KEY=VALUE`` of ``items`` set as `dvc exp run -S`
     sets it (``block.`` before each key, if given), validated: a bad one fails here."""
     prefix = f"{block}." if block else ""
-    overrides = {f"{prefix}{key}": parse_value(text, key)
-                 for key, text in (key_value(item, flag) for item in items)}
+    overrides = {f"{prefix}{key}": value for key, value in settings(items, flag).items()}
     return parse_params(set_dotted(params.model_dump(mode="json"), overrides),
                         origin=f"params with {flag} {' '.join(items)}")
 

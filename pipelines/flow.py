@@ -58,6 +58,7 @@ from latentlab.params import (  # noqa: E402
     parse_value,
     read_yaml,
     set_dotted,
+    settings,
 )
 from latentlab.stage_runner import EXIT_USER_ERROR  # noqa: E402
 from latentlab.tracking import close_parent, open_parent  # noqa: E402
@@ -406,8 +407,7 @@ def main() -> None:
             if points is not None and args.targets:
                 raise UserError(f"profile {args.profile!r} is a sweep: it runs whole "
                                 "experiments; name no stages with it")
-        overrides = {**profile, **{k: parse_value(v, k) for k, v in
-                                   (key_value(item, "-S", "VALUE") for item in args.set)}}
+        overrides = {**profile, **settings(args.set, "-S")}
         if args.sweep:
             grid = {}
             for key, values in (key_value(item, "--sweep", "V1,V2") for item in args.sweep):

@@ -130,6 +130,8 @@ def test_command_line_settings_are_set_as_dvc_sets_them_and_validated():
         with_settings(params, ["train_gan.replay"])
     with pytest.raises(UserError, match=r"-S .*train_fastgan.spectral_norm.*"):
         with_settings(params, ["train_fastgan.spectral_norm=[1]"], "-S")
+    with pytest.raises(UserError, match=r"^--set train_fastgan.width=\[1: not valid YAML"):
+        with_settings(params, ["train_fastgan.width=[1"])  # the flag it came with is named
 
 
 def test_more_labels_per_class_than_exist_is_rejected():
