@@ -163,6 +163,53 @@ def test_the_curve_gives_the_same_rows_and_classifier_on_one_process_and_on_two(
         np.testing.assert_array_equal(one, two)
 
 
+def _compiled_on_its_own(encoder_path, block, n_classes, x, y, pretrained: bool):
+    """The recipe `train_pretrained` / `train_scratch` follow, each fit compiling the classifier
+    itself (a new train function each time)."""
+    from latentlab.models.classifier import build_classifier, fresh_copy
+
+    encoder = keras.models.load_model(encoder_path)
+    encoder = encoder if pretrained else fresh_copy(encoder)
+    model = build_classifier(encoder, n_classes, block.head_units, block.augment,
+                             block.augment_shift)
+    repeats = -(-block.min_epoch_images // len(x))
+    x, y = np.concatenate([x] * repeats), np.concatenate([y] * repeats)
+    for epochs, lr, frozen in ((block.head_epochs, block.learning_rate, pretrained),
+                               (block.finetune_epochs,
+                                block.learning_rate * block.finetune_lr_factor, False)):
+        encoder.trainable = not frozen
+        model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=epochs, batch_size=block.batch_size, verbose=0)
+    return model
+
+
+def test_a_classifier_trained_on_the_processes_compiled_copy_is_the_one_compiled_on_its_own(
+        trained, digits_prepared):
+    from latentlab.seeding import seed_everything
+    from latentlab.training.label_efficiency import _COMPILED, train_scratch
+
+    root, params, _ = trained
+    # random shifts and flips: the copy's random layers are seeded as the classifier's own
+    block = params.finetune.model_copy(update={"head_epochs": 1, "finetune_epochs": 1,
+                                               "augment": "shift_flip"})
+    encoder = root / "models/pretrain/encoder.keras"
+    data = load_data(digits_prepared)
+    plan = subsets(block, data.train_y, params.base.seed)
+    _COMPILED.clear()
+    for train, pretrained in ((train_pretrained, True), (train_scratch, False)):
+        for (k, s) in [(5, 1), (2, 0)]:  # the second reuses the first's compiled copy
+            x, y = as_float(data.train_x[plan[(k, s)]]), data.train_y[plan[(k, s)]]
+            seed_everything(s)
+            weights = [w.copy() for w in train(encoder, block, data.n_classes, x, y).get_weights()]
+            seed_everything(s)
+            alone = _compiled_on_its_own(encoder, block, data.n_classes, x, y, pretrained)
+            assert len(weights) == len(alone.get_weights())
+            for a, b in zip(weights, alone.get_weights()):
+                np.testing.assert_array_equal(a, b)
+    if keras.backend.backend() == "tensorflow":  # pretrained: its head, then the whole network
+        assert len(_COMPILED) == 3  # and scratch: the whole network
+
+
 def test_the_curves_processes_one_per_core_or_as_many_as_set(monkeypatch):
     monkeypatch.delenv("LATENTLAB_PROCESSES")
     assert workers(1) == 1 and workers(100) == len(os.sched_getaffinity(0))
